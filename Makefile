@@ -1,0 +1,27 @@
+# The README's two commands are `make run` and `make test`; both install what they need.
+CARGO ?= cargo
+
+.PHONY: run test deps lint fmt schema
+
+## Run Hookboard (its own PostgreSQL under ./.hookboard unless DATABASE_URL is set).
+run: deps
+	$(CARGO) run --release --locked -- serve
+
+## Run every test against a real PostgreSQL started for the run.
+test: deps
+	$(CARGO) test --all-targets --locked
+
+## Install the Debian packages Hookboard needs (PostgreSQL server, libpq).
+deps:
+	@.ci/install-deps
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Regenerate src/schema.rs from the migrations (needs diesel_cli and DATABASE_URL).
+schema:
+	diesel migration run && diesel print-schema > src/schema.rs

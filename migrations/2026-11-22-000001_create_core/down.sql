@@ -1,0 +1,11 @@
+DROP TABLE audit_log;
+DROP TABLE api_keys;
+DROP TABLE delivery_attempts;
+DROP TABLE deliveries;
+DROP TABLE events;
+DROP TABLE webhooks;
+DROP TABLE event_types;
+DROP TABLE connections;
+DROP TABLE sessions;
+DROP TABLE users;
+DROP TABLE tenants;

@@ -1,0 +1,150 @@
+//! `hookboard serve`: bind, open the database, migrate, seed the demo, serve until a signal.
+
+use std::fs;
+use std::io::Write;
+use std::net::TcpListener;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+
+use crate::auth::password;
+use crate::clock::SystemClock;
+use crate::db::{self, Database};
+use crate::metrics::Metrics;
+use crate::models::audit::{Actor, AuditEntry};
+use crate::models::random_hex;
+use crate::models::tenant::{Plan, Tenant};
+use crate::models::user::{NewUser, Role, User};
+use crate::settings::Settings;
+use crate::startup::{AppState, build_server};
+
+pub const DEMO_OWNER_EMAIL: &str = "owner@demo.hookboard.test";
+
+pub fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Bind first: a port in use fails before anything is started or written.
+    let listener = bind(&settings)?;
+    let database = Database::open(&settings)?;
+    let pool = db::connect(&database.url, settings.db_pool_size)?;
+    {
+        let mut conn = pool.get()?;
+        db::run_migrations(&mut conn)?;
+        if database.is_embedded() {
+            seed_demo(&mut conn)?;
+        }
+    }
+    let secret_key = resolve_secret_key(&settings)?;
+    let address = listener.local_addr()?;
+    let state = AppState {
+        pool,
+        settings,
+        clock: Arc::new(SystemClock),
+        metrics: Arc::new(Metrics::default()),
+        secret_key,
+    };
+    tracing::info!(%address, "Hookboard is listening");
+    println!("Hookboard is running at http://{address}/ (Ctrl-C stops it)");
+    actix_web::rt::System::new().block_on(async move {
+        let server = build_server(state, listener)?;
+        server.await.context("the web server failed")
+    })?;
+    tracing::info!("web server stopped");
+    if let Some(server) = database.embedded {
+        if server.started_here() {
+            tracing::info!("stopping the embedded PostgreSQL");
+        }
+        server.stop();
+    }
+    Ok(())
+}
+
+fn bind(settings: &Settings) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(settings.bind).map_err(|err| match err.kind() {
+        std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+            "{} is already in use by another program; stop it, or set HOOKBOARD_BIND to another \
+             address (e.g. HOOKBOARD_BIND=127.0.0.1:8081)",
+            settings.bind
+        ),
+        _ => anyhow::Error::new(err).context(format!("cannot listen on HOOKBOARD_BIND={}", settings.bind)),
+    })
+}
+
+/// `HOOKBOARD_SECRET_KEY`, or the key generated once and kept in the data directory.
+pub fn resolve_secret_key(settings: &Settings) -> anyhow::Result<[u8; 32]> {
+    if let Some(key) = settings.secret_key {
+        return Ok(key);
+    }
+    fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
+    let path = settings.data_dir.join("secret_key");
+    if !path.exists() {
+        write_new_key(&path)?;
+        tracing::warn!(path = %path.display(), "HOOKBOARD_SECRET_KEY is not set; generated one and kept it in the data directory");
+    }
+    let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = hex::decode(text.trim())
+        .ok()
+        .filter(|b| b.len() == 32)
+        .with_context(|| {
+            format!(
+                "{} does not hold 64 hex characters; remove it or set HOOKBOARD_SECRET_KEY",
+                path.display()
+            )
+        })?;
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&bytes);
+    Ok(key)
+}
+
+fn write_new_key(path: &Path) -> anyhow::Result<()> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    writeln!(file, "{}", random_hex(32))?;
+    Ok(())
+}
+
+/// On the first start with an empty embedded database: a demo tenant on the Scale plan and
+/// its owner, whose login is printed once.
+fn seed_demo(conn: &mut diesel::PgConnection) -> anyhow::Result<()> {
+    if Tenant::count(conn)? > 0 {
+        return Ok(());
+    }
+    let demo_password = format!("demo-{}", random_hex(8));
+    let hash = password::hash(&demo_password)?;
+    let tenant = Tenant::create(conn, "Demo Travel Co", Plan::Scale)?;
+    if User::find_by_email(conn, DEMO_OWNER_EMAIL)?.is_some() {
+        bail!("the demo owner {DEMO_OWNER_EMAIL} exists without a tenant");
+    }
+    User::create(
+        conn,
+        NewUser {
+            tenant_id: Some(tenant.id),
+            email: DEMO_OWNER_EMAIL,
+            role: Role::Owner,
+            password_hash: &hash,
+        },
+    )?;
+    AuditEntry::record(
+        conn,
+        Some(tenant.id),
+        &Actor::system(),
+        "tenant.created",
+        ("tenant", Some(&tenant.slug)),
+        serde_json::json!({"demo": true}),
+    )?;
+    println!();
+    println!(
+        "  Created the demo tenant \"{}\" on the Scale plan. Log in with:",
+        tenant.name
+    );
+    println!("    email:    {DEMO_OWNER_EMAIL}");
+    println!("    password: {demo_password}");
+    println!("  (shown only this once)");
+    println!();
+    Ok(())
+}

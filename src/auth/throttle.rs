@@ -1,0 +1,123 @@
+//! Login throttling per account: after 5 failures within 15 minutes, each further failure
+//! locks the account for a doubling delay (1, 2, 4, 8 minutes), capped at 15 minutes. The
+//! count is forgotten 15 minutes after the first failure, or after the last lock ended.
+//! Pure functions of `now`, so tests need no sleeping.
+
+use chrono::{DateTime, Duration, Utc};
+
+pub const FREE_FAILURES: i32 = 5;
+pub const WINDOW: Duration = Duration::minutes(15);
+pub const FIRST_LOCK: Duration = Duration::minutes(1);
+pub const MAX_LOCK: Duration = Duration::minutes(15);
+
+/// An account's failure record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record {
+    pub failures: i32,
+    pub first_failed_at: Option<DateTime<Utc>>,
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+impl Record {
+    pub fn is_locked(&self, now: DateTime<Utc>) -> bool {
+        self.locked_until.is_some_and(|until| until > now)
+    }
+
+    /// The record after one more failure at `now`.
+    pub fn after_failure(self, now: DateTime<Utc>) -> Record {
+        let window_open = self.first_failed_at.is_some_and(|first| now - first < WINDOW);
+        // Once locked, the count lives on until a whole window passes after the lock ends,
+        // so waiting out each lock does not reset the doubling.
+        let escalating = self.locked_until.is_some_and(|until| now - until < WINDOW);
+        let (failures, first_failed_at) = if window_open || escalating {
+            (self.failures + 1, self.first_failed_at)
+        } else {
+            (1, Some(now))
+        };
+        let locked_until = (failures >= FREE_FAILURES).then(|| {
+            let doublings = (failures - FREE_FAILURES).min(10) as u32;
+            let delay = (FIRST_LOCK * 2i32.pow(doublings)).min(MAX_LOCK);
+            now + delay
+        });
+        Record {
+            failures,
+            first_failed_at,
+            locked_until: locked_until.or(self.locked_until),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(minutes: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap() + Duration::minutes(minutes)
+    }
+
+    #[test]
+    fn four_failures_do_not_lock() {
+        let mut record = Record {
+            failures: 0,
+            first_failed_at: None,
+            locked_until: None,
+        };
+        for _ in 0..4 {
+            record = record.after_failure(at(0));
+        }
+        assert!(!record.is_locked(at(0)));
+    }
+
+    #[test]
+    fn the_fifth_failure_locks_and_further_ones_double_up_to_fifteen_minutes() {
+        let mut record = Record {
+            failures: 0,
+            first_failed_at: None,
+            locked_until: None,
+        };
+        for _ in 0..5 {
+            record = record.after_failure(at(0));
+        }
+        assert_eq!(record.locked_until, Some(at(1)));
+        let mut now = 1;
+        for expected in [2, 4, 8, 15, 15] {
+            record = record.after_failure(at(now));
+            assert_eq!(
+                record.locked_until,
+                Some(at(now + expected)),
+                "after failure at {now}"
+            );
+            now += expected;
+        }
+    }
+
+    #[test]
+    fn failures_older_than_the_window_are_forgotten() {
+        let mut record = Record {
+            failures: 0,
+            first_failed_at: None,
+            locked_until: None,
+        };
+        for _ in 0..4 {
+            record = record.after_failure(at(0));
+        }
+        record = record.after_failure(at(16));
+        assert_eq!(record.failures, 1);
+        assert!(!record.is_locked(at(16)));
+    }
+
+    #[test]
+    fn a_lock_is_forgotten_a_window_after_it_ended() {
+        let mut record = Record {
+            failures: 0,
+            first_failed_at: None,
+            locked_until: None,
+        };
+        for _ in 0..5 {
+            record = record.after_failure(at(0));
+        }
+        record = record.after_failure(at(1 + 15));
+        assert_eq!(record.failures, 1);
+        assert!(!record.is_locked(at(16)));
+    }
+}

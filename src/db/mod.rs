@@ -1,0 +1,100 @@
+//! The database: where it is (embedded or `DATABASE_URL`), the connection pool, migrations.
+
+pub mod embedded;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use diesel::PgConnection;
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::settings::Settings;
+use embedded::{EmbeddedOptions, EmbeddedPostgres};
+
+pub type DbPool = Pool<ConnectionManager<PgConnection>>;
+pub type DbConn = PooledConnection<ConnectionManager<PgConnection>>;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// The database Hookboard uses, and the embedded server behind it when there is one.
+pub struct Database {
+    pub url: String,
+    /// Kept alive for as long as the database is used; dropping it stops the server.
+    pub embedded: Option<EmbeddedPostgres>,
+}
+
+impl Database {
+    /// `DATABASE_URL` when set; otherwise the embedded server under `HOOKBOARD_DATA_DIR`.
+    pub fn open(settings: &Settings) -> anyhow::Result<Self> {
+        match &settings.database_url {
+            Some(url) => Ok(Database {
+                url: url.clone(),
+                embedded: None,
+            }),
+            None => {
+                let server = EmbeddedPostgres::start(&EmbeddedOptions {
+                    data_dir: settings.data_dir.clone(),
+                    unsafe_fast: false,
+                })?;
+                Ok(Database {
+                    url: server.url("hookboard"),
+                    embedded: Some(server),
+                })
+            }
+        }
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        self.embedded.is_some()
+    }
+}
+
+/// Builds the pool and checks that the database answers, with a message that names the
+/// setting when it does not.
+pub fn connect(url: &str, size: u32) -> anyhow::Result<DbPool> {
+    let manager = ConnectionManager::<PgConnection>::new(url);
+    Pool::builder()
+        .max_size(size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(10))
+        .build(manager)
+        .with_context(|| format!("cannot connect to the database at {}", redact_url(url)))
+}
+
+/// Runs the migrations that have not run yet.
+pub fn run_migrations(conn: &mut PgConnection) -> anyhow::Result<()> {
+    let applied = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map_err(|err| anyhow::anyhow!("database migration failed: {err}"))?;
+    for version in applied {
+        tracing::info!(%version, "applied migration");
+    }
+    Ok(())
+}
+
+/// The URL with its password replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            super::redact_url("postgres://app:s3cret@db.example:5432/hookboard"),
+            "postgres://app:***@db.example:5432/hookboard"
+        );
+        assert_eq!(super::redact_url("postgres://app@db/hb"), "postgres://app@db/hb");
+    }
+}

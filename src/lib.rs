@@ -1,0 +1,18 @@
+//! Hookboard: the webhook module of a travel-booking platform. A multi-tenant,
+//! server-rendered dashboard to configure outgoing webhooks, and the engine that delivers
+//! the platform's events to them.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod db;
+pub mod error;
+pub mod metrics;
+pub mod models;
+pub mod routes;
+pub mod schema;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;
+pub mod validation;

@@ -1,0 +1,181 @@
+//! Users: tenant staff (owner, admin, viewer) and platform operators (no tenant).
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::schema::users;
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    Admin,
+    Viewer,
+    Operator,
+}
+
+impl Role {
+    pub const TENANT_ROLES: [Role; 3] = [Role::Owner, Role::Admin, Role::Viewer];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+        }
+    }
+
+    /// Owners and admins change things; viewers only look (and export).
+    pub fn can_edit(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "owner" => Ok(Role::Owner),
+            "admin" => Ok(Role::Admin),
+            "viewer" => Ok(Role::Viewer),
+            "operator" => Ok(Role::Operator),
+            other => Err(format!("unknown role `{other}` (use owner, admin or viewer)")),
+        }
+    }
+}
+
+impl TryFrom<String> for Role {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Role> for String {
+    fn from(role: Role) -> String {
+        role.as_str().to_owned()
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+pub struct User {
+    pub id: i64,
+    pub tenant_id: Option<i64>,
+    pub email: String,
+    #[diesel(deserialize_as = String)]
+    pub role: Role,
+    pub password_hash: String,
+    pub disabled: bool,
+    pub failed_logins: i32,
+    pub first_failed_at: Option<DateTime<Utc>>,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub password_changed_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    pub tenant_id: Option<i64>,
+    pub email: &'a str,
+    #[diesel(serialize_as = String)]
+    pub role: Role,
+    pub password_hash: &'a str,
+}
+
+impl User {
+    pub fn create(conn: &mut PgConnection, new: NewUser<'_>) -> QueryResult<User> {
+        diesel::insert_into(users::table)
+            .values(new)
+            .returning(User::as_returning())
+            .get_result(conn)
+    }
+
+    /// Emails are unique and compared without regard to case.
+    pub fn find_by_email(conn: &mut PgConnection, email: &str) -> QueryResult<Option<User>> {
+        users::table
+            .filter(lower(users::email).eq(email.to_lowercase()))
+            .select(User::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn find(conn: &mut PgConnection, id: i64) -> QueryResult<User> {
+        users::table.find(id).select(User::as_select()).first(conn)
+    }
+
+    pub fn list_for_tenant(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<Vec<User>> {
+        users::table
+            .filter(users::tenant_id.eq(tenant_id))
+            .order(users::email.asc())
+            .select(User::as_select())
+            .load(conn)
+    }
+
+    pub fn list_all(conn: &mut PgConnection) -> QueryResult<Vec<User>> {
+        users::table
+            .order(users::email.asc())
+            .select(User::as_select())
+            .load(conn)
+    }
+
+    pub fn set_password(conn: &mut PgConnection, id: i64, password_hash: &str) -> QueryResult<usize> {
+        diesel::update(users::table.find(id))
+            .set((
+                users::password_hash.eq(password_hash),
+                users::password_changed_at.eq(diesel::dsl::now),
+                users::failed_logins.eq(0),
+                users::locked_until.eq(None::<DateTime<Utc>>),
+                users::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)
+    }
+
+    pub fn set_disabled(conn: &mut PgConnection, id: i64, disabled: bool) -> QueryResult<usize> {
+        diesel::update(users::table.find(id))
+            .set((
+                users::disabled.eq(disabled),
+                users::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)
+    }
+}
+
+impl User {
+    pub fn throttle_record(&self) -> crate::auth::throttle::Record {
+        crate::auth::throttle::Record {
+            failures: self.failed_logins,
+            first_failed_at: self.first_failed_at,
+            locked_until: self.locked_until,
+        }
+    }
+
+    pub fn save_throttle_record(
+        conn: &mut PgConnection,
+        id: i64,
+        record: crate::auth::throttle::Record,
+    ) -> QueryResult<usize> {
+        diesel::update(users::table.find(id))
+            .set((
+                users::failed_logins.eq(record.failures),
+                users::first_failed_at.eq(record.first_failed_at),
+                users::locked_until.eq(record.locked_until),
+            ))
+            .execute(conn)
+    }
+}

@@ -1,0 +1,166 @@
+//! The web layer: one module per resource, all registered in [`configure`].
+
+pub mod admin;
+pub mod assets;
+pub mod audit;
+pub mod dashboard;
+pub mod health;
+pub mod login;
+pub mod profile;
+pub mod tools;
+pub mod views;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
+use actix_web::http::{StatusCode, header};
+use actix_web::middleware::Next;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+use crate::error::{ErrorMessage, error_page};
+use crate::startup::AppState;
+use views::Toast;
+
+/// Who may use a route. The route table below is the single source of truth: it both
+/// registers the routes and lets the tests walk every route with every role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, logged in or not.
+    Public,
+    /// Any logged-in user.
+    User,
+    /// Tenant staff of any role (viewers included); operators are refused.
+    Tenant,
+    /// Tenant owners and admins.
+    Editor,
+    /// Platform operators only; everyone else gets 404.
+    Operator,
+}
+
+/// One row of the route table.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+macro_rules! route_table {
+    ($( $access:ident $method:ident $path:literal => $handler:path ),* $(,)?) => {
+        /// Every route of Hookboard, with who may use it.
+        pub const ROUTES: &[Route] = &[
+            $( Route { method: stringify!($method), path: $path, access: Access::$access } ),*
+        ];
+
+        /// Registers every route of [`ROUTES`].
+        pub fn configure(cfg: &mut web::ServiceConfig) {
+            $( cfg.route($path, web::$method().to($handler)); )*
+            cfg.default_service(web::to(not_found));
+        }
+    };
+}
+
+route_table! {
+    Public   get  "/healthz" => health::healthz,
+    Public   get  "/metrics" => health::metrics,
+    Public   get  "/static/{path:.*}" => assets::asset,
+    Public   get  "/login" => login::show,
+    Public   post "/login" => login::submit,
+    User     post "/logout" => login::logout,
+    User     get  "/" => dashboard::show,
+    User     get  "/profile" => profile::show,
+    User     post "/profile/password" => profile::change_password,
+    Tenant   get  "/apps/tools" => tools::show,
+    Editor   post "/apps/tools/webhooks" => tools::toggle_webhooks,
+    Tenant   get  "/audit" => audit::show,
+    Operator get  "/admin/tenants" => admin::tenants,
+    Operator post "/admin/tenants" => admin::create_tenant,
+    Operator get  "/admin/tenants/{id}" => admin::tenant,
+    Operator post "/admin/tenants/{id}" => admin::update_tenant,
+    Operator get  "/admin/users" => admin::users,
+    Operator post "/admin/users" => admin::create_user,
+    Operator post "/admin/users/{id}/disabled" => admin::set_user_disabled,
+    Operator post "/admin/users/{id}/password" => admin::reset_password,
+}
+
+async fn not_found() -> HttpResponse {
+    error_page(StatusCode::NOT_FOUND, "The page you asked for does not exist.")
+}
+
+/// A 303 redirect (after a form post).
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+/// Whether a request comes from htmx (and so wants a fragment, not a page).
+pub fn is_htmx(req: &HttpRequest) -> bool {
+    req.headers().contains_key("HX-Request")
+}
+
+/// On htmx requests, errors become a toast in `#toasts` instead of a broken swap, and
+/// "log in first" becomes a full redirect to the login page.
+pub async fn htmx_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let htmx = req.headers().contains_key("HX-Request");
+    let res = next.call(req).await?.map_into_boxed_body();
+    if !htmx {
+        return Ok(res);
+    }
+    if res.status() == StatusCode::SEE_OTHER
+        && res.headers().get(header::LOCATION).is_some_and(|l| l == "/login")
+    {
+        let (req, _) = res.into_parts();
+        let response = HttpResponse::Ok()
+            .insert_header(("HX-Redirect", "/login"))
+            .finish();
+        return Ok(ServiceResponse::new(req, response));
+    }
+    let Some(message) = res.response().extensions().get::<ErrorMessage>().cloned() else {
+        return Ok(res);
+    };
+    let status = res.status();
+    let (req, _) = res.into_parts();
+    let body = Toast {
+        kind: "error",
+        message: &message.0,
+    }
+    .render()
+    .unwrap_or(message.0);
+    let mut response = HttpResponse::build(status).body(body);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(
+        header::HeaderName::from_static("hx-retarget"),
+        HeaderValue::from_static("#toasts"),
+    );
+    headers.insert(
+        header::HeaderName::from_static("hx-reswap"),
+        HeaderValue::from_static("beforeend"),
+    );
+    Ok(ServiceResponse::new(req, response))
+}
+
+/// Counts every answered request by route pattern (not the raw path, which has ids).
+pub async fn count_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let method = req.method().to_string();
+    let res = next.call(req).await?;
+    if let Some(state) = state {
+        let route = res
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".into());
+        state
+            .metrics
+            .record_request(&method, &route, res.status().as_u16());
+    }
+    Ok(res)
+}

@@ -1,0 +1,209 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    api_keys (id) {
+        id -> Int8,
+        tenant_id -> Int8,
+        name -> Text,
+        prefix -> Text,
+        key_hash -> Text,
+        enabled -> Bool,
+        last_used_at -> Nullable<Timestamptz>,
+        created_by -> Nullable<Int8>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Int8,
+        tenant_id -> Nullable<Int8>,
+        actor_user_id -> Nullable<Int8>,
+        actor -> Text,
+        action -> Text,
+        target_type -> Text,
+        target_id -> Nullable<Text>,
+        details -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    connections (id) {
+        id -> Int8,
+        tenant_id -> Int8,
+        name -> Text,
+        external_id -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    deliveries (id) {
+        id -> Int8,
+        tenant_id -> Int8,
+        webhook_id -> Int8,
+        event_id -> Text,
+        status -> Text,
+        attempt_count -> Int4,
+        next_attempt_at -> Timestamptz,
+        claimed_by -> Nullable<Text>,
+        claimed_until -> Nullable<Timestamptz>,
+        last_status_code -> Nullable<Int4>,
+        last_error -> Nullable<Text>,
+        body -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        completed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    delivery_attempts (id) {
+        id -> Int8,
+        delivery_id -> Int8,
+        tenant_id -> Int8,
+        webhook_id -> Int8,
+        attempt_number -> Int4,
+        started_at -> Timestamptz,
+        duration_ms -> Int4,
+        status_code -> Nullable<Int4>,
+        succeeded -> Bool,
+        error_class -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+        request_headers -> Jsonb,
+        response_headers -> Jsonb,
+        response_body -> Nullable<Bytea>,
+    }
+}
+
+diesel::table! {
+    event_types (code) {
+        code -> Text,
+        category -> Text,
+        label -> Text,
+        description -> Text,
+        example_payload -> Jsonb,
+        position -> Int4,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> Text,
+        tenant_id -> Int8,
+        event_type -> Text,
+        connection_id -> Nullable<Int8>,
+        language -> Nullable<Text>,
+        occurred_at -> Timestamptz,
+        idempotency_key -> Nullable<Text>,
+        body -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sessions (key_hash) {
+        key_hash -> Text,
+        user_id -> Nullable<Int8>,
+        state -> Jsonb,
+        created_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    tenants (id) {
+        id -> Int8,
+        name -> Text,
+        slug -> Text,
+        plan -> Text,
+        timezone -> Text,
+        webhooks_enabled -> Bool,
+        next_webhook_number -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Int8,
+        tenant_id -> Nullable<Int8>,
+        email -> Text,
+        role -> Text,
+        password_hash -> Text,
+        disabled -> Bool,
+        failed_logins -> Int4,
+        first_failed_at -> Nullable<Timestamptz>,
+        locked_until -> Nullable<Timestamptz>,
+        password_changed_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhooks (id) {
+        id -> Int8,
+        tenant_id -> Int8,
+        number -> Int4,
+        url -> Text,
+        description -> Text,
+        events -> Array<Nullable<Text>>,
+        connection_id -> Nullable<Int8>,
+        status -> Text,
+        disabled_reason -> Nullable<Text>,
+        disabled_at -> Nullable<Timestamptz>,
+        api_key_enabled -> Bool,
+        api_key_hash -> Text,
+        api_key_prefix -> Text,
+        secret_ciphertext -> Bytea,
+        previous_secret_ciphertext -> Nullable<Bytea>,
+        previous_secret_expires_at -> Nullable<Timestamptz>,
+        headers -> Jsonb,
+        retry_on_error -> Bool,
+        use_customer_language -> Bool,
+        capabilities -> Array<Nullable<Text>>,
+        event_count -> Int8,
+        error_count -> Int8,
+        consecutive_failures -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(api_keys -> tenants (tenant_id));
+diesel::joinable!(api_keys -> users (created_by));
+diesel::joinable!(audit_log -> tenants (tenant_id));
+diesel::joinable!(audit_log -> users (actor_user_id));
+diesel::joinable!(connections -> tenants (tenant_id));
+diesel::joinable!(deliveries -> events (event_id));
+diesel::joinable!(deliveries -> tenants (tenant_id));
+diesel::joinable!(deliveries -> webhooks (webhook_id));
+diesel::joinable!(delivery_attempts -> deliveries (delivery_id));
+diesel::joinable!(delivery_attempts -> tenants (tenant_id));
+diesel::joinable!(delivery_attempts -> webhooks (webhook_id));
+diesel::joinable!(events -> connections (connection_id));
+diesel::joinable!(events -> event_types (event_type));
+diesel::joinable!(events -> tenants (tenant_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(users -> tenants (tenant_id));
+diesel::joinable!(webhooks -> connections (connection_id));
+diesel::joinable!(webhooks -> tenants (tenant_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    api_keys,
+    audit_log,
+    connections,
+    deliveries,
+    delivery_attempts,
+    event_types,
+    events,
+    sessions,
+    tenants,
+    users,
+    webhooks,
+);

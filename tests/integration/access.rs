@@ -1,0 +1,171 @@
+//! Access rules, walked over the route table itself (`hookboard::routes::ROUTES`), so a new
+//! route is covered the moment it is registered.
+
+use hookboard::models::tenant::Plan;
+use hookboard::models::user::Role;
+use hookboard::routes::{Access, ROUTES};
+
+use crate::helpers::{Browser, TestApp};
+
+/// Fills `{id}`-style segments with `id`.
+fn concrete(path: &str, id: i64) -> String {
+    path.split('/')
+        .map(|seg| {
+            if seg == "{path:.*}" {
+                "css/hookboard.css".to_owned()
+            } else if seg.starts_with('{') {
+                id.to_string()
+            } else {
+                seg.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+async fn send(browser: &Browser, method: &str, path: &str, token: &str) -> u16 {
+    let url = format!("{}{path}", browser.base);
+    let request = match method {
+        "get" => browser.client.get(url),
+        "post" => browser.client.post(url).form(&[("csrf_token", token)]),
+        "delete" => browser.client.delete(url).header("X-CSRF-Token", token),
+        "patch" => browser.client.patch(url).header("X-CSRF-Token", token),
+        "put" => browser.client.put(url).header("X-CSRF-Token", token),
+        other => panic!("unknown method {other}"),
+    };
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[actix_web::test]
+async fn every_route_refuses_roles_that_may_not_use_it_and_never_fails() {
+    let app = TestApp::spawn().await;
+    let ours = app.create_tenant("Alpine Tours", Plan::Scale).await;
+    let theirs = app.create_tenant("Other Travel", Plan::Scale).await;
+    app.create_user(Some(&ours), "owner@alpine.example", Role::Owner)
+        .await;
+    app.create_user(Some(&ours), "viewer@alpine.example", Role::Viewer)
+        .await;
+    let their_owner = app
+        .create_user(Some(&theirs), "owner@other.example", Role::Owner)
+        .await;
+    app.create_user(None, "ops@platform.example", Role::Operator)
+        .await;
+
+    let anonymous = Browser::new(&app);
+    let owner = app.logged_in("owner@alpine.example").await;
+    let viewer = app.logged_in("viewer@alpine.example").await;
+    let operator = app.logged_in("ops@platform.example").await;
+    let anon_token = anonymous.csrf_token("/login").await;
+    let owner_token = owner.csrf_token("/").await;
+    let viewer_token = viewer.csrf_token("/").await;
+    let operator_token = operator.csrf_token("/").await;
+
+    // Ids that belong to the other tenant (and, for admin routes, a real row).
+    let foreign_id = their_owner.id.max(theirs.id);
+    for route in ROUTES {
+        if route.path == "/logout" {
+            continue; // Would end the session the rest of the walk needs; covered in login tests.
+        }
+        let path = concrete(route.path, foreign_id);
+        let who: [(&str, &Browser, &str, bool); 4] = [
+            (
+                "anonymous",
+                &anonymous,
+                &anon_token,
+                route.access == Access::Public,
+            ),
+            (
+                "viewer",
+                &viewer,
+                &viewer_token,
+                matches!(route.access, Access::Public | Access::User | Access::Tenant),
+            ),
+            (
+                "owner",
+                &owner,
+                &owner_token,
+                matches!(
+                    route.access,
+                    Access::Public | Access::User | Access::Tenant | Access::Editor
+                ),
+            ),
+            (
+                "operator",
+                &operator,
+                &operator_token,
+                matches!(route.access, Access::Public | Access::User | Access::Operator),
+            ),
+        ];
+        for (name, browser, token, allowed) in who {
+            let status = send(browser, route.method, &path, token).await;
+            assert!(status < 500, "{} {path} as {name}: {status}", route.method);
+            if !allowed {
+                let refused = matches!(status, 303 | 401 | 403 | 404);
+                assert!(
+                    refused,
+                    "{} {path} as {name} must be refused, got {status}",
+                    route.method
+                );
+            }
+        }
+    }
+}
+
+#[actix_web::test]
+async fn every_unsafe_route_needs_the_sessions_own_csrf_token() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Alpine Tours", Plan::Scale).await;
+    app.create_user(Some(&tenant), "owner@alpine.example", Role::Owner)
+        .await;
+    app.create_user(Some(&tenant), "admin@alpine.example", Role::Admin)
+        .await;
+    let owner = app.logged_in("owner@alpine.example").await;
+    let other = app.logged_in("admin@alpine.example").await;
+    let others_token = other.csrf_token("/").await;
+    for route in ROUTES.iter().filter(|r| r.method != "get") {
+        let path = concrete(route.path, 1);
+        let without = send(&owner, route.method, &path, "").await;
+        assert_eq!(without, 403, "{} {path} without a token", route.method);
+        let foreign = send(&owner, route.method, &path, &others_token).await;
+        assert_eq!(
+            foreign, 403,
+            "{} {path} with another session's token",
+            route.method
+        );
+        let url = format!("{}{path}", owner.base);
+        let own_token = owner.csrf_token("/").await;
+        let cross_site = owner
+            .client
+            .post(url)
+            .header("Sec-Fetch-Site", "cross-site")
+            .header("Origin", "https://evil.example")
+            .form(&[("csrf_token", own_token.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(cross_site, 403, "{} {path} cross-site", route.method);
+    }
+}
+
+#[actix_web::test]
+async fn the_session_cookie_has_the_safe_attributes() {
+    let app = TestApp::spawn().await;
+    let response = reqwest::get(app.url("/login")).await.unwrap();
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .expect("a session cookie")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with("hookboard_session="), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"),
+        "{cookie}"
+    );
+    assert_eq!(
+        hookboard::startup::session_cookie_name(true),
+        "__Host-hookboard_session"
+    );
+}

@@ -1,0 +1,202 @@
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use hookboard::models::api_key::ApiKey;
+use hookboard::models::tenant::{Plan, Tenant};
+use hookboard::models::user::{Role, User};
+
+use crate::helpers::{TestDatabase, tokio_block};
+
+pub fn hookboard(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hookboard"));
+    command
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(input) = stdin {
+        pipe.write_all(input.as_bytes()).unwrap();
+    }
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+/// The identifier a creating command prints: the last word of its last line.
+pub fn last_word(output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "command failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_owned()
+}
+
+#[actix_web::test]
+async fn the_cli_creates_tenants_users_and_api_keys_that_scripts_can_read() {
+    let db = tokio_block(TestDatabase::new).await;
+    let url = db.url.clone();
+    let env = [("DATABASE_URL", url.as_str())];
+
+    let slug = last_word(&hookboard(
+        &[
+            "tenant",
+            "create",
+            "--name",
+            "Fjord Kayak Tours",
+            "--plan",
+            "growth",
+        ],
+        &env,
+        None,
+    ));
+    assert_eq!(slug, "fjord-kayak-tours");
+    let again = last_word(&hookboard(
+        &[
+            "tenant",
+            "create",
+            "--name",
+            "Fjord Kayak Tours",
+            "--plan",
+            "scale",
+        ],
+        &env,
+        None,
+    ));
+    assert_eq!(again, "fjord-kayak-tours-2", "slugs stay unique");
+
+    hookboard(
+        &["tenant", "set-plan", "--tenant", &slug, "--plan", "scale"],
+        &env,
+        None,
+    );
+    let email = last_word(&hookboard(
+        &[
+            "user",
+            "create",
+            "--tenant",
+            &slug,
+            "--email",
+            "Kari@Fjord.example",
+            "--role",
+            "admin",
+        ],
+        &env,
+        Some("a very long password\n"),
+    ));
+    assert_eq!(email, "Kari@Fjord.example");
+    last_word(&hookboard(
+        &["user", "create", "--operator", "--email", "ops@platform.example"],
+        &env,
+        Some("operator password 1"),
+    ));
+    let key = last_word(&hookboard(
+        &[
+            "apikey",
+            "create",
+            "--tenant",
+            &slug,
+            "--name",
+            "Booking platform",
+        ],
+        &env,
+        None,
+    ));
+    assert!(key.starts_with("hbk_") && key.len() > 40, "{key}");
+
+    let mut conn = db.conn();
+    let tenant = Tenant::find_by_slug(&mut conn, &slug).unwrap();
+    assert_eq!(tenant.plan, Plan::Scale);
+    let user = User::find_by_email(&mut conn, "kari@fjord.example")
+        .unwrap()
+        .unwrap();
+    assert_eq!((user.role, user.tenant_id), (Role::Admin, Some(tenant.id)));
+    assert!(
+        hookboard::auth::password::verify(&user.password_hash, "a very long password"),
+        "newline dropped"
+    );
+    let operator = User::find_by_email(&mut conn, "ops@platform.example")
+        .unwrap()
+        .unwrap();
+    assert_eq!((operator.role, operator.tenant_id), (Role::Operator, None));
+    let stored = ApiKey::find_by_secret(&mut conn, &key)
+        .unwrap()
+        .expect("the key is stored");
+    assert_ne!(stored.key_hash, key, "only a hash is stored");
+}
+
+#[actix_web::test]
+async fn the_cli_explains_bad_input_and_exits_non_zero() {
+    let db = tokio_block(TestDatabase::new).await;
+    let env = [("DATABASE_URL", db.url.as_str())];
+    let cases: &[(&[&str], Option<&str>, &str)] = &[
+        (
+            &["tenant", "create", "--name", "X", "--plan", "platinum"],
+            None,
+            "starter, growth or scale",
+        ),
+        (
+            &["tenant", "set-plan", "--tenant", "nope", "--plan", "scale"],
+            None,
+            "no tenant with the slug `nope`",
+        ),
+        (
+            &["user", "create", "--operator", "--email", "o@p.example"],
+            Some("short\n"),
+            "at least 12",
+        ),
+        (
+            &["user", "create", "--operator", "--email", "not-an-email"],
+            Some("long enough password\n"),
+            "not an email",
+        ),
+        (
+            &["user", "create", "--operator", "--email", "o@p.example"],
+            None,
+            "no password on standard input",
+        ),
+        (
+            &["apikey", "create", "--tenant", "nope", "--name", "k"],
+            None,
+            "no tenant with the slug",
+        ),
+    ];
+    for (args, stdin, expected) in cases {
+        let output = hookboard(args, &env, *stdin);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} must fail");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[actix_web::test]
+async fn a_wrong_database_url_gets_one_clear_message() {
+    let output = hookboard(
+        &["migrate"],
+        &[(
+            "DATABASE_URL",
+            "postgres://nobody@127.0.0.1:1/nothing?connect_timeout=2",
+        )],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("cannot connect to the database at postgres://nobody@127.0.0.1:1/nothing"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,10 @@
+//! Hookboard's integration tests: one binary, the real app on a real PostgreSQL.
+
+mod helpers;
+
+mod access;
+mod cli;
+mod embedded;
+mod health;
+mod login;
+mod migrations;
