@@ -8,3 +8,4 @@ mod embedded;
 mod health;
 mod login;
 mod migrations;
+mod tenants;
