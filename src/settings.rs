@@ -28,7 +28,8 @@ pub struct Settings {
     pub session_idle_timeout: Duration,
     pub session_absolute_timeout: Duration,
     pub allow_http_targets: bool,
-    pub allow_private_targets: Vec<String>,
+    /// Address ranges the SSRF guard lets through (`HOOKBOARD_ALLOW_PRIVATE_TARGETS`).
+    pub allow_private_targets: Vec<crate::delivery::ssrf::Cidr>,
     pub delivery_timeout: Duration,
     pub retry_schedule: Vec<Duration>,
     pub worker: bool,
@@ -91,14 +92,13 @@ impl Settings {
                 get("HOOKBOARD_ALLOW_HTTP_TARGETS"),
                 false,
             )?,
-            allow_private_targets: get("HOOKBOARD_ALLOW_PRIVATE_TARGETS")
-                .map(|v| {
-                    v.split(',')
-                        .map(|s| s.trim().to_owned())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
+            allow_private_targets: {
+                let items: Vec<String> = get("HOOKBOARD_ALLOW_PRIVATE_TARGETS")
+                    .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+                    .unwrap_or_default();
+                crate::delivery::ssrf::parse_allow_list(&items)
+                    .map_err(|e| anyhow::anyhow!("HOOKBOARD_ALLOW_PRIVATE_TARGETS: {e}"))?
+            },
             delivery_timeout: duration_setting(&get, "HOOKBOARD_DELIVERY_TIMEOUT", "15s")?,
             retry_schedule,
             worker: match get("HOOKBOARD_WORKER").as_deref() {

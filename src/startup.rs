@@ -33,6 +33,11 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The AEAD box for secrets at rest, keyed from `HOOKBOARD_SECRET_KEY`.
+    pub fn secrets(&self) -> crate::crypto::SecretBox {
+        crate::crypto::SecretBox::new(&self.secret_key)
+    }
+
     /// Runs one unit of database work on the blocking pool, with a pooled connection.
     pub async fn db<T, F>(&self, work: F) -> Result<T, AppError>
     where

@@ -24,6 +24,10 @@ use session_store::USER_ID_KEY;
 pub const SCALE_PLAN_NOTICE: &str =
     "Webhooks are available on the Scale plan. Ask your account manager to upgrade to use them.";
 
+/// Why the webhook pages are read-only while the tool is switched off.
+pub const TOOL_OFF_NOTICE: &str = "Webhooks are switched off under Apps > Tools: nothing is delivered and \
+                                   these pages are read-only. Switch them on to make changes.";
+
 const SIGNED_IN_AT_KEY: &str = "signed_in_at";
 const LAST_SEEN_KEY: &str = "last_seen_at";
 /// How stale `last_seen_at` may get before a request writes it again.
@@ -69,6 +73,18 @@ impl CurrentUser {
             Ok(tenant)
         } else {
             Err(AppError::forbidden(SCALE_PLAN_NOTICE))
+        }
+    }
+
+    /// Changing webhooks, connections or their keys: an editor, on the Scale plan, with the
+    /// Webhooks tool switched on.
+    pub fn webhooks_editor(&self) -> Result<&Tenant, AppError> {
+        let tenant = self.webhooks_tenant()?;
+        self.require_editor()?;
+        if tenant.webhooks_enabled {
+            Ok(tenant)
+        } else {
+            Err(AppError::forbidden(TOOL_OFF_NOTICE))
         }
     }
 

@@ -3,6 +3,9 @@
 
 pub mod api_key;
 pub mod audit;
+pub mod connection;
+pub mod delivery;
+pub mod event;
 pub mod event_type;
 pub mod session;
 pub mod tenant;

@@ -20,6 +20,7 @@ macro_rules! asset {
 
 const ASSETS: &[Asset] = &[
     asset!("css/hookboard.css", "text/css; charset=utf-8"),
+    asset!("js/hookboard.js", "text/javascript; charset=utf-8"),
     asset!("vendor/htmx-2.0.11.min.js", "text/javascript; charset=utf-8"),
 ];
 

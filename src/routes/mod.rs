@@ -3,12 +3,15 @@
 pub mod admin;
 pub mod assets;
 pub mod audit;
+pub mod catalog;
+pub mod connections;
 pub mod dashboard;
 pub mod health;
 pub mod login;
 pub mod profile;
 pub mod tools;
 pub mod views;
+pub mod webhooks;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -74,6 +77,30 @@ route_table! {
     Tenant   get  "/apps/tools" => tools::show,
     Editor   post "/apps/tools/webhooks" => tools::toggle_webhooks,
     Tenant   get  "/audit" => audit::show,
+    Tenant   get  "/events" => catalog::show,
+    Tenant   get  "/connections" => connections::index,
+    Editor   post "/connections" => connections::create,
+    Editor   post "/connections/{id}" => connections::rename,
+    Editor   post "/connections/{id}/delete" => connections::delete,
+    Tenant   get  "/webhooks" => webhooks::index,
+    Tenant   get  "/webhooks/export.xlsx" => webhooks::export_xlsx,
+    Editor   get  "/webhooks/new" => webhooks::new,
+    Editor   post "/webhooks" => webhooks::create,
+    Tenant   get  "/webhooks/{id}" => webhooks::page::show,
+    Editor   post "/webhooks/{id}" => webhooks::update,
+    Editor   delete "/webhooks/{id}" => webhooks::delete,
+    Editor   get  "/webhooks/{id}/edit" => webhooks::edit,
+    Editor   post "/webhooks/{id}/toggle" => webhooks::toggle,
+    Editor   get  "/webhooks/{id}/delete" => webhooks::confirm_delete,
+    Editor   post "/webhooks/{id}/delete" => webhooks::delete,
+    Editor   post "/webhooks/{id}/secret" => webhooks::page::reveal_secret,
+    Editor   post "/webhooks/{id}/secret/rotate" => webhooks::page::rotate_secret,
+    Editor   post "/webhooks/{id}/api-key" => webhooks::page::set_api_key,
+    Editor   post "/webhooks/{id}/api-key/regenerate" => webhooks::page::regenerate_api_key,
+    Editor   post "/webhooks/{id}/test" => webhooks::page::send_test,
+    Tenant   get  "/webhooks/{id}/deliveries" => webhooks::page::deliveries,
+    Tenant   get  "/webhooks/{id}/deliveries.xlsx" => webhooks::page::export_deliveries,
+    Editor   post "/deliveries/{id}/resend" => webhooks::page::resend,
     Operator get  "/admin/tenants" => admin::tenants,
     Operator post "/admin/tenants" => admin::create_tenant,
     Operator get  "/admin/tenants/{id}" => admin::tenant,
@@ -163,4 +190,23 @@ pub async fn count_requests(
             .record_request(&method, &route, res.status().as_u16());
     }
     Ok(res)
+}
+
+/// A rendered template as an HTML response with the given status.
+pub fn render(status: StatusCode, template: &impl Template) -> Result<HttpResponse, crate::error::AppError> {
+    let body = template.render().map_err(anyhow::Error::from)?;
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body))
+}
+
+/// A success toast appended to `#toasts` out of band, to add to an htmx response.
+pub fn toast_oob(message: &str) -> String {
+    let toast = Toast {
+        kind: "success",
+        message,
+    }
+    .render()
+    .unwrap_or_default();
+    format!(r#"<div id="toasts" hx-swap-oob="beforeend">{toast}</div>"#)
 }

@@ -1,0 +1,126 @@
+//! Events: what the booking platform published, stored with the exact body that goes on
+//! the wire, so every attempt sends the same bytes.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use diesel::prelude::*;
+use rand::RngCore;
+use serde::Serialize;
+
+use crate::schema::events;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = events, check_for_backend(diesel::pg::Pg))]
+pub struct Event {
+    pub id: String,
+    pub tenant_id: i64,
+    pub event_type: String,
+    pub connection_id: Option<i64>,
+    pub language: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    pub idempotency_key: Option<String>,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = events)]
+pub struct NewEvent<'a> {
+    pub id: &'a str,
+    pub tenant_id: i64,
+    pub event_type: &'a str,
+    pub connection_id: Option<i64>,
+    pub language: Option<&'a str>,
+    pub occurred_at: DateTime<Utc>,
+    pub idempotency_key: Option<&'a str>,
+    pub body: &'a str,
+}
+
+/// The Event Notification Payload around the Event Data Payload (seed 002), in the field
+/// order of the wire format.
+#[derive(Serialize)]
+pub struct Envelope<'a> {
+    pub id: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub timestamp: String,
+    pub tenant: &'a str,
+    pub connection: Option<&'a str>,
+    pub data: &'a serde_json::Value,
+}
+
+impl Envelope<'_> {
+    pub fn to_body(&self) -> String {
+        serde_json::to_string(self).expect("an envelope serializes")
+    }
+}
+
+/// RFC 3339 in UTC with whole seconds: `2026-11-22T10:00:00Z`.
+pub fn wire_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// `evt_` + a ULID: 48 bits of milliseconds and 80 random bits in Crockford base32, so ids
+/// sort by time and `after=<id>` pages through them.
+pub fn new_event_id(at: DateTime<Utc>) -> String {
+    let millis = at.timestamp_millis().max(0) as u128 & ((1 << 48) - 1);
+    let mut random = [0u8; 10];
+    rand::rng().fill_bytes(&mut random);
+    let value = (millis << 80) | random.iter().fold(0u128, |acc, b| (acc << 8) | u128::from(*b));
+    let mut id = String::with_capacity(30);
+    id.push_str("evt_");
+    for i in (0..26).rev() {
+        id.push(CROCKFORD[((value >> (i * 5)) & 0x1f) as usize] as char);
+    }
+    id
+}
+
+impl Event {
+    pub fn insert(conn: &mut PgConnection, new: NewEvent<'_>) -> QueryResult<Event> {
+        diesel::insert_into(events::table)
+            .values(new)
+            .returning(Event::as_returning())
+            .get_result(conn)
+    }
+
+    pub fn find(conn: &mut PgConnection, tenant_id: i64, id: &str) -> QueryResult<Event> {
+        events::table
+            .filter(events::tenant_id.eq(tenant_id))
+            .filter(events::id.eq(id))
+            .select(Event::as_select())
+            .first(conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_are_ulids_that_sort_by_time() {
+        let early = new_event_id("2026-11-22T10:00:00Z".parse().unwrap());
+        let late = new_event_id("2026-11-22T10:00:01Z".parse().unwrap());
+        assert!(early.starts_with("evt_") && early.len() == 30, "{early}");
+        assert!(early < late);
+        assert_ne!(new_event_id(Utc::now()), new_event_id(Utc::now()));
+    }
+
+    #[test]
+    fn the_envelope_keeps_the_wire_order() {
+        let data = serde_json::json!({"booking": {"id": 7}});
+        let body = Envelope {
+            id: "evt_1",
+            kind: "booking.created",
+            timestamp: wire_time("2026-11-22T10:00:00.123Z".parse().unwrap()),
+            tenant: "alpine-tours",
+            connection: None,
+            data: &data,
+        }
+        .to_body();
+        assert_eq!(
+            body,
+            r#"{"id":"evt_1","type":"booking.created","timestamp":"2026-11-22T10:00:00Z","tenant":"alpine-tours","connection":null,"data":{"booking":{"id":7}}}"#
+        );
+    }
+}
