@@ -4,16 +4,18 @@ CARGO ?= cargo
 .PHONY: run test deps lint fmt schema
 
 ## Run Hookboard (its own PostgreSQL under ./.hookboard unless DATABASE_URL is set).
-run: deps
+run:
+	@.ci/install-deps run
 	$(CARGO) run --release --locked -- serve
 
 ## Run every test against a real PostgreSQL started for the run.
-test: deps
+test:
+	@.ci/install-deps test
 	$(CARGO) test --all-targets --locked
 
-## Install the Debian packages Hookboard needs (PostgreSQL server, libpq).
+## Install the Debian packages Hookboard and its tests need (PostgreSQL, libpq, Chromium).
 deps:
-	@.ci/install-deps
+	@.ci/install-deps test
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -29,6 +29,10 @@ impl Default for ManualClock {
 }
 
 impl ManualClock {
+    pub fn set(&self, to: DateTime<Utc>) {
+        *self.0.lock().expect("clock lock") = to;
+    }
+
     pub fn advance(&self, by: std::time::Duration) {
         let mut now = self.0.lock().expect("clock lock");
         *now += chrono::Duration::from_std(by).expect("duration in range");

@@ -25,7 +25,9 @@ impl SecretBox {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(master).expect("any key length");
         mac.update(b"hookboard/webhook-secrets/v1");
         let key = mac.finalize().into_bytes();
-        SecretBox { cipher: XChaCha20Poly1305::new(&key) }
+        SecretBox {
+            cipher: XChaCha20Poly1305::new(&key),
+        }
     }
 
     /// nonce || ciphertext
@@ -47,7 +49,9 @@ impl SecretBox {
         let plain = self
             .cipher
             .decrypt(XNonce::from_slice(nonce), ciphertext)
-            .map_err(|_| anyhow::anyhow!("a stored secret does not decrypt: was HOOKBOARD_SECRET_KEY changed?"))?;
+            .map_err(|_| {
+                anyhow::anyhow!("a stored secret does not decrypt: was HOOKBOARD_SECRET_KEY changed?")
+            })?;
         Ok(String::from_utf8(plain)?)
     }
 }

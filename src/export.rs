@@ -51,7 +51,11 @@ impl<'a> Sheet<'a> {
             sheet.write_string_with_format(0, col, *title, &bold)?;
         }
         sheet.set_freeze_panes(1, 0)?;
-        Ok(Sheet { sheet, columns: header.len() as u16, row: 0 })
+        Ok(Sheet {
+            sheet,
+            columns: header.len() as u16,
+            row: 0,
+        })
     }
 
     fn next_row(&mut self) -> u32 {
@@ -68,7 +72,9 @@ impl<'a> Sheet<'a> {
     }
 
     fn finish(self) -> Result<(), XlsxError> {
-        self.sheet.autofilter(0, 0, self.row.max(1), self.columns - 1).map(drop)
+        self.sheet
+            .autofilter(0, 0, self.row.max(1), self.columns - 1)
+            .map(drop)
     }
 }
 
@@ -83,12 +89,23 @@ pub fn webhooks(conn: &mut PgConnection, tenant_id: i64, filter: &Filter) -> any
     let mut sheet = Sheet::new(
         workbook.add_worksheet_with_constant_memory()?,
         "Webhooks",
-        &[("No", 6.0), ("Contract", 18.0), ("URL", 60.0), ("Event Type", 48.0), ("Events", 10.0), ("Error Count", 12.0), ("Status", 14.0)],
+        &[
+            ("No", 6.0),
+            ("Contract", 18.0),
+            ("URL", 60.0),
+            ("Event Type", 48.0),
+            ("Events", 10.0),
+            ("Error Count", 12.0),
+            ("Status", 14.0),
+        ],
     )?;
     Webhook::for_each_filtered(conn, tenant_id, filter, |webhook| {
         sheet.next_row();
         sheet.number(0, f64::from(webhook.number))?;
-        let contract = webhook.connection_id.and_then(|id| contracts.get(&id)).map_or("", String::as_str);
+        let contract = webhook
+            .connection_id
+            .and_then(|id| contracts.get(&id))
+            .map_or("", String::as_str);
         sheet.text(1, contract)?;
         sheet.text(2, &webhook.url)?;
         sheet.text(3, &webhook.events.join(", "))?;
@@ -102,7 +119,12 @@ pub fn webhooks(conn: &mut PgConnection, tenant_id: i64, filter: &Filter) -> any
 }
 
 /// One webhook's delivery log: one row per delivery with its latest attempt.
-pub fn deliveries(conn: &mut PgConnection, webhook_id: i64, filter: &LogFilter, timezone: &str) -> anyhow::Result<Vec<u8>> {
+pub fn deliveries(
+    conn: &mut PgConnection,
+    webhook_id: i64,
+    filter: &LogFilter,
+    timezone: &str,
+) -> anyhow::Result<Vec<u8>> {
     let mut workbook = Workbook::new();
     let mut sheet = Sheet::new(
         workbook.add_worksheet_with_constant_memory()?,
@@ -124,7 +146,10 @@ pub fn deliveries(conn: &mut PgConnection, webhook_id: i64, filter: &LogFilter, 
         sheet.number(0, delivery.id as f64)?;
         sheet.text(1, &delivery.event_id)?;
         sheet.text(2, &entry.event_type)?;
-        sheet.text(3, &crate::routes::views::format_time(delivery.created_at, timezone))?;
+        sheet.text(
+            3,
+            &crate::routes::views::format_time(delivery.created_at, timezone),
+        )?;
         sheet.text(4, &delivery.status)?;
         sheet.number(5, f64::from(delivery.attempt_count))?;
         if let Some(code) = delivery.last_status_code {
@@ -142,7 +167,13 @@ mod tests {
     #[test]
     fn file_names_use_the_tenants_clock() {
         let at = "2025-11-26T10:52:00Z".parse().unwrap();
-        assert_eq!(super::file_name("Webhooks", "Europe/Berlin", at), "Webhooks_26112025_1152.xlsx");
-        assert_eq!(super::file_name("Deliveries_3", "UTC", at), "Deliveries_3_26112025_1052.xlsx");
+        assert_eq!(
+            super::file_name("Webhooks", "Europe/Berlin", at),
+            "Webhooks_26112025_1152.xlsx"
+        );
+        assert_eq!(
+            super::file_name("Deliveries_3", "UTC", at),
+            "Deliveries_3_26112025_1052.xlsx"
+        );
     }
 }

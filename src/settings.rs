@@ -94,7 +94,12 @@ impl Settings {
             )?,
             allow_private_targets: {
                 let items: Vec<String> = get("HOOKBOARD_ALLOW_PRIVATE_TARGETS")
-                    .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+                    .map(|v| {
+                        v.split(',')
+                            .map(|s| s.trim().to_owned())
+                            .filter(|s| !s.is_empty())
+                            .collect()
+                    })
                     .unwrap_or_default();
                 crate::delivery::ssrf::parse_allow_list(&items)
                     .map_err(|e| anyhow::anyhow!("HOOKBOARD_ALLOW_PRIVATE_TARGETS: {e}"))?

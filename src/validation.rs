@@ -43,7 +43,14 @@ pub mod webhook {
     /// Payload sections a webhook may choose to receive (seed 003 "capabilities").
     pub const CAPABILITIES: [&str; 5] = ["customer", "pricing", "units", "payment", "questions"];
     /// Headers Hookboard sets itself, or that would break the request.
-    const RESERVED_HEADERS: [&str; 6] = ["host", "content-length", "content-type", "connection", "transfer-encoding", "user-agent"];
+    const RESERVED_HEADERS: [&str; 6] = [
+        "host",
+        "content-length",
+        "content-type",
+        "connection",
+        "transfer-encoding",
+        "user-agent",
+    ];
     /// Header names whose values are masked once saved.
     const SECRET_HEADER_HINTS: [&str; 6] = ["authorization", "auth", "token", "key", "secret", "password"];
 
@@ -103,14 +110,22 @@ pub mod webhook {
         input.description = input.description.trim().to_owned();
         let chars = input.description.chars().count();
         if chars > MAX_DESCRIPTION_CHARS {
-            errors.insert("description", format!("The description may have at most {MAX_DESCRIPTION_CHARS} characters (it has {chars})."));
+            errors.insert(
+                "description",
+                format!(
+                    "The description may have at most {MAX_DESCRIPTION_CHARS} characters (it has {chars})."
+                ),
+            );
         }
         input.events.sort();
         input.events.dedup();
         if input.events.is_empty() {
             errors.insert("events", "Choose at least one event to send.".into());
         } else if let Some(unknown) = input.events.iter().find(|e| !ctx.known_events.contains(e)) {
-            errors.insert("events", format!("`{unknown}` is not an event type of the catalog."));
+            errors.insert(
+                "events",
+                format!("`{unknown}` is not an event type of the catalog."),
+            );
         }
         if let Some(id) = input.connection_id
             && !ctx.tenant_connections.contains(&id)
@@ -119,8 +134,18 @@ pub mod webhook {
         }
         input.capabilities.sort();
         input.capabilities.dedup();
-        if let Some(unknown) = input.capabilities.iter().find(|c| !CAPABILITIES.contains(&c.as_str())) {
-            errors.insert("capabilities", format!("`{unknown}` is not a capability (use {}).", CAPABILITIES.join(", ")));
+        if let Some(unknown) = input
+            .capabilities
+            .iter()
+            .find(|c| !CAPABILITIES.contains(&c.as_str()))
+        {
+            errors.insert(
+                "capabilities",
+                format!(
+                    "`{unknown}` is not a capability (use {}).",
+                    CAPABILITIES.join(", ")
+                ),
+            );
         }
         match check_headers(&input.headers) {
             Ok(headers) => input.headers = headers,
@@ -136,22 +161,33 @@ pub mod webhook {
             return Err("Enter the endpoint URL that will receive the POST requests.".into());
         }
         if text.len() > MAX_URL_LENGTH {
-            return Err(format!("The URL may have at most {MAX_URL_LENGTH} characters (it has {}).", text.len()));
+            return Err(format!(
+                "The URL may have at most {MAX_URL_LENGTH} characters (it has {}).",
+                text.len()
+            ));
         }
-        let url = url::Url::parse(text).map_err(|_| "Enter a full URL, like https://crm.example.com/webhooks.".to_owned())?;
+        let url = url::Url::parse(text)
+            .map_err(|_| "Enter a full URL, like https://crm.example.com/webhooks.".to_owned())?;
         match url.scheme() {
             "https" => {}
             "http" if ctx.allow_http => {}
-            "http" => return Err("The URL must start with https:// (plain http is not allowed here).".into()),
+            "http" => {
+                return Err("The URL must start with https:// (plain http is not allowed here).".into());
+            }
             _ => return Err("The URL must start with https://.".into()),
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err("Remove the user name and password from the URL; send credentials in a header instead.".into());
+            return Err(
+                "Remove the user name and password from the URL; send credentials in a header instead."
+                    .into(),
+            );
         }
         if url.fragment().is_some() {
             return Err("Remove the #fragment from the URL; it is never sent to the server.".into());
         }
-        let host = url.host().ok_or_else(|| "The URL needs a host name.".to_owned())?;
+        let host = url
+            .host()
+            .ok_or_else(|| "The URL needs a host name.".to_owned())?;
         let literal = match host {
             url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
             url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
@@ -160,7 +196,9 @@ pub mod webhook {
                 if name == "localhost" || name.ends_with(".localhost") {
                     let loopback = IpAddr::from([127, 0, 0, 1]);
                     return match ssrf::refusal(loopback, ctx.allowed_private) {
-                        Some(why) => Err(format!("The URL points at {why}; webhooks must reach a public server.")),
+                        Some(why) => Err(format!(
+                            "The URL points at {why}; webhooks must reach a public server."
+                        )),
                         None => Ok(()),
                     };
                 }
@@ -169,7 +207,9 @@ pub mod webhook {
         };
         if let Some(ip) = literal {
             if let Some(why) = ssrf::refusal(ip, ctx.allowed_private) {
-                return Err(format!("The URL points at {why}; webhooks must reach a public server."));
+                return Err(format!(
+                    "The URL points at {why}; webhooks must reach a public server."
+                ));
             }
             return Ok(());
         }
@@ -181,7 +221,10 @@ pub mod webhook {
             if let Ok(addresses) = (host, port).to_socket_addrs() {
                 for address in addresses {
                     if let Some(why) = ssrf::refusal(address.ip(), ctx.allowed_private) {
-                        return Err(format!("{host} resolves to {why} ({}); webhooks must reach a public server.", address.ip()));
+                        return Err(format!(
+                            "{host} resolves to {why} ({}); webhooks must reach a public server.",
+                            address.ip()
+                        ));
                     }
                 }
             }
@@ -200,7 +243,10 @@ pub mod webhook {
             .filter(|(n, v)| !(n.is_empty() && v.is_empty()))
             .collect();
         if rows.len() > MAX_HEADERS {
-            return Err(format!("At most {MAX_HEADERS} custom headers (there are {}).", rows.len()));
+            return Err(format!(
+                "At most {MAX_HEADERS} custom headers (there are {}).",
+                rows.len()
+            ));
         }
         let mut seen: Vec<String> = Vec::new();
         for (name, value) in &rows {
@@ -208,21 +254,32 @@ pub mod webhook {
                 return Err("Every header needs a name.".into());
             }
             if !name.chars().all(is_token_char) {
-                return Err(format!("`{name}` is not a valid header name (letters, digits and -_.!#$%&'*+^`|~ only)."));
+                return Err(format!(
+                    "`{name}` is not a valid header name (letters, digits and -_.!#$%&'*+^`|~ only)."
+                ));
             }
             let lower = name.to_ascii_lowercase();
-            if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("webhook-") || lower.starts_with("x-hookboard-") {
-                return Err(format!("`{name}` is set by Hookboard itself and cannot be changed."));
+            if RESERVED_HEADERS.contains(&lower.as_str())
+                || lower.starts_with("webhook-")
+                || lower.starts_with("x-hookboard-")
+            {
+                return Err(format!(
+                    "`{name}` is set by Hookboard itself and cannot be changed."
+                ));
             }
             if seen.contains(&lower) {
                 return Err(format!("The header `{name}` appears twice."));
             }
             seen.push(lower);
             if name.len() + value.len() > MAX_HEADER_BYTES {
-                return Err(format!("The header `{name}` is longer than {MAX_HEADER_BYTES} bytes."));
+                return Err(format!(
+                    "The header `{name}` is longer than {MAX_HEADER_BYTES} bytes."
+                ));
             }
             if value.chars().any(|c| c.is_control() && c != '\t') {
-                return Err(format!("The value of `{name}` contains a line break or control character."));
+                return Err(format!(
+                    "The value of `{name}` contains a line break or control character."
+                ));
             }
         }
         Ok(rows)
@@ -236,7 +293,14 @@ pub mod webhook {
 
     /// `Bearer abcdef123456` becomes `Bearer ••••3456`.
     pub fn mask(value: &str) -> String {
-        let tail: String = value.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: String = value
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         if value.chars().count() <= 8 {
             "••••".to_owned()
         } else {
@@ -252,34 +316,67 @@ pub mod webhook {
         use super::*;
 
         fn ctx<'a>(known: &'a [String], allowed: &'a [Cidr]) -> Context<'a> {
-            Context { allow_http: false, allowed_private: allowed, known_events: known, tenant_connections: &[7], resolve: false }
+            Context {
+                allow_http: false,
+                allowed_private: allowed,
+                known_events: known,
+                tenant_connections: &[7],
+                resolve: false,
+            }
         }
 
         fn input(url: &str) -> Input {
-            Input { url: url.into(), events: vec!["booking.created".into()], ..Input::default() }
+            Input {
+                url: url.into(),
+                events: vec!["booking.created".into()],
+                ..Input::default()
+            }
         }
 
         fn url_error(url: &str) -> String {
             let known = vec!["booking.created".to_owned()];
-            validate(input(url), &ctx(&known, &[])).unwrap_err().remove("url").unwrap_or_default()
+            validate(input(url), &ctx(&known, &[]))
+                .unwrap_err()
+                .remove("url")
+                .unwrap_or_default()
         }
 
         #[test]
         fn urls_must_be_absolute_https_public_and_without_credentials() {
             let known = vec!["booking.created".to_owned()];
-            assert!(validate(input("https://hooks.zapier.com/hooks/catch/123456/abcde"), &ctx(&known, &[])).is_ok());
+            assert!(
+                validate(
+                    input("https://hooks.zapier.com/hooks/catch/123456/abcde"),
+                    &ctx(&known, &[])
+                )
+                .is_ok()
+            );
             assert!(url_error("").contains("Enter the endpoint URL"));
             assert!(url_error("crm.example.com/hook").contains("full URL"));
             assert!(url_error("http://crm.example.com/hook").contains("https://"));
             assert!(url_error("ftp://crm.example.com/hook").contains("https://"));
             assert!(url_error("https://user:pw@crm.example.com/").contains("user name and password"));
-            assert!(url_error(&format!("https://crm.example.com/{}", "a".repeat(2048))).contains("at most 2048"));
+            assert!(
+                url_error(&format!("https://crm.example.com/{}", "a".repeat(2048))).contains("at most 2048")
+            );
             for private in [
-                "https://127.0.0.1/", "https://localhost/x", "https://api.localhost/", "https://10.0.0.8/",
-                "https://169.254.169.254/latest/meta-data", "https://[::1]/", "https://[::ffff:10.0.0.1]/",
-                "https://2130706433/", "https://0x7f.0.0.1/", "https://0177.0.0.1/", "https://[64:ff9b::a00:1]/",
+                "https://127.0.0.1/",
+                "https://localhost/x",
+                "https://api.localhost/",
+                "https://10.0.0.8/",
+                "https://169.254.169.254/latest/meta-data",
+                "https://[::1]/",
+                "https://[::ffff:10.0.0.1]/",
+                "https://2130706433/",
+                "https://0x7f.0.0.1/",
+                "https://0177.0.0.1/",
+                "https://[64:ff9b::a00:1]/",
             ] {
-                assert!(url_error(private).contains("public server"), "{private}: {}", url_error(private));
+                assert!(
+                    url_error(private).contains("public server"),
+                    "{private}: {}",
+                    url_error(private)
+                );
             }
         }
 
@@ -308,14 +405,36 @@ pub mod webhook {
             let header_error = |name: &str, value: &str| {
                 let mut with = input("https://crm.example.com/");
                 with.headers = vec![(name.into(), value.into())];
-                validate(with, &ctx(&known, &[])).err().and_then(|mut e| e.remove("headers"))
+                validate(with, &ctx(&known, &[]))
+                    .err()
+                    .and_then(|mut e| e.remove("headers"))
             };
             assert_eq!(header_error("Authorization", "Bearer abc"), None);
-            assert!(header_error("Content-Type", "text/plain").unwrap().contains("set by Hookboard"));
-            assert!(header_error("webhook-signature", "x").unwrap().contains("set by Hookboard"));
-            assert!(header_error("Bad Name", "x").unwrap().contains("not a valid header name"));
-            assert!(header_error("X-Evil", "a\r\nInjected: 1").unwrap().contains("line break"));
-            assert!(header_error("X-Big", &"v".repeat(4100)).unwrap().contains("longer than 4096"));
+            assert!(
+                header_error("Content-Type", "text/plain")
+                    .unwrap()
+                    .contains("set by Hookboard")
+            );
+            assert!(
+                header_error("webhook-signature", "x")
+                    .unwrap()
+                    .contains("set by Hookboard")
+            );
+            assert!(
+                header_error("Bad Name", "x")
+                    .unwrap()
+                    .contains("not a valid header name")
+            );
+            assert!(
+                header_error("X-Evil", "a\r\nInjected: 1")
+                    .unwrap()
+                    .contains("line break")
+            );
+            assert!(
+                header_error("X-Big", &"v".repeat(4100))
+                    .unwrap()
+                    .contains("longer than 4096")
+            );
             let mut many = input("https://crm.example.com/");
             many.headers = (0..21).map(|i| (format!("X-H{i}"), "v".to_owned())).collect();
             assert!(validate(many, &ctx(&known, &[])).unwrap_err()["headers"].contains("At most 20"));
@@ -323,7 +442,11 @@ pub mod webhook {
 
         #[test]
         fn credentials_in_headers_are_masked() {
-            assert!(is_secret_header("Authorization") && is_secret_header("X-Api-Key") && !is_secret_header("X-Source"));
+            assert!(
+                is_secret_header("Authorization")
+                    && is_secret_header("X-Api-Key")
+                    && !is_secret_header("X-Source")
+            );
             assert_eq!(mask("Bearer sk_live_123456789"), "Bearer ••••6789");
             assert_eq!(mask("short"), "••••");
         }

@@ -36,12 +36,20 @@ impl FromStr for Cidr {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let (addr, prefix) = text.split_once('/').unwrap_or((text, ""));
-        let network: IpAddr = addr.trim().parse().map_err(|_| format!("`{text}` is not an address range like 10.0.0.0/8"))?;
+        let network: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{text}` is not an address range like 10.0.0.0/8"))?;
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix = if prefix.is_empty() {
             max
         } else {
-            prefix.trim().parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("`{text}` has a bad prefix length"))?
+            prefix
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("`{text}` has a bad prefix length"))?
         };
         Ok(Cidr { network, prefix })
     }
@@ -143,9 +151,26 @@ mod tests {
     #[test]
     fn private_and_special_ipv4_ranges_are_refused() {
         for ip in [
-            "0.0.0.0", "10.1.2.3", "100.64.0.1", "100.127.255.255", "127.0.0.1", "127.8.9.10", "169.254.169.254",
-            "172.16.0.1", "172.31.255.255", "192.0.0.8", "192.0.2.1", "192.88.99.1", "192.168.1.1", "198.18.0.1",
-            "198.51.100.7", "203.0.113.9", "224.0.0.1", "239.255.255.250", "240.0.0.1", "255.255.255.255",
+            "0.0.0.0",
+            "10.1.2.3",
+            "100.64.0.1",
+            "100.127.255.255",
+            "127.0.0.1",
+            "127.8.9.10",
+            "169.254.169.254",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.0.0.8",
+            "192.0.2.1",
+            "192.88.99.1",
+            "192.168.1.1",
+            "198.18.0.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "224.0.0.1",
+            "239.255.255.250",
+            "240.0.0.1",
+            "255.255.255.255",
         ] {
             assert!(refused(ip), "{ip} must be refused");
         }
@@ -153,7 +178,15 @@ mod tests {
 
     #[test]
     fn public_ipv4_addresses_pass() {
-        for ip in ["8.8.8.8", "1.1.1.1", "100.63.255.255", "100.128.0.1", "172.15.0.1", "172.32.0.1", "93.184.216.34"] {
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "100.63.255.255",
+            "100.128.0.1",
+            "172.15.0.1",
+            "172.32.0.1",
+            "93.184.216.34",
+        ] {
             assert!(!refused(ip), "{ip} is public");
         }
     }
@@ -161,9 +194,25 @@ mod tests {
     #[test]
     fn ipv6_and_embedded_ipv4_forms_are_refused() {
         for ip in [
-            "::", "::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "::127.0.0.1",
-            "64:ff9b::10.0.0.1", "64:ff9b::127.0.0.1", "64:ff9b:1::1", "2002:7f00:1::", "2002:c0a8:0101::1",
-            "fc00::1", "fd12:3456::1", "fe80::1", "fec0::1", "ff02::1", "2001:db8::1", "100::1", "2001::1",
+            "::",
+            "::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "::127.0.0.1",
+            "64:ff9b::10.0.0.1",
+            "64:ff9b::127.0.0.1",
+            "64:ff9b:1::1",
+            "2002:7f00:1::",
+            "2002:c0a8:0101::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "fec0::1",
+            "ff02::1",
+            "2001:db8::1",
+            "100::1",
+            "2001::1",
         ] {
             assert!(refused(ip), "{ip} must be refused");
         }
@@ -171,7 +220,13 @@ mod tests {
 
     #[test]
     fn public_ipv6_addresses_pass() {
-        for ip in ["2606:4700:4700::1111", "2a00:1450:4001:80b::200e", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"] {
+        for ip in [
+            "2606:4700:4700::1111",
+            "2a00:1450:4001:80b::200e",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+        ] {
             assert!(!refused(ip), "{ip} is public");
         }
     }
@@ -184,7 +239,17 @@ mod tests {
         assert!(refusal("10.0.0.1".parse().unwrap(), &allowed).is_some());
         assert!(parse_allow_list(&["10.0.0.0/33".into()]).is_err());
         assert!(parse_allow_list(&["banana".into()]).is_err());
-        assert!("10.0.0.0/8".parse::<Cidr>().unwrap().contains("10.200.3.4".parse().unwrap()));
-        assert!(!"10.0.0.0/8".parse::<Cidr>().unwrap().contains("11.0.0.1".parse().unwrap()));
+        assert!(
+            "10.0.0.0/8"
+                .parse::<Cidr>()
+                .unwrap()
+                .contains("10.200.3.4".parse().unwrap())
+        );
+        assert!(
+            !"10.0.0.0/8"
+                .parse::<Cidr>()
+                .unwrap()
+                .contains("11.0.0.1".parse().unwrap())
+        );
     }
 }

@@ -42,7 +42,11 @@ impl Connection {
             .first(conn)
     }
 
-    pub fn find_by_external_id(conn: &mut PgConnection, tenant_id: i64, external_id: &str) -> QueryResult<Option<Connection>> {
+    pub fn find_by_external_id(
+        conn: &mut PgConnection,
+        tenant_id: i64,
+        external_id: &str,
+    ) -> QueryResult<Option<Connection>> {
         connections::table
             .filter(connections::tenant_id.eq(tenant_id))
             .filter(connections::external_id.eq(external_id))
@@ -59,10 +63,17 @@ impl Connection {
     }
 
     pub fn rename(conn: &mut PgConnection, tenant_id: i64, id: i64, name: &str) -> QueryResult<Connection> {
-        diesel::update(connections::table.filter(connections::tenant_id.eq(tenant_id)).filter(connections::id.eq(id)))
-            .set((connections::name.eq(name), connections::updated_at.eq(diesel::dsl::now)))
-            .returning(Connection::as_returning())
-            .get_result(conn)
+        diesel::update(
+            connections::table
+                .filter(connections::tenant_id.eq(tenant_id))
+                .filter(connections::id.eq(id)),
+        )
+        .set((
+            connections::name.eq(name),
+            connections::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(Connection::as_returning())
+        .get_result(conn)
     }
 
     /// How many webhooks are scoped to the connection (a connection in use cannot go).
@@ -75,7 +86,11 @@ impl Connection {
     }
 
     pub fn delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<usize> {
-        diesel::delete(connections::table.filter(connections::tenant_id.eq(tenant_id)).filter(connections::id.eq(id)))
-            .execute(conn)
+        diesel::delete(
+            connections::table
+                .filter(connections::tenant_id.eq(tenant_id))
+                .filter(connections::id.eq(id)),
+        )
+        .execute(conn)
     }
 }

@@ -54,7 +54,10 @@ pub struct Attempt {
 impl Attempt {
     /// The stored start of the response, as text (binary bytes replaced).
     pub fn response_text(&self) -> String {
-        self.response_body.as_deref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default()
+        self.response_body
+            .as_deref()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
     }
 }
 
@@ -91,10 +94,14 @@ impl LogFilter {
 
     pub fn query_before(&self, before: i64) -> String {
         let before = before.to_string();
-        let pairs: Vec<(&str, &str)> = [("outcome", self.outcome.as_str()), ("event", self.event.as_str()), ("before", &before)]
-            .into_iter()
-            .filter(|(_, v)| !v.is_empty())
-            .collect();
+        let pairs: Vec<(&str, &str)> = [
+            ("outcome", self.outcome.as_str()),
+            ("event", self.event.as_str()),
+            ("before", &before),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
         serde_urlencoded::to_string(pairs).unwrap_or_default()
     }
 
@@ -147,14 +154,20 @@ impl Delivery {
     }
 
     fn log_query(webhook_id: i64, filter: &LogFilter) -> deliveries::BoxedQuery<'static, diesel::pg::Pg> {
-        let mut query = deliveries::table.filter(deliveries::webhook_id.eq(webhook_id)).into_boxed();
+        let mut query = deliveries::table
+            .filter(deliveries::webhook_id.eq(webhook_id))
+            .into_boxed();
         if let Some(outcome) = filter.outcome() {
             query = query.filter(deliveries::status.eq(outcome));
         }
         if !filter.event.is_empty() {
             let event = filter.event.clone();
             query = query.filter(
-                deliveries::event_id.eq_any(events::table.filter(events::event_type.eq(event)).select(events::id)),
+                deliveries::event_id.eq_any(
+                    events::table
+                        .filter(events::event_type.eq(event))
+                        .select(events::id),
+                ),
             );
         }
         if let Some(before) = filter.before() {
@@ -164,7 +177,12 @@ impl Delivery {
     }
 
     /// A page of a webhook's log, newest first, each delivery with its attempts.
-    pub fn log(conn: &mut PgConnection, webhook_id: i64, filter: &LogFilter, limit: i64) -> QueryResult<Vec<LogEntry>> {
+    pub fn log(
+        conn: &mut PgConnection,
+        webhook_id: i64,
+        filter: &LogFilter,
+        limit: i64,
+    ) -> QueryResult<Vec<LogEntry>> {
         let ids: Vec<i64> = Delivery::log_query(webhook_id, filter)
             .order(deliveries::id.desc())
             .limit(limit)
@@ -179,19 +197,33 @@ impl Delivery {
             .inner_join(events::table)
             .filter(deliveries::id.eq_any(ids))
             .order(deliveries::id.desc())
-            .select((Delivery::as_select(), events::event_type, events::body, deliveries::body))
+            .select((
+                Delivery::as_select(),
+                events::event_type,
+                events::body,
+                deliveries::body,
+            ))
             .load(conn)?;
         let mut attempts: Vec<Attempt> = delivery_attempts::table
             .filter(delivery_attempts::delivery_id.eq_any(ids))
-            .order((delivery_attempts::delivery_id, delivery_attempts::attempt_number.desc()))
+            .order((
+                delivery_attempts::delivery_id,
+                delivery_attempts::attempt_number.desc(),
+            ))
             .select(Attempt::as_select())
             .load(conn)?;
         Ok(rows
             .into_iter()
             .map(|(delivery, event_type, event_body, own_body)| {
-                let (mine, rest): (Vec<Attempt>, Vec<Attempt>) = attempts.drain(..).partition(|a| a.delivery_id == delivery.id);
+                let (mine, rest): (Vec<Attempt>, Vec<Attempt>) =
+                    attempts.drain(..).partition(|a| a.delivery_id == delivery.id);
                 attempts = rest;
-                LogEntry { delivery, event_type, body: own_body.unwrap_or(event_body), attempts: mine }
+                LogEntry {
+                    delivery,
+                    event_type,
+                    body: own_body.unwrap_or(event_body),
+                    attempts: mine,
+                }
             })
             .collect())
     }
@@ -223,7 +255,11 @@ impl Delivery {
             deliveries::table
                 .filter(deliveries::tenant_id.eq(tenant_id))
                 .filter(deliveries::id.eq(id))
-                .filter(deliveries::claimed_until.is_null().or(deliveries::status.ne("pending"))),
+                .filter(
+                    deliveries::claimed_until
+                        .is_null()
+                        .or(deliveries::status.ne("pending")),
+                ),
         )
         .set((
             deliveries::status.eq("pending"),
@@ -304,7 +340,11 @@ impl Delivery {
     }
 
     /// Attempts of the last 24 hours by hour, oldest first, every hour present.
-    pub fn health(conn: &mut PgConnection, webhook_id: i64, now: DateTime<Utc>) -> QueryResult<Vec<HourHealth>> {
+    pub fn health(
+        conn: &mut PgConnection,
+        webhook_id: i64,
+        now: DateTime<Utc>,
+    ) -> QueryResult<Vec<HourHealth>> {
         let current_hour = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
         let since = current_hour - Duration::hours(23);
         let rows: Vec<HourRow> = diesel::sql_query(
@@ -321,7 +361,11 @@ impl Delivery {
             .map(|i| {
                 let hour = since + Duration::hours(i);
                 let row = rows.iter().find(|r| r.hour == hour);
-                HourHealth { hour, succeeded: row.map_or(0, |r| r.succeeded), failed: row.map_or(0, |r| r.failed) }
+                HourHealth {
+                    hour,
+                    succeeded: row.map_or(0, |r| r.succeeded),
+                    failed: row.map_or(0, |r| r.failed),
+                }
             })
             .collect())
     }
@@ -329,5 +373,7 @@ impl Delivery {
 
 /// Wakes the dispatchers (delivered when the surrounding transaction commits).
 pub fn notify(conn: &mut PgConnection) -> QueryResult<()> {
-    diesel::sql_query(format!("NOTIFY {NOTIFY_CHANNEL}")).execute(conn).map(drop)
+    diesel::sql_query(format!("NOTIFY {NOTIFY_CHANNEL}"))
+        .execute(conn)
+        .map(drop)
 }

@@ -177,7 +177,9 @@ impl From<WebhookRow> for Webhook {
 /// Why saving a webhook was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum SaveError {
-    #[error("Your plan allows at most {MAX_WEBHOOKS_PER_TENANT} webhooks. Delete one you no longer need first.")]
+    #[error(
+        "Your plan allows at most {MAX_WEBHOOKS_PER_TENANT} webhooks. Delete one you no longer need first."
+    )]
     LimitReached,
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
@@ -206,7 +208,12 @@ pub const SORT_KEYS: [&str; 5] = ["number", "url", "events", "errors", "status"]
 
 impl Filter {
     pub fn page(&self) -> i64 {
-        self.page.trim().parse::<i64>().ok().filter(|p| (1..=1_000_000).contains(p)).unwrap_or(1)
+        self.page
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|p| (1..=1_000_000).contains(p))
+            .unwrap_or(1)
     }
 
     /// The sort column and whether it is descending.
@@ -224,7 +231,10 @@ impl Filter {
     }
 
     pub fn is_filtered(&self) -> bool {
-        !self.url.trim().is_empty() || !self.event.is_empty() || self.status().is_some() || !self.connection.is_empty()
+        !self.url.trim().is_empty()
+            || !self.event.is_empty()
+            || self.status().is_some()
+            || !self.connection.is_empty()
     }
 
     /// The query string of this view (empty values left out), e.g. for the export link.
@@ -265,7 +275,9 @@ fn like_pattern(text: &str) -> String {
 }
 
 fn filtered(tenant_id: i64, filter: &Filter) -> webhooks::BoxedQuery<'static, Pg> {
-    let mut query = webhooks::table.filter(webhooks::tenant_id.eq(tenant_id)).into_boxed();
+    let mut query = webhooks::table
+        .filter(webhooks::tenant_id.eq(tenant_id))
+        .into_boxed();
     let url = filter.url.trim();
     if !url.is_empty() {
         query = query.filter(webhooks::url.ilike(like_pattern(url)));
@@ -279,17 +291,18 @@ fn filtered(tenant_id: i64, filter: &Filter) -> webhooks::BoxedQuery<'static, Pg
     match filter.connection.as_str() {
         "" => {}
         "none" => query = query.filter(webhooks::connection_id.is_null()),
-        id => match id.parse::<i64>() {
-            Ok(id) => query = query.filter(webhooks::connection_id.eq(id)),
-            Err(_) => {}
-        },
+        id => {
+            if let Ok(id) = id.parse::<i64>() {
+                query = query.filter(webhooks::connection_id.eq(id));
+            }
+        }
     }
     query
 }
 
 fn sorted(query: webhooks::BoxedQuery<'static, Pg>, filter: &Filter) -> webhooks::BoxedQuery<'static, Pg> {
     let (key, descending) = filter.sort();
-    let query = match (key, descending) {
+    match (key, descending) {
         ("url", false) => query.order((webhooks::url.asc(), webhooks::number.asc())),
         ("url", true) => query.order((webhooks::url.desc(), webhooks::number.asc())),
         ("events", false) => query.order((webhooks::event_count.asc(), webhooks::number.asc())),
@@ -300,8 +313,7 @@ fn sorted(query: webhooks::BoxedQuery<'static, Pg>, filter: &Filter) -> webhooks
         ("status", true) => query.order((webhooks::status.desc(), webhooks::number.asc())),
         (_, true) => query.order(webhooks::number.desc()),
         _ => query.order(webhooks::number.asc()),
-    };
-    query
+    }
 }
 
 #[derive(Insertable)]
@@ -347,9 +359,17 @@ fn seal_headers(headers: &[(String, String)], secrets: &SecretBox) -> serde_json
         .map(|(name, value)| {
             if is_secret_header(name) {
                 let sealed = base64::engine::general_purpose::STANDARD.encode(secrets.seal(value));
-                StoredHeader { name: name.clone(), value: None, sealed: Some(sealed) }
+                StoredHeader {
+                    name: name.clone(),
+                    value: None,
+                    sealed: Some(sealed),
+                }
             } else {
-                StoredHeader { name: name.clone(), value: Some(value.clone()), sealed: None }
+                StoredHeader {
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                    sealed: None,
+                }
             }
         })
         .collect();
@@ -374,7 +394,9 @@ impl Webhook {
             .map(|h| {
                 let value = match (&h.value, &h.sealed) {
                     (Some(value), _) => value.clone(),
-                    (None, Some(sealed)) => secrets.open(&base64::engine::general_purpose::STANDARD.decode(sealed)?)?,
+                    (None, Some(sealed)) => {
+                        secrets.open(&base64::engine::general_purpose::STANDARD.decode(sealed)?)?
+                    }
                     (None, None) => String::new(),
                 };
                 Ok((h.name.clone(), value))
@@ -397,14 +419,18 @@ impl Webhook {
 
     /// A submitted header value that equals the masked form of the stored value means
     /// "unchanged": the form never holds the credential itself.
-    pub fn restore_masked(&self, submitted: Vec<(String, String)>, secrets: &SecretBox) -> Vec<(String, String)> {
+    pub fn restore_masked(
+        &self,
+        submitted: Vec<(String, String)>,
+        secrets: &SecretBox,
+    ) -> Vec<(String, String)> {
         let current = self.headers(secrets).unwrap_or_default();
         submitted
             .into_iter()
             .map(|(name, value)| {
-                let kept = current
-                    .iter()
-                    .find(|(n, v)| n.eq_ignore_ascii_case(name.trim()) && is_secret_header(n) && mask(v) == value.trim());
+                let kept = current.iter().find(|(n, v)| {
+                    n.eq_ignore_ascii_case(name.trim()) && is_secret_header(n) && mask(v) == value.trim()
+                });
                 match kept {
                     Some((_, real)) => (name, real.clone()),
                     None => (name, value),
@@ -417,7 +443,8 @@ impl Webhook {
     /// its overlap after a rotation.
     pub fn signing_secrets(&self, secrets: &SecretBox, now: DateTime<Utc>) -> anyhow::Result<Vec<String>> {
         let mut all = vec![secrets.open(&self.secret_ciphertext)?];
-        if let (Some(previous), Some(until)) = (&self.previous_secret_ciphertext, self.previous_secret_expires_at)
+        if let (Some(previous), Some(until)) =
+            (&self.previous_secret_ciphertext, self.previous_secret_expires_at)
             && until > now
         {
             all.push(secrets.open(previous)?);
@@ -447,7 +474,12 @@ impl Webhook {
             .into_iter()
             .map(Webhook::from)
             .collect();
-        Ok(Page { rows, total, page, pages })
+        Ok(Page {
+            rows,
+            total,
+            page,
+            pages,
+        })
     }
 
     /// Every row of the filtered view, all pages (the Excel export), in batches through a
@@ -478,7 +510,10 @@ impl Webhook {
     }
 
     pub fn count(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<i64> {
-        webhooks::table.filter(webhooks::tenant_id.eq(tenant_id)).count().get_result(conn)
+        webhooks::table
+            .filter(webhooks::tenant_id.eq(tenant_id))
+            .count()
+            .get_result(conn)
     }
 
     /// Creates a webhook with the next number of its tenant, a new signing secret and a new
@@ -529,24 +564,34 @@ impl Webhook {
 
     /// Saves the edited fields. Switching the Active field here follows the same rules as
     /// the status switch (see [`Webhook::set_active`]); parked deliveries stay parked.
-    pub fn update(conn: &mut PgConnection, tenant_id: i64, id: i64, input: &Input, secrets: &SecretBox) -> QueryResult<Webhook> {
+    pub fn update(
+        conn: &mut PgConnection,
+        tenant_id: i64,
+        id: i64,
+        input: &Input,
+        secrets: &SecretBox,
+    ) -> QueryResult<Webhook> {
         conn.transaction(|conn| {
             let current = Webhook::find(conn, tenant_id, id)?;
-            let row: WebhookRow = diesel::update(webhooks::table.filter(webhooks::tenant_id.eq(tenant_id)).filter(webhooks::id.eq(id)))
-                .set((
-                    webhooks::url.eq(&input.url),
-                    webhooks::description.eq(&input.description),
-                    webhooks::events.eq(some_all(&input.events)),
-                    webhooks::connection_id.eq(input.connection_id),
-                    webhooks::api_key_enabled.eq(input.api_key_enabled),
-                    webhooks::headers.eq(seal_headers(&input.headers, secrets)),
-                    webhooks::retry_on_error.eq(input.retry_on_error),
-                    webhooks::use_customer_language.eq(input.use_customer_language),
-                    webhooks::capabilities.eq(some_all(&input.capabilities)),
-                    webhooks::updated_at.eq(diesel::dsl::now),
-                ))
-                .returning(WebhookRow::as_returning())
-                .get_result(conn)?;
+            let row: WebhookRow = diesel::update(
+                webhooks::table
+                    .filter(webhooks::tenant_id.eq(tenant_id))
+                    .filter(webhooks::id.eq(id)),
+            )
+            .set((
+                webhooks::url.eq(&input.url),
+                webhooks::description.eq(&input.description),
+                webhooks::events.eq(some_all(&input.events)),
+                webhooks::connection_id.eq(input.connection_id),
+                webhooks::api_key_enabled.eq(input.api_key_enabled),
+                webhooks::headers.eq(seal_headers(&input.headers, secrets)),
+                webhooks::retry_on_error.eq(input.retry_on_error),
+                webhooks::use_customer_language.eq(input.use_customer_language),
+                webhooks::capabilities.eq(some_all(&input.capabilities)),
+                webhooks::updated_at.eq(diesel::dsl::now),
+            ))
+            .returning(WebhookRow::as_returning())
+            .get_result(conn)?;
             let updated = Webhook::from(row);
             if input.active != current.is_active() {
                 return Webhook::set_active(conn, tenant_id, id, input.active, Parked::Keep);
@@ -557,9 +602,17 @@ impl Webhook {
 
     /// Switches a webhook on or off. Switching off parks its pending deliveries; switching
     /// on clears an automatic disable and resends, drops or keeps what was parked.
-    pub fn set_active(conn: &mut PgConnection, tenant_id: i64, id: i64, active: bool, parked: Parked) -> QueryResult<Webhook> {
+    pub fn set_active(
+        conn: &mut PgConnection,
+        tenant_id: i64,
+        id: i64,
+        active: bool,
+        parked: Parked,
+    ) -> QueryResult<Webhook> {
         conn.transaction(|conn| {
-            let target = webhooks::table.filter(webhooks::tenant_id.eq(tenant_id)).filter(webhooks::id.eq(id));
+            let target = webhooks::table
+                .filter(webhooks::tenant_id.eq(tenant_id))
+                .filter(webhooks::id.eq(id));
             let row: WebhookRow = if active {
                 diesel::update(target)
                     .set((
@@ -585,7 +638,10 @@ impl Webhook {
             let of_webhook = deliveries::table.filter(deliveries::webhook_id.eq(id));
             if !active {
                 diesel::update(of_webhook.filter(deliveries::status.eq("pending")))
-                    .set((deliveries::status.eq("parked"), deliveries::updated_at.eq(diesel::dsl::now)))
+                    .set((
+                        deliveries::status.eq("parked"),
+                        deliveries::updated_at.eq(diesel::dsl::now),
+                    ))
                     .execute(conn)?;
             } else {
                 match parked {
@@ -633,7 +689,10 @@ impl Webhook {
                     .filter(deliveries::webhook_id.eq(webhook.id))
                     .filter(deliveries::status.eq_any(["pending", "parked"])),
             )
-            .set((deliveries::status.eq("cancelled"), deliveries::completed_at.eq(sql_now())))
+            .set((
+                deliveries::status.eq("cancelled"),
+                deliveries::completed_at.eq(sql_now()),
+            ))
             .execute(conn)?;
             diesel::delete(webhooks::table.filter(webhooks::id.eq(webhook.id))).execute(conn)?;
             Ok(waiting as i64)
@@ -646,14 +705,21 @@ impl Webhook {
     }
 
     /// A new signing secret signs at once; the old one keeps signing for 24 hours.
-    pub fn rotate_secret(conn: &mut PgConnection, tenant_id: i64, id: i64, secrets: &SecretBox, now: DateTime<Utc>) -> QueryResult<Webhook> {
+    pub fn rotate_secret(
+        conn: &mut PgConnection,
+        tenant_id: i64,
+        id: i64,
+        secrets: &SecretBox,
+        now: DateTime<Utc>,
+    ) -> QueryResult<Webhook> {
         conn.transaction(|conn| {
             let current = Webhook::find(conn, tenant_id, id)?;
             diesel::update(webhooks::table.filter(webhooks::id.eq(current.id)))
                 .set((
                     webhooks::secret_ciphertext.eq(secrets.seal(&new_signing_secret())),
                     webhooks::previous_secret_ciphertext.eq(Some(current.secret_ciphertext)),
-                    webhooks::previous_secret_expires_at.eq(Some(now + Duration::hours(SECRET_OVERLAP_HOURS))),
+                    webhooks::previous_secret_expires_at
+                        .eq(Some(now + Duration::hours(SECRET_OVERLAP_HOURS))),
                     webhooks::updated_at.eq(diesel::dsl::now),
                 ))
                 .returning(WebhookRow::as_returning())
@@ -663,25 +729,45 @@ impl Webhook {
     }
 
     /// Replaces the webhook's API key; the new key is returned once.
-    pub fn regenerate_api_key(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<(Webhook, String)> {
+    pub fn regenerate_api_key(
+        conn: &mut PgConnection,
+        tenant_id: i64,
+        id: i64,
+    ) -> QueryResult<(Webhook, String)> {
         let (key, hash, prefix) = new_api_key();
-        let row: WebhookRow = diesel::update(webhooks::table.filter(webhooks::tenant_id.eq(tenant_id)).filter(webhooks::id.eq(id)))
-            .set((
-                webhooks::api_key_hash.eq(hash),
-                webhooks::api_key_prefix.eq(prefix),
-                webhooks::updated_at.eq(diesel::dsl::now),
-            ))
-            .returning(WebhookRow::as_returning())
-            .get_result(conn)?;
+        let row: WebhookRow = diesel::update(
+            webhooks::table
+                .filter(webhooks::tenant_id.eq(tenant_id))
+                .filter(webhooks::id.eq(id)),
+        )
+        .set((
+            webhooks::api_key_hash.eq(hash),
+            webhooks::api_key_prefix.eq(prefix),
+            webhooks::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(WebhookRow::as_returning())
+        .get_result(conn)?;
         Ok((Webhook::from(row), key))
     }
 
-    pub fn set_api_key_enabled(conn: &mut PgConnection, tenant_id: i64, id: i64, enabled: bool) -> QueryResult<Webhook> {
-        diesel::update(webhooks::table.filter(webhooks::tenant_id.eq(tenant_id)).filter(webhooks::id.eq(id)))
-            .set((webhooks::api_key_enabled.eq(enabled), webhooks::updated_at.eq(diesel::dsl::now)))
-            .returning(WebhookRow::as_returning())
-            .get_result(conn)
-            .map(Webhook::from)
+    pub fn set_api_key_enabled(
+        conn: &mut PgConnection,
+        tenant_id: i64,
+        id: i64,
+        enabled: bool,
+    ) -> QueryResult<Webhook> {
+        diesel::update(
+            webhooks::table
+                .filter(webhooks::tenant_id.eq(tenant_id))
+                .filter(webhooks::id.eq(id)),
+        )
+        .set((
+            webhooks::api_key_enabled.eq(enabled),
+            webhooks::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(WebhookRow::as_returning())
+        .get_result(conn)
+        .map(Webhook::from)
     }
 
     /// Connection names by id, for showing a list of webhooks.
@@ -700,13 +786,15 @@ impl Webhook {
             .group_by(webhooks::status)
             .select((webhooks::status, count_star()))
             .load(conn)?;
-        Ok(rows.into_iter().fold(StatusCounts::default(), |mut counts, (status, n)| {
-            counts.total += n;
-            if status == "auto_disabled" {
-                counts.auto_disabled += n;
-            }
-            counts
-        }))
+        Ok(rows
+            .into_iter()
+            .fold(StatusCounts::default(), |mut counts, (status, n)| {
+                counts.total += n;
+                if status == "auto_disabled" {
+                    counts.auto_disabled += n;
+                }
+                counts
+            }))
     }
 }
 
@@ -731,12 +819,32 @@ mod tests {
 
     #[test]
     fn filters_round_trip_through_the_query_string() {
-        let filter = Filter { url: " zapier ".into(), event: "booking.created".into(), sort: "-errors".into(), page: "3".into(), ..Filter::default() };
-        assert_eq!(filter.query(), "url=zapier&event=booking.created&sort=-errors&page=3");
-        assert_eq!(filter.query_with(Some("url"), Some(1)), "url=zapier&event=booking.created&sort=url");
+        let filter = Filter {
+            url: " zapier ".into(),
+            event: "booking.created".into(),
+            sort: "-errors".into(),
+            page: "3".into(),
+            ..Filter::default()
+        };
+        assert_eq!(
+            filter.query(),
+            "url=zapier&event=booking.created&sort=-errors&page=3"
+        );
+        assert_eq!(
+            filter.query_with(Some("url"), Some(1)),
+            "url=zapier&event=booking.created&sort=url"
+        );
         assert_eq!(filter.sort(), ("errors", true));
-        let junk = Filter { sort: "drop table".into(), page: "-4".into(), status: "bogus".into(), ..Filter::default() };
-        assert_eq!((junk.sort(), junk.page(), junk.status()), (("number", false), 1, None));
+        let junk = Filter {
+            sort: "drop table".into(),
+            page: "-4".into(),
+            status: "bogus".into(),
+            ..Filter::default()
+        };
+        assert_eq!(
+            (junk.sort(), junk.page(), junk.status()),
+            (("number", false), 1, None)
+        );
     }
 
     #[test]

@@ -28,5 +28,8 @@ impl CatalogPage {
 pub async fn show(state: web::Data<AppState>, user: CurrentUser) -> Result<CatalogPage, AppError> {
     user.tenant()?;
     let types = state.db(|conn| Ok(EventType::all(conn)?)).await?;
-    Ok(CatalogPage { chrome: user.chrome("Event catalog", "events"), groups: group_events(types) })
+    Ok(CatalogPage {
+        chrome: user.chrome("Event catalog", "events"),
+        groups: group_events(types),
+    })
 }

@@ -33,14 +33,25 @@ pub struct ConnectionsPage {
     pub external_id: String,
 }
 
-async fn page(state: &AppState, user: &CurrentUser, error: Option<String>, name: String, external_id: String) -> Result<ConnectionsPage, AppError> {
+async fn page(
+    state: &AppState,
+    user: &CurrentUser,
+    error: Option<String>,
+    name: String,
+    external_id: String,
+) -> Result<ConnectionsPage, AppError> {
     let tenant = user.webhooks_tenant()?.clone();
     let tenant_id = tenant.id;
     let rows = state
         .db(move |conn| {
             Connection::list(conn, tenant_id)?
                 .into_iter()
-                .map(|c| Ok(ConnectionRow { webhooks: Connection::webhook_count(conn, tenant_id, c.id)?, connection: c }))
+                .map(|c| {
+                    Ok(ConnectionRow {
+                        webhooks: Connection::webhook_count(conn, tenant_id, c.id)?,
+                        connection: c,
+                    })
+                })
                 .collect::<Result<Vec<_>, AppError>>()
         })
         .await?;
@@ -70,16 +81,23 @@ fn check_text(label: &str, text: &str) -> Result<String, String> {
     let text = text.trim();
     match text.chars().count() {
         0 => Err(format!("Enter the {label}.")),
-        n if n > MAX_NAME_CHARS => Err(format!("The {label} may have at most {MAX_NAME_CHARS} characters (it has {n}).")),
+        n if n > MAX_NAME_CHARS => Err(format!(
+            "The {label} may have at most {MAX_NAME_CHARS} characters (it has {n})."
+        )),
         _ if text.chars().any(char::is_control) => Err(format!("The {label} may not contain line breaks.")),
         _ => Ok(text.to_owned()),
     }
 }
 
-pub async fn create(state: web::Data<AppState>, user: CurrentUser, form: web::Form<ConnectionForm>) -> Result<HttpResponse, AppError> {
+pub async fn create(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    form: web::Form<ConnectionForm>,
+) -> Result<HttpResponse, AppError> {
     let tenant_id = user.webhooks_editor()?.id;
     let form = form.into_inner();
-    let checked = check_text("name", &form.name).and_then(|name| Ok((name, check_text("contract id", &form.external_id)?)));
+    let checked = check_text("name", &form.name)
+        .and_then(|name| Ok((name, check_text("contract id", &form.external_id)?)));
     let (name, external_id) = match checked {
         Ok(ok) => ok,
         Err(message) => {
@@ -92,9 +110,19 @@ pub async fn create(state: web::Data<AppState>, user: CurrentUser, form: web::Fo
         .db(move |conn| {
             conn.build_transaction().run(|conn| {
                 if Connection::find_by_external_id(conn, tenant_id, &external_id)?.is_some() {
-                    return Err(AppError::validation("external_id", format!("A connection with contract id {external_id} exists already.")));
+                    return Err(AppError::validation(
+                        "external_id",
+                        format!("A connection with contract id {external_id} exists already."),
+                    ));
                 }
-                let connection = Connection::create(conn, NewConnection { tenant_id, name: &name, external_id: &external_id })?;
+                let connection = Connection::create(
+                    conn,
+                    NewConnection {
+                        tenant_id,
+                        name: &name,
+                        external_id: &external_id,
+                    },
+                )?;
                 AuditEntry::record(
                     conn,
                     Some(tenant_id),
@@ -123,13 +151,20 @@ pub struct RenameForm {
     name: String,
 }
 
-pub async fn rename(state: web::Data<AppState>, user: CurrentUser, id: web::Path<i64>, form: web::Form<RenameForm>) -> Result<HttpResponse, AppError> {
+pub async fn rename(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<i64>,
+    form: web::Form<RenameForm>,
+) -> Result<HttpResponse, AppError> {
     let tenant_id = user.webhooks_editor()?.id;
     let id = id.into_inner();
     let name = match check_text("name", &form.name) {
         Ok(name) => name,
         Err(message) => {
-            state.db(move |conn| Ok(Connection::find(conn, tenant_id, id)?)).await?;
+            state
+                .db(move |conn| Ok(Connection::find(conn, tenant_id, id)?))
+                .await?;
             let page = page(&state, &user, Some(message), String::new(), String::new()).await?;
             return render(StatusCode::UNPROCESSABLE_ENTITY, &page);
         }
@@ -155,7 +190,11 @@ pub async fn rename(state: web::Data<AppState>, user: CurrentUser, id: web::Path
     Ok(see_other("/connections"))
 }
 
-pub async fn delete(state: web::Data<AppState>, user: CurrentUser, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+pub async fn delete(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
     let tenant_id = user.webhooks_editor()?.id;
     let id = id.into_inner();
     let actor = user.actor();

@@ -205,6 +205,23 @@ impl TestApp {
         }
     }
 
+    /// A Scale tenant with the Webhooks tool on, and its owner logged in.
+    pub async fn scale_tenant_with_owner(&self, name: &str, email: &str) -> (Tenant, Browser) {
+        let tenant = self.create_tenant(name, Plan::Scale).await;
+        let id = tenant.id;
+        let tenant = self
+            .with_conn(move |conn| Tenant::set_webhooks_enabled(conn, id, true).unwrap())
+            .await;
+        self.create_user(Some(&tenant), email, Role::Owner).await;
+        let owner = self.logged_in(email).await;
+        (tenant, owner)
+    }
+
+    /// The secrets box of the app (tests use the fixed test key).
+    pub fn secrets(&self) -> hookboard::crypto::SecretBox {
+        hookboard::crypto::SecretBox::new(&[0x42; 32])
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
@@ -314,6 +331,39 @@ impl Browser {
             &[("email", email), ("password", password), ("csrf_token", &token)],
         )
         .await
+    }
+
+    /// A POST as htmx sends it: `HX-Request`, the CSRF header, the page it came from.
+    pub async fn htmx_post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let token = self.csrf_token("/").await;
+        self.client
+            .post(format!("{}{path}", self.base))
+            .header("HX-Request", "true")
+            .header("HX-Current-URL", format!("{}/webhooks", self.base))
+            .header("X-CSRF-Token", token)
+            .form(fields)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A GET as htmx sends it, aimed at `target`.
+    pub async fn htmx_get(&self, path: &str, target: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .header("HX-Request", "true")
+            .header("HX-Target", target)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A form post with this browser's CSRF token added.
+    pub async fn submit(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let token = self.csrf_token("/").await;
+        let mut all: Vec<(&str, &str)> = fields.to_vec();
+        all.push(("csrf_token", &token));
+        self.post_form(path, &all).await
     }
 
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {

@@ -9,3 +9,4 @@ mod health;
 mod login;
 mod migrations;
 mod tenants;
+mod webhooks;

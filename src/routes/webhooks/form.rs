@@ -171,8 +171,13 @@ impl FormView {
 
     /// The header rows to show: those typed, plus one empty row to fill in.
     pub fn header_rows(&self) -> Vec<(String, String)> {
-        let mut rows: Vec<(String, String)> =
-            self.values.headers.iter().filter(|(n, v)| !(n.is_empty() && v.is_empty())).cloned().collect();
+        let mut rows: Vec<(String, String)> = self
+            .values
+            .headers
+            .iter()
+            .filter(|(n, v)| !(n.is_empty() && v.is_empty()))
+            .cloned()
+            .collect();
         rows.push((String::new(), String::new()));
         rows
     }
@@ -198,8 +203,17 @@ header_name=Authorization&header_value=Bearer+x&header_name=X-Source&header_valu
         let form = Submitted::parse(body);
         assert_eq!(form.url, "https://crm.example.com/h");
         assert_eq!(form.events, ["booking.created", "payment.completed"]);
-        assert_eq!(form.headers, [("Authorization".into(), "Bearer x".into()), ("X-Source".into(), "hookboard".into())]);
+        assert_eq!(
+            form.headers,
+            [
+                ("Authorization".into(), "Bearer x".into()),
+                ("X-Source".into(), "hookboard".into())
+            ]
+        );
         assert!(form.active && !form.retry_on_error);
-        assert_eq!(Submitted::parse(b"connection=abc").to_input().connection_id, Some(-1));
+        assert_eq!(
+            Submitted::parse(b"connection=abc").to_input().connection_id,
+            Some(-1)
+        );
     }
 }

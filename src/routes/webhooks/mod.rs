@@ -79,7 +79,11 @@ impl Results {
 }
 
 fn with_query(path: &str, query: &str) -> String {
-    if query.is_empty() { path.to_owned() } else { format!("{path}?{query}") }
+    if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{query}")
+    }
 }
 
 #[derive(Template)]
@@ -117,7 +121,8 @@ impl TablePage {
     }
 
     pub fn is_sort(&self, value: &str) -> bool {
-        self.filter.sort == value || (value.is_empty() && self.filter.sort() == ("number", false) && self.filter.sort != "-number")
+        self.filter.sort == value
+            || (value.is_empty() && self.filter.sort() == ("number", false) && self.filter.sort != "-number")
     }
 }
 
@@ -133,7 +138,12 @@ fn current_filter(req: &HttpRequest) -> Filter {
         .unwrap_or_default()
 }
 
-fn row_view(webhook: Webhook, names: &std::collections::HashMap<i64, String>, tenant: &Tenant, user: &CurrentUser) -> RowView {
+fn row_view(
+    webhook: Webhook,
+    names: &std::collections::HashMap<i64, String>,
+    tenant: &Tenant,
+    user: &CurrentUser,
+) -> RowView {
     RowView {
         connection: webhook.connection_id.and_then(|id| names.get(&id).cloned()),
         disabled_at: webhook.disabled_at.map(|at| format_time(at, &tenant.timezone)),
@@ -143,7 +153,12 @@ fn row_view(webhook: Webhook, names: &std::collections::HashMap<i64, String>, te
     }
 }
 
-async fn load_results(state: &AppState, user: &CurrentUser, filter: Filter, oob: bool) -> Result<Results, AppError> {
+async fn load_results(
+    state: &AppState,
+    user: &CurrentUser,
+    filter: Filter,
+    oob: bool,
+) -> Result<Results, AppError> {
     let tenant = user.webhooks_tenant()?.clone();
     let tenant_id = tenant.id;
     let query = filter.clone();
@@ -151,12 +166,20 @@ async fn load_results(state: &AppState, user: &CurrentUser, filter: Filter, oob:
         .db(move |conn| {
             let page = Webhook::list(conn, tenant_id, &query)?;
             let names = Webhook::connection_names(conn, tenant_id)?;
-            let total = if query.is_filtered() { Webhook::count(conn, tenant_id)? } else { page.total };
+            let total = if query.is_filtered() {
+                Webhook::count(conn, tenant_id)?
+            } else {
+                page.total
+            };
             Ok((page, names, total))
         })
         .await?;
     Ok(Results {
-        rows: page.rows.into_iter().map(|w| row_view(w, &names, &tenant, user)).collect(),
+        rows: page
+            .rows
+            .into_iter()
+            .map(|w| row_view(w, &names, &tenant, user))
+            .collect(),
         page: page.page,
         pages: page.pages,
         total: page.total,
@@ -176,7 +199,12 @@ pub async fn index(
 ) -> Result<HttpResponse, AppError> {
     let tenant = user.webhooks_tenant()?.clone();
     let filter = filter.into_inner();
-    if is_htmx(&req) && req.headers().get("HX-Target").is_some_and(|t| t == "webhook-results") {
+    if is_htmx(&req)
+        && req
+            .headers()
+            .get("HX-Target")
+            .is_some_and(|t| t == "webhook-results")
+    {
         let results = load_results(&state, &user, filter, true).await?;
         return render(StatusCode::OK, &results);
     }
@@ -237,7 +265,12 @@ async fn form_view(
     })
 }
 
-fn answer_form(req: &HttpRequest, user: &CurrentUser, status: StatusCode, form: FormView) -> Result<HttpResponse, AppError> {
+fn answer_form(
+    req: &HttpRequest,
+    user: &CurrentUser,
+    status: StatusCode,
+    form: FormView,
+) -> Result<HttpResponse, AppError> {
     if is_htmx(req) {
         let mut response = render(status, &FormDialog { form })?;
         if status != StatusCode::OK {
@@ -249,14 +282,33 @@ fn answer_form(req: &HttpRequest, user: &CurrentUser, status: StatusCode, form: 
         Ok(response)
     } else {
         let title = form.title.clone();
-        render(status, &FormPage { chrome: user.chrome(title, "webhooks"), form })
+        render(
+            status,
+            &FormPage {
+                chrome: user.chrome(title, "webhooks"),
+                form,
+            },
+        )
     }
 }
 
 /// `GET /webhooks/new`
-pub async fn new(req: HttpRequest, state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, AppError> {
+pub async fn new(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+) -> Result<HttpResponse, AppError> {
     user.webhooks_editor()?;
-    let form = form_view(&state, &user, "/webhooks".into(), "Add Webhook".into(), Submitted::blank(), no_errors(), None).await?;
+    let form = form_view(
+        &state,
+        &user,
+        "/webhooks".into(),
+        "Add Webhook".into(),
+        Submitted::blank(),
+        no_errors(),
+        None,
+    )
+    .await?;
     answer_form(&req, &user, StatusCode::OK, form)
 }
 
@@ -270,8 +322,14 @@ pub async fn edit(
     let tenant_id = user.webhooks_editor()?.id;
     let id = id.into_inner();
     let secrets = state.secrets();
-    let webhook = state.db(move |conn| Ok(Webhook::find(conn, tenant_id, id)?)).await?;
-    let headers = webhook.shown_headers(&secrets).into_iter().map(|h| (h.name, h.value)).collect();
+    let webhook = state
+        .db(move |conn| Ok(Webhook::find(conn, tenant_id, id)?))
+        .await?;
+    let headers = webhook
+        .shown_headers(&secrets)
+        .into_iter()
+        .map(|h| (h.name, h.value))
+        .collect();
     let values = Submitted::of(&webhook, headers);
     let form = form_view(
         &state,
@@ -301,7 +359,10 @@ async fn check(
     let (known, connection_ids) = state
         .db(move |conn| {
             let known: Vec<String> = EventType::all(conn)?.into_iter().map(|t| t.code).collect();
-            let ids: Vec<i64> = Connection::list(conn, tenant_id)?.into_iter().map(|c| c.id).collect();
+            let ids: Vec<i64> = Connection::list(conn, tenant_id)?
+                .into_iter()
+                .map(|c| c.id)
+                .collect();
             Ok((known, ids))
         })
         .await?;
@@ -338,13 +399,27 @@ pub struct CreatedPage {
 }
 
 /// `POST /webhooks`
-pub async fn create(req: HttpRequest, state: web::Data<AppState>, user: CurrentUser, body: Bytes) -> Result<HttpResponse, AppError> {
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    body: Bytes,
+) -> Result<HttpResponse, AppError> {
     let tenant_id = user.webhooks_editor()?.id;
     let submitted = Submitted::parse(&body);
     let input = match check(&state, tenant_id, &submitted, None).await? {
         Ok(input) => input,
         Err(errors) => {
-            let form = form_view(&state, &user, "/webhooks".into(), "Add Webhook".into(), submitted, errors, None).await?;
+            let form = form_view(
+                &state,
+                &user,
+                "/webhooks".into(),
+                "Add Webhook".into(),
+                submitted,
+                errors,
+                None,
+            )
+            .await?;
             return answer_form(&req, &user, StatusCode::UNPROCESSABLE_ENTITY, form);
         }
     };
@@ -369,12 +444,25 @@ pub async fn create(req: HttpRequest, state: web::Data<AppState>, user: CurrentU
     let (webhook, api_key) = match saved {
         Ok(saved) => saved,
         Err(AppError::Conflict(message)) => {
-            let form = form_view(&state, &user, "/webhooks".into(), "Add Webhook".into(), submitted, no_errors(), Some(message)).await?;
+            let form = form_view(
+                &state,
+                &user,
+                "/webhooks".into(),
+                "Add Webhook".into(),
+                submitted,
+                no_errors(),
+                Some(message),
+            )
+            .await?;
             return answer_form(&req, &user, StatusCode::UNPROCESSABLE_ENTITY, form);
         }
         Err(err) => return Err(err),
     };
-    let created = Created { number: webhook.number, id: webhook.id, api_key };
+    let created = Created {
+        number: webhook.number,
+        id: webhook.id,
+        api_key,
+    };
     if is_htmx(&req) {
         // The table updates in place; the dialog now shows the API key, once.
         let results = load_results(&state, &user, current_filter(&req), true).await?;
@@ -385,7 +473,13 @@ pub async fn create(req: HttpRequest, state: web::Data<AppState>, user: CurrentU
         );
         return Ok(table_response(body));
     }
-    render(StatusCode::CREATED, &CreatedPage { chrome: user.chrome("Webhook created", "webhooks"), created })
+    render(
+        StatusCode::CREATED,
+        &CreatedPage {
+            chrome: user.chrome("Webhook created", "webhooks"),
+            created,
+        },
+    )
 }
 
 /// An htmx answer that replaces the table's results, whatever element asked.
@@ -409,13 +503,24 @@ pub async fn update(
 ) -> Result<HttpResponse, AppError> {
     let tenant_id = user.webhooks_editor()?.id;
     let id = id.into_inner();
-    let current = state.db(move |conn| Ok(Webhook::find(conn, tenant_id, id)?)).await?;
+    let current = state
+        .db(move |conn| Ok(Webhook::find(conn, tenant_id, id)?))
+        .await?;
     let submitted = Submitted::parse(&body);
     let input = match check(&state, tenant_id, &submitted, Some(&current)).await? {
         Ok(input) => input,
         Err(errors) => {
             let title = format!("Edit Webhook No {}", current.number);
-            let form = form_view(&state, &user, format!("/webhooks/{id}"), title, submitted, errors, None).await?;
+            let form = form_view(
+                &state,
+                &user,
+                format!("/webhooks/{id}"),
+                title,
+                submitted,
+                errors,
+                None,
+            )
+            .await?;
             return answer_form(&req, &user, StatusCode::UNPROCESSABLE_ENTITY, form);
         }
     };
@@ -497,14 +602,28 @@ pub async fn toggle(
         _ => Parked::Keep,
     };
     if activate && parked > 0 && choice == Parked::Keep {
-        let dialog = EnableDialog { webhook: current, parked, csrf_token: user.csrf_token.clone() };
+        let dialog = EnableDialog {
+            webhook: current,
+            parked,
+            csrf_token: user.csrf_token.clone(),
+        };
         if is_htmx(&req) {
             let mut response = render(StatusCode::OK, &dialog)?;
-            response.headers_mut().insert("HX-Retarget".parse().unwrap(), "#dialog".parse().unwrap());
-            response.headers_mut().insert("HX-Reswap".parse().unwrap(), "innerHTML".parse().unwrap());
+            response
+                .headers_mut()
+                .insert("HX-Retarget".parse().unwrap(), "#dialog".parse().unwrap());
+            response
+                .headers_mut()
+                .insert("HX-Reswap".parse().unwrap(), "innerHTML".parse().unwrap());
             return Ok(response);
         }
-        return render(StatusCode::OK, &EnablePage { chrome: user.chrome("Switch webhook on", "webhooks"), dialog });
+        return render(
+            StatusCode::OK,
+            &EnablePage {
+                chrome: user.chrome("Switch webhook on", "webhooks"),
+                dialog,
+            },
+        );
     }
     let actor = user.actor();
     let was = current.status;
@@ -512,12 +631,24 @@ pub async fn toggle(
         .db(move |conn| {
             conn.build_transaction().run(|conn| {
                 let webhook = Webhook::set_active(conn, tenant_id, id, activate, choice)?;
-                let action = if activate { "webhook.enabled" } else { "webhook.disabled" };
+                let action = if activate {
+                    "webhook.enabled"
+                } else {
+                    "webhook.disabled"
+                };
                 let mut details = serde_json::json!({ "from": was, "to": webhook.status });
                 if activate && parked > 0 {
-                    details["parked_deliveries"] = serde_json::json!({ "count": parked, "choice": form.parked });
+                    details["parked_deliveries"] =
+                        serde_json::json!({ "count": parked, "choice": form.parked });
                 }
-                AuditEntry::record(conn, Some(tenant_id), &actor, action, ("webhook", Some(&webhook.number.to_string())), details)?;
+                AuditEntry::record(
+                    conn,
+                    Some(tenant_id),
+                    &actor,
+                    action,
+                    ("webhook", Some(&webhook.number.to_string())),
+                    details,
+                )?;
                 Ok::<_, AppError>(webhook)
             })
         })
@@ -525,19 +656,36 @@ pub async fn toggle(
     if is_htmx(&req) {
         let names = {
             let tenant_id = tenant.id;
-            state.db(move |conn| Ok(Webhook::connection_names(conn, tenant_id)?)).await?
+            state
+                .db(move |conn| Ok(Webhook::connection_names(conn, tenant_id)?))
+                .await?
         };
-        let row = RowFragment { row: row_view(webhook, &names, &tenant, &user) };
+        let row = RowFragment {
+            row: row_view(webhook, &names, &tenant, &user),
+        };
         let mut body = row.render().map_err(anyhow::Error::from)?;
         if choice != Parked::Keep {
             body.push_str(CLOSE_DIALOG);
-            let what = if choice == Parked::Resend { "are being resent" } else { "were dropped" };
-            body.push_str(&toast_oob(&format!("Webhook No {} is on; {parked} parked deliveries {what}.", row.row.webhook.number)));
+            let what = if choice == Parked::Resend {
+                "are being resent"
+            } else {
+                "were dropped"
+            };
+            body.push_str(&toast_oob(&format!(
+                "Webhook No {} is on; {parked} parked deliveries {what}.",
+                row.row.webhook.number
+            )));
         }
-        let mut response = HttpResponse::Ok().content_type("text/html; charset=utf-8").body(body);
+        let mut response = HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(body);
         let target = format!("#webhook-row-{}", row.row.webhook.id);
-        response.headers_mut().insert("HX-Retarget".parse().unwrap(), target.parse().unwrap());
-        response.headers_mut().insert("HX-Reswap".parse().unwrap(), "outerHTML".parse().unwrap());
+        response
+            .headers_mut()
+            .insert("HX-Retarget".parse().unwrap(), target.parse().unwrap());
+        response
+            .headers_mut()
+            .insert("HX-Reswap".parse().unwrap(), "outerHTML".parse().unwrap());
         return Ok(response);
     }
     Ok(see_other("/webhooks"))
@@ -567,16 +715,32 @@ pub async fn confirm_delete(
 ) -> Result<HttpResponse, AppError> {
     let tenant_id = user.webhooks_editor()?.id;
     let id = id.into_inner();
-    let webhook = state.db(move |conn| Ok(Webhook::find(conn, tenant_id, id)?)).await?;
-    let dialog = DeleteDialog { webhook, csrf_token: user.csrf_token.clone() };
+    let webhook = state
+        .db(move |conn| Ok(Webhook::find(conn, tenant_id, id)?))
+        .await?;
+    let dialog = DeleteDialog {
+        webhook,
+        csrf_token: user.csrf_token.clone(),
+    };
     if is_htmx(&req) {
         return render(StatusCode::OK, &dialog);
     }
-    render(StatusCode::OK, &DeletePage { chrome: user.chrome("Delete webhook", "webhooks"), dialog })
+    render(
+        StatusCode::OK,
+        &DeletePage {
+            chrome: user.chrome("Delete webhook", "webhooks"),
+            dialog,
+        },
+    )
 }
 
 /// `POST /webhooks/{id}/delete` and `DELETE /webhooks/{id}`.
-pub async fn delete(req: HttpRequest, state: web::Data<AppState>, user: CurrentUser, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
     let tenant_id = user.webhooks_editor()?.id;
     let id = id.into_inner();
     let actor = user.actor();
@@ -603,18 +767,28 @@ pub async fn delete(req: HttpRequest, state: web::Data<AppState>, user: CurrentU
             0 => format!("Webhook No {number} deleted."),
             n => format!("Webhook No {number} deleted; {n} waiting deliveries were cancelled."),
         };
-        let body = format!("{}{CLOSE_DIALOG}{}", results.render().map_err(anyhow::Error::from)?, toast_oob(&message));
+        let body = format!(
+            "{}{CLOSE_DIALOG}{}",
+            results.render().map_err(anyhow::Error::from)?,
+            toast_oob(&message)
+        );
         return Ok(table_response(body));
     }
     Ok(see_other("/webhooks"))
 }
 
 /// `GET /webhooks/export.xlsx`: the filtered rows of all pages. Viewers may export.
-pub async fn export_xlsx(state: web::Data<AppState>, user: CurrentUser, filter: web::Query<Filter>) -> Result<HttpResponse, AppError> {
+pub async fn export_xlsx(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    filter: web::Query<Filter>,
+) -> Result<HttpResponse, AppError> {
     let tenant = user.webhooks_tenant()?.clone();
     let filter = filter.into_inner();
     let now = state.clock.now();
     let file_name = export::file_name("Webhooks", &tenant.timezone, now);
-    let bytes = state.db(move |conn| Ok(export::webhooks(conn, tenant.id, &filter)?)).await?;
+    let bytes = state
+        .db(move |conn| Ok(export::webhooks(conn, tenant.id, &filter)?))
+        .await?;
     Ok(export::attachment(&file_name, bytes))
 }

@@ -74,7 +74,13 @@ pub const CHART_HEIGHT: i64 = 120;
 
 impl Chart {
     pub fn bars(&self) -> Vec<Bar> {
-        let scale = |n: i64| if self.max == 0 { 0 } else { (n * CHART_HEIGHT + self.max - 1) / self.max };
+        let scale = |n: i64| {
+            if self.max == 0 {
+                0
+            } else {
+                (n * CHART_HEIGHT + self.max - 1) / self.max
+            }
+        };
         self.hours
             .iter()
             .enumerate()
@@ -99,7 +105,9 @@ impl Chart {
     }
 
     pub fn totals(&self) -> (i64, i64) {
-        self.hours.iter().fold((0, 0), |(ok, failed), h| (ok + h.succeeded, failed + h.failed))
+        self.hours
+            .iter()
+            .fold((0, 0), |(ok, failed), h| (ok + h.succeeded, failed + h.failed))
     }
 }
 
@@ -120,7 +128,14 @@ pub struct WebhookPage {
     pub can_reveal: bool,
 }
 
-fn log_view(user: &CurrentUser, webhook: &Webhook, entries: Vec<LogEntry>, filter: LogFilter, types: Vec<EventType>, timezone: &str) -> LogView {
+fn log_view(
+    user: &CurrentUser,
+    webhook: &Webhook,
+    entries: Vec<LogEntry>,
+    filter: LogFilter,
+    types: Vec<EventType>,
+    timezone: &str,
+) -> LogView {
     let mut entries = entries;
     let next = if entries.len() as i64 > LOG_PAGE_SIZE {
         entries.truncate(LOG_PAGE_SIZE as usize);
@@ -178,7 +193,11 @@ pub async fn show(
             .filter(|until| *until > now)
             .map(|until| format_time(until, &tenant.timezone)),
         overlap_hours: SECRET_OVERLAP_HOURS,
-        chart: Chart { hours, max, timezone: tenant.timezone.clone() },
+        chart: Chart {
+            hours,
+            max,
+            timezone: tenant.timezone.clone(),
+        },
         log: log_view(&user, &webhook, entries, filter, types.clone(), &tenant.timezone),
         event_types: types,
         connection,
@@ -201,7 +220,11 @@ pub async fn deliveries(
     let id = id.into_inner();
     if !is_htmx(&req) {
         let query = filter.into_inner().query();
-        return Ok(see_other(&if query.is_empty() { format!("/webhooks/{id}") } else { format!("/webhooks/{id}?{query}") }));
+        return Ok(see_other(&if query.is_empty() {
+            format!("/webhooks/{id}")
+        } else {
+            format!("/webhooks/{id}?{query}")
+        }));
     }
     let filter = filter.into_inner();
     let query = filter.clone();
@@ -213,7 +236,10 @@ pub async fn deliveries(
             Ok((webhook, entries, EventType::all(conn)?))
         })
         .await?;
-    render(StatusCode::OK, &log_view(&user, &webhook, entries, filter, types, &tenant.timezone))
+    render(
+        StatusCode::OK,
+        &log_view(&user, &webhook, entries, filter, types, &tenant.timezone),
+    )
 }
 
 /// `GET /webhooks/{id}/deliveries.xlsx`
@@ -235,7 +261,10 @@ pub async fn export_deliveries(
         })
         .await?;
     let timezone = user.tenant()?.timezone.clone();
-    Ok(export::attachment(&export::file_name(&format!("Deliveries_{number}"), &timezone, now), bytes))
+    Ok(export::attachment(
+        &export::file_name(&format!("Deliveries_{number}"), &timezone, now),
+        bytes,
+    ))
 }
 
 /// The secret, once revealed, or a newly generated API key: shown in place.
@@ -247,12 +276,25 @@ pub struct Revealed {
     pub hint: String,
 }
 
-async fn audit(state: &AppState, user: &CurrentUser, tenant_id: i64, webhook: &Webhook, action: &'static str) -> Result<(), AppError> {
+async fn audit(
+    state: &AppState,
+    user: &CurrentUser,
+    tenant_id: i64,
+    webhook: &Webhook,
+    action: &'static str,
+) -> Result<(), AppError> {
     let actor = user.actor();
     let number = webhook.number.to_string();
     state
         .db(move |conn| {
-            AuditEntry::record(conn, Some(tenant_id), &actor, action, ("webhook", Some(&number)), serde_json::json!({}))?;
+            AuditEntry::record(
+                conn,
+                Some(tenant_id),
+                &actor,
+                action,
+                ("webhook", Some(&number)),
+                serde_json::json!({}),
+            )?;
             Ok(())
         })
         .await
@@ -267,21 +309,40 @@ pub struct RevealedPage {
 }
 
 /// In place for htmx; on a page of its own (with the way back) without JavaScript.
-fn show_revealed(req: &HttpRequest, user: &CurrentUser, webhook: &Webhook, revealed: Revealed) -> Result<HttpResponse, AppError> {
+fn show_revealed(
+    req: &HttpRequest,
+    user: &CurrentUser,
+    webhook: &Webhook,
+    revealed: Revealed,
+) -> Result<HttpResponse, AppError> {
     if is_htmx(req) {
         return render(StatusCode::OK, &revealed);
     }
     let chrome = user.chrome(format!("Webhook No {}", webhook.number), "webhooks");
-    render(StatusCode::OK, &RevealedPage { chrome, webhook_id: webhook.id, revealed })
+    render(
+        StatusCode::OK,
+        &RevealedPage {
+            chrome,
+            webhook_id: webhook.id,
+            revealed,
+        },
+    )
 }
 
 /// `POST /webhooks/{id}/secret`: reveals the signing secret to an owner or admin (a POST,
 /// so a CSRF token is needed and the audit log records who looked).
-pub async fn reveal_secret(req: HttpRequest, state: web::Data<AppState>, user: CurrentUser, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+pub async fn reveal_secret(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
     let tenant = user.webhooks_tenant()?.clone();
     user.require_editor()?;
     let id = id.into_inner();
-    let webhook = state.db(move |conn| Ok(Webhook::find(conn, tenant.id, id)?)).await?;
+    let webhook = state
+        .db(move |conn| Ok(Webhook::find(conn, tenant.id, id)?))
+        .await?;
     let secret = webhook.reveal_secret(&state.secrets())?;
     audit(&state, &user, tenant.id, &webhook, "webhook.secret_revealed").await?;
     let revealed = Revealed {
@@ -293,19 +354,31 @@ pub async fn reveal_secret(req: HttpRequest, state: web::Data<AppState>, user: C
 }
 
 /// `POST /webhooks/{id}/secret/rotate`
-pub async fn rotate_secret(req: HttpRequest, state: web::Data<AppState>, user: CurrentUser, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+pub async fn rotate_secret(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
     let tenant = user.webhooks_editor()?.clone();
     let id = id.into_inner();
     let secrets = state.secrets();
     let now = state.clock.now();
-    let webhook = state.db(move |conn| Ok(Webhook::rotate_secret(conn, tenant.id, id, &secrets, now)?)).await?;
+    let webhook = state
+        .db(move |conn| Ok(Webhook::rotate_secret(conn, tenant.id, id, &secrets, now)?))
+        .await?;
     audit(&state, &user, tenant.id, &webhook, "webhook.secret_rotated").await?;
     let secret = webhook.reveal_secret(&state.secrets())?;
-    let until = format_time(now + chrono::Duration::hours(SECRET_OVERLAP_HOURS), &tenant.timezone);
+    let until = format_time(
+        now + chrono::Duration::hours(SECRET_OVERLAP_HOURS),
+        &tenant.timezone,
+    );
     let fragment = Revealed {
         label: "New signing secret",
         value: secret,
-        hint: format!("Deliveries are signed with both the new and the old secret until {until}; update your receiver before then."),
+        hint: format!(
+            "Deliveries are signed with both the new and the old secret until {until}; update your receiver before then."
+        ),
     };
     show_revealed(&req, &user, &webhook, fragment)
 }
@@ -327,21 +400,41 @@ pub async fn set_api_key(
     let tenant = user.webhooks_editor()?.clone();
     let id = id.into_inner();
     let enabled = form.enabled.as_deref().is_some_and(|v| v == "on" || v == "true");
-    let webhook = state.db(move |conn| Ok(Webhook::set_api_key_enabled(conn, tenant.id, id, enabled)?)).await?;
-    let action = if enabled { "webhook.api_key_enabled" } else { "webhook.api_key_disabled" };
+    let webhook = state
+        .db(move |conn| Ok(Webhook::set_api_key_enabled(conn, tenant.id, id, enabled)?))
+        .await?;
+    let action = if enabled {
+        "webhook.api_key_enabled"
+    } else {
+        "webhook.api_key_disabled"
+    };
     audit(&state, &user, tenant.id, &webhook, action).await?;
     if is_htmx(&req) {
-        let message = if enabled { "The webhook's API key is on." } else { "The webhook's API key is off; requests with it now get 401." };
-        return Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").insert_header(("HX-Reswap", "none")).body(toast_oob(message)));
+        let message = if enabled {
+            "The webhook's API key is on."
+        } else {
+            "The webhook's API key is off; requests with it now get 401."
+        };
+        return Ok(HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .insert_header(("HX-Reswap", "none"))
+            .body(toast_oob(message)));
     }
     Ok(see_other(&format!("/webhooks/{id}")))
 }
 
 /// `POST /webhooks/{id}/api-key/regenerate`: the new key is shown once.
-pub async fn regenerate_api_key(req: HttpRequest, state: web::Data<AppState>, user: CurrentUser, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+pub async fn regenerate_api_key(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
     let tenant = user.webhooks_editor()?.clone();
     let id = id.into_inner();
-    let (webhook, key) = state.db(move |conn| Ok(Webhook::regenerate_api_key(conn, tenant.id, id)?)).await?;
+    let (webhook, key) = state
+        .db(move |conn| Ok(Webhook::regenerate_api_key(conn, tenant.id, id)?))
+        .await?;
     audit(&state, &user, tenant.id, &webhook, "webhook.api_key_regenerated").await?;
     let revealed = Revealed {
         label: "New API key",
@@ -391,7 +484,9 @@ pub async fn send_test(
         })
         .await?;
     if is_htmx(&req) {
-        let body = toast_oob(&format!("Test event {event_id} is on its way to webhook No {number}."));
+        let body = toast_oob(&format!(
+            "Test event {event_id} is on its way to webhook No {number}."
+        ));
         return Ok(HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")
             .insert_header(("HX-Reswap", "none"))
@@ -402,7 +497,12 @@ pub async fn send_test(
 }
 
 /// `POST /deliveries/{id}/resend`: the same event id, due at once.
-pub async fn resend(req: HttpRequest, state: web::Data<AppState>, user: CurrentUser, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+pub async fn resend(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
     let tenant = user.webhooks_editor()?.clone();
     let id = id.into_inner();
     let actor = user.actor();
@@ -423,7 +523,10 @@ pub async fn resend(req: HttpRequest, state: web::Data<AppState>, user: CurrentU
         })
         .await?;
     if is_htmx(&req) {
-        let body = toast_oob(&format!("Delivery of {} will be sent again now.", delivery.event_id));
+        let body = toast_oob(&format!(
+            "Delivery of {} will be sent again now.",
+            delivery.event_id
+        ));
         return Ok(HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")
             .insert_header(("HX-Reswap", "none"))
