@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use crate::auth::password;
 use crate::clock::SystemClock;
 use crate::db::{self, Database};
+use crate::delivery::dispatcher::{self, Dispatcher};
 use crate::metrics::Metrics;
 use crate::models::audit::{Actor, AuditEntry};
 use crate::models::random_hex;
@@ -36,20 +37,45 @@ pub fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     let secret_key = resolve_secret_key(&settings)?;
     let address = listener.local_addr()?;
+    let clock: Arc<dyn crate::clock::Clock> = Arc::new(SystemClock);
+    let metrics = Arc::new(Metrics::default());
+    let grace = settings.delivery_timeout + std::time::Duration::from_secs(2);
+    let worker = if settings.worker {
+        let secrets = crate::crypto::SecretBox::new(&secret_key);
+        Some(Dispatcher::new(
+            pool.clone(),
+            &settings,
+            secrets,
+            clock.clone(),
+            metrics.clone(),
+        )?)
+    } else {
+        tracing::info!("HOOKBOARD_WORKER=off: this process delivers nothing");
+        None
+    };
+    let database_url = database.url.clone();
     let state = AppState {
         pool,
         settings,
-        clock: Arc::new(SystemClock),
-        metrics: Arc::new(Metrics::default()),
+        clock,
+        metrics,
         secret_key,
     };
     tracing::info!(%address, "Hookboard is listening");
     println!("Hookboard is running at http://{address}/ (Ctrl-C stops it)");
-    actix_web::rt::System::new().block_on(async move {
+    let served = actix_web::rt::System::new().block_on(async move {
+        // The worker runs on an Arbiter of its own, inside this System.
+        let dispatcher = worker.map(|worker| dispatcher::start(worker, &database_url));
         let server = build_server(state, listener)?;
-        server.await.context("the web server failed")
-    })?;
-    tracing::info!("web server stopped");
+        let served = server.await.context("the web server failed");
+        tracing::info!("web server stopped");
+        if let Some(handle) = dispatcher {
+            handle.shutdown(grace);
+            tracing::info!("delivery worker stopped");
+        }
+        served
+    });
+    served?;
     if let Some(server) = database.embedded {
         if server.started_here() {
             tracing::info!("stopping the embedded PostgreSQL");

@@ -1,3 +1,11 @@
-//! The delivery engine: the SSRF guard that decides which addresses a webhook may reach.
+//! The delivery engine: the outbox that publishing writes to, the dispatcher that works
+//! through it, and what one attempt needs (payload, signature, HTTP with the SSRF guard,
+//! the retry schedule).
 
+pub mod dispatcher;
+pub mod http;
+pub mod outbox;
+pub mod payload;
+pub mod retry;
+pub mod sign;
 pub mod ssrf;

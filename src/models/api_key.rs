@@ -74,4 +74,44 @@ impl ApiKey {
             .first(conn)
             .optional()
     }
+
+    pub fn set_enabled(
+        conn: &mut PgConnection,
+        tenant_id: i64,
+        id: i64,
+        enabled: bool,
+    ) -> QueryResult<ApiKey> {
+        diesel::update(
+            api_keys::table
+                .filter(api_keys::tenant_id.eq(tenant_id))
+                .filter(api_keys::id.eq(id)),
+        )
+        .set(api_keys::enabled.eq(enabled))
+        .returning(ApiKey::as_returning())
+        .get_result(conn)
+    }
+
+    pub fn delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<ApiKey> {
+        diesel::delete(
+            api_keys::table
+                .filter(api_keys::tenant_id.eq(tenant_id))
+                .filter(api_keys::id.eq(id)),
+        )
+        .returning(ApiKey::as_returning())
+        .get_result(conn)
+    }
+
+    /// Notes a use, at most once a minute per key, so busy keys do not write on every call.
+    pub fn touch(conn: &mut PgConnection, id: i64, now: DateTime<Utc>) -> QueryResult<()> {
+        diesel::update(
+            api_keys::table.filter(api_keys::id.eq(id)).filter(
+                api_keys::last_used_at
+                    .is_null()
+                    .or(api_keys::last_used_at.lt(now - chrono::Duration::minutes(1))),
+            ),
+        )
+        .set(api_keys::last_used_at.eq(now))
+        .execute(conn)
+        .map(drop)
+    }
 }

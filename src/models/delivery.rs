@@ -250,7 +250,12 @@ impl Delivery {
 
     /// Sends a delivery again, with the same event id: it becomes due at once and its
     /// attempts continue numbering from where they were.
-    pub fn resend(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<Delivery> {
+    pub fn resend(
+        conn: &mut PgConnection,
+        tenant_id: i64,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> QueryResult<Delivery> {
         let delivery = diesel::update(
             deliveries::table
                 .filter(deliveries::tenant_id.eq(tenant_id))
@@ -263,7 +268,7 @@ impl Delivery {
         )
         .set((
             deliveries::status.eq("pending"),
-            deliveries::next_attempt_at.eq(diesel::dsl::now),
+            deliveries::next_attempt_at.eq(now),
             deliveries::completed_at.eq(None::<DateTime<Utc>>),
             deliveries::updated_at.eq(diesel::dsl::now),
         ))
@@ -369,6 +374,33 @@ impl Delivery {
             })
             .collect())
     }
+}
+
+#[derive(QueryableByName)]
+struct QueueRow {
+    #[diesel(sql_type = BigInt)]
+    due: i64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    oldest: f64,
+    #[diesel(sql_type = BigInt)]
+    parked: i64,
+}
+
+/// The queue as `/metrics` shows it: due now, the age of the oldest due, parked.
+pub fn queue_gauges(conn: &mut PgConnection, now: DateTime<Utc>) -> QueryResult<crate::metrics::QueueGauges> {
+    let row: QueueRow = diesel::sql_query(
+        "SELECT count(*) FILTER (WHERE status = 'pending' AND next_attempt_at <= $1) AS due,
+                COALESCE(EXTRACT(EPOCH FROM $1 - min(next_attempt_at) FILTER (WHERE status = 'pending' AND next_attempt_at <= $1)), 0)::float8 AS oldest,
+                count(*) FILTER (WHERE status = 'parked') AS parked
+         FROM deliveries WHERE status IN ('pending', 'parked')",
+    )
+    .bind::<Timestamptz, _>(now)
+    .get_result(conn)?;
+    Ok(crate::metrics::QueueGauges {
+        due: row.due,
+        oldest_due_seconds: row.oldest,
+        parked: row.parked,
+    })
 }
 
 /// Wakes the dispatchers (delivered when the surrounding transaction commits).

@@ -63,11 +63,22 @@ const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /// `evt_` + a ULID: 48 bits of milliseconds and 80 random bits in Crockford base32, so ids
 /// sort by time and `after=<id>` pages through them.
+///
+/// Within one process the ids are strictly increasing (monotonic ULIDs: inside the same
+/// millisecond the random part counts up), so a reader paging with `after` misses nothing
+/// this process published.
 pub fn new_event_id(at: DateTime<Utc>) -> String {
+    static LAST: std::sync::Mutex<u128> = std::sync::Mutex::new(0);
     let millis = at.timestamp_millis().max(0) as u128 & ((1 << 48) - 1);
     let mut random = [0u8; 10];
     rand::rng().fill_bytes(&mut random);
-    let value = (millis << 80) | random.iter().fold(0u128, |acc, b| (acc << 8) | u128::from(*b));
+    let fresh = (millis << 80) | random.iter().fold(0u128, |acc, b| (acc << 8) | u128::from(*b));
+    let value = {
+        let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let value = if fresh > *last { fresh } else { *last + 1 };
+        *last = value;
+        value
+    };
     let mut id = String::with_capacity(30);
     id.push_str("evt_");
     for i in (0..26).rev() {
@@ -90,6 +101,32 @@ impl Event {
             .filter(events::id.eq(id))
             .select(Event::as_select())
             .first(conn)
+    }
+}
+
+impl Event {
+    /// Events after `after` (an event id) in id order, optionally only of some types: how
+    /// a receiver catches up on what it missed.
+    pub fn page(
+        conn: &mut PgConnection,
+        tenant_id: i64,
+        after: Option<&str>,
+        types: Option<&[String]>,
+        limit: i64,
+    ) -> QueryResult<Vec<Event>> {
+        let mut query = events::table
+            .filter(events::tenant_id.eq(tenant_id))
+            .order(events::id.asc())
+            .limit(limit)
+            .select(Event::as_select())
+            .into_boxed();
+        if let Some(after) = after {
+            query = query.filter(events::id.gt(after.to_owned()));
+        }
+        if let Some(types) = types {
+            query = query.filter(events::event_type.eq_any(types.to_vec()));
+        }
+        query.load(conn)
     }
 }
 

@@ -509,6 +509,36 @@ impl Webhook {
         }
     }
 
+    /// Every webhook of a tenant (at most 100), for matching events.
+    pub fn list_all(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<Vec<Webhook>> {
+        webhooks::table
+            .filter(webhooks::tenant_id.eq(tenant_id))
+            .order(webhooks::number.asc())
+            .select(WebhookRow::as_select())
+            .load(conn)
+            .map(|rows| rows.into_iter().map(Webhook::from).collect())
+    }
+
+    /// Webhooks by id, whatever their tenant: for the delivery engine, which works
+    /// across tenants on rows it already claimed.
+    pub fn by_ids(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<Vec<Webhook>> {
+        webhooks::table
+            .filter(webhooks::id.eq_any(ids))
+            .select(WebhookRow::as_select())
+            .load(conn)
+            .map(|rows| rows.into_iter().map(Webhook::from).collect())
+    }
+
+    /// The webhook a webhook API key belongs to, whether the key is on or not.
+    pub fn find_by_api_key(conn: &mut PgConnection, key: &str) -> QueryResult<Option<Webhook>> {
+        webhooks::table
+            .filter(webhooks::api_key_hash.eq(token_hash(key)))
+            .select(WebhookRow::as_select())
+            .first(conn)
+            .optional()
+            .map(|row| row.map(Webhook::from))
+    }
+
     pub fn count(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<i64> {
         webhooks::table
             .filter(webhooks::tenant_id.eq(tenant_id))
@@ -594,7 +624,7 @@ impl Webhook {
             .get_result(conn)?;
             let updated = Webhook::from(row);
             if input.active != current.is_active() {
-                return Webhook::set_active(conn, tenant_id, id, input.active, Parked::Keep);
+                return Webhook::set_active(conn, tenant_id, id, input.active, Parked::Keep, Utc::now());
             }
             Ok(updated)
         })
@@ -608,6 +638,7 @@ impl Webhook {
         id: i64,
         active: bool,
         parked: Parked,
+        now: DateTime<Utc>,
     ) -> QueryResult<Webhook> {
         conn.transaction(|conn| {
             let target = webhooks::table
@@ -649,7 +680,7 @@ impl Webhook {
                         diesel::update(of_webhook.filter(deliveries::status.eq("parked")))
                             .set((
                                 deliveries::status.eq("pending"),
-                                deliveries::next_attempt_at.eq(diesel::dsl::now),
+                                deliveries::next_attempt_at.eq(now),
                                 deliveries::updated_at.eq(diesel::dsl::now),
                             ))
                             .execute(conn)?;

@@ -28,7 +28,12 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let now = state.clock.now();
+    let queue = state
+        .db(move |conn| Ok(crate::models::delivery::queue_gauges(conn, now)?))
+        .await
+        .unwrap_or_default();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render())
+        .body(state.metrics.render_with(queue))
 }

@@ -1,6 +1,8 @@
 //! The web layer: one module per resource, all registered in [`configure`].
 
 pub mod admin;
+pub mod api;
+pub mod api_keys;
 pub mod assets;
 pub mod audit;
 pub mod catalog;
@@ -39,6 +41,8 @@ pub enum Access {
     Editor,
     /// Platform operators only; everyone else gets 404.
     Operator,
+    /// The JSON API: a bearer API key, never a session.
+    Api,
 }
 
 /// One row of the route table.
@@ -101,6 +105,15 @@ route_table! {
     Tenant   get  "/webhooks/{id}/deliveries" => webhooks::page::deliveries,
     Tenant   get  "/webhooks/{id}/deliveries.xlsx" => webhooks::page::export_deliveries,
     Editor   post "/deliveries/{id}/resend" => webhooks::page::resend,
+    Tenant   get  "/api-keys" => api_keys::index,
+    Editor   post "/api-keys" => api_keys::create,
+    Editor   post "/api-keys/{id}/enabled" => api_keys::switch,
+    Editor   post "/api-keys/{id}/delete" => api_keys::delete,
+    Api      post "/api/v1/events" => api::events::create,
+    Api      post "/api/v1/events/batch" => api::events::create_batch,
+    Api      get  "/api/v1/events" => api::events::list,
+    Api      get  "/api/v1/events/{id}" => api::events::show,
+    Api      get  "/api/v1/event-types" => api::events::types,
     Operator get  "/admin/tenants" => admin::tenants,
     Operator post "/admin/tenants" => admin::create_tenant,
     Operator get  "/admin/tenants/{id}" => admin::tenant,
@@ -111,7 +124,10 @@ route_table! {
     Operator post "/admin/users/{id}/password" => admin::reset_password,
 }
 
-async fn not_found() -> HttpResponse {
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    if req.path().starts_with("/api/") {
+        return actix_web::ResponseError::error_response(&api::not_found().await);
+    }
     error_page(StatusCode::NOT_FOUND, "The page you asked for does not exist.")
 }
 

@@ -122,7 +122,11 @@ async fn every_unsafe_route_needs_the_sessions_own_csrf_token() {
     let owner = app.logged_in("owner@alpine.example").await;
     let other = app.logged_in("admin@alpine.example").await;
     let others_token = other.csrf_token("/").await;
-    for route in ROUTES.iter().filter(|r| r.method != "get") {
+    // The JSON API takes bearer keys, not sessions, and so needs no CSRF token.
+    for route in ROUTES
+        .iter()
+        .filter(|r| r.method != "get" && r.access != Access::Api)
+    {
         let path = concrete(route.path, 1);
         let without = send(&owner, route.method, &path, "").await;
         assert_eq!(without, 403, "{} {path} without a token", route.method);

@@ -174,6 +174,7 @@ pub fn test_settings(database_url: &str) -> Settings {
 /// The real app on a loopback port, with its own database and a clock tests can move.
 pub struct TestApp {
     pub address: String,
+    pub database_url: String,
     pub pool: DbPool,
     pub clock: ManualClock,
     /// Dropped with the app, which drops the database.
@@ -182,6 +183,7 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        hookboard::delivery::http::install_crypto();
         let db = tokio_block(TestDatabase::new).await;
         let settings = test_settings(&db.url);
         let pool = db::connect(&db.url, settings.db_pool_size).unwrap();
@@ -199,6 +201,7 @@ impl TestApp {
         actix_web::rt::spawn(server);
         TestApp {
             address,
+            database_url: db.url.clone(),
             pool,
             clock,
             _db: db,

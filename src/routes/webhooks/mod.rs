@@ -627,10 +627,11 @@ pub async fn toggle(
     }
     let actor = user.actor();
     let was = current.status;
+    let now = state.clock.now();
     let webhook = state
         .db(move |conn| {
             conn.build_transaction().run(|conn| {
-                let webhook = Webhook::set_active(conn, tenant_id, id, activate, choice)?;
+                let webhook = Webhook::set_active(conn, tenant_id, id, activate, choice, now)?;
                 let action = if activate {
                     "webhook.enabled"
                 } else {

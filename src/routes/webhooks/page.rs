@@ -506,10 +506,11 @@ pub async fn resend(
     let tenant = user.webhooks_editor()?.clone();
     let id = id.into_inner();
     let actor = user.actor();
+    let now = state.clock.now();
     let delivery = state
         .db(move |conn| {
             conn.build_transaction().run(|conn| {
-                let delivery = Delivery::resend(conn, tenant.id, id)?;
+                let delivery = Delivery::resend(conn, tenant.id, id, now)?;
                 AuditEntry::record(
                     conn,
                     Some(tenant.id),

@@ -1,0 +1,768 @@
+//! The dispatcher: claims due deliveries in batches (`FOR UPDATE SKIP LOCKED` plus a lease,
+//! so any number of Hookboard processes can share one PostgreSQL and a dead process's claims
+//! are taken over when its lease runs out), sends them with bounded concurrency (at most 8
+//! per webhook, so one slow endpoint cannot starve the others), and writes the results back
+//! in batches. It runs on an actix Arbiter of its own, woken by LISTEN/NOTIFY with polling as
+//! the fallback; [`Dispatcher::run_due_once`] drives the same steps for tests.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Bytea, Integer, Jsonb, Nullable, Text, Timestamptz};
+use tokio::sync::{Notify, mpsc};
+
+use super::http::{self, Outcome};
+use super::retry::{self, MAX_CONSECUTIVE_FAILURES, MAX_RETRIES};
+use super::sign::signature_header;
+use super::ssrf::Cidr;
+use crate::clock::Clock;
+use crate::crypto::SecretBox;
+use crate::db::DbPool;
+use crate::metrics::Metrics;
+use crate::models::audit::{Actor, AuditEntry};
+use crate::models::delivery::NOTIFY_CHANNEL;
+use crate::models::webhook::{Status, Webhook};
+use crate::settings::Settings;
+
+/// Requests in flight to one webhook, at most.
+pub const PER_WEBHOOK: usize = 8;
+/// How often the dispatcher looks for due work when nothing wakes it.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Results written back in one transaction, at most.
+const WRITE_BATCH: usize = 1000;
+
+/// A claimed delivery, ready to send.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Job {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub webhook_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub tenant_id: i64,
+    #[diesel(sql_type = Text)]
+    pub event_id: String,
+    #[diesel(sql_type = Text)]
+    pub event_type: String,
+    #[diesel(sql_type = Integer)]
+    pub attempt_count: i32,
+    #[diesel(sql_type = Text)]
+    pub body: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub language: Option<String>,
+}
+
+/// What an attempt needs to know of its webhook.
+#[derive(Debug, Clone)]
+struct Target {
+    url: String,
+    headers: Vec<(String, String)>,
+    secrets: Vec<String>,
+    retry_on_error: bool,
+    use_customer_language: bool,
+}
+
+/// One finished attempt.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub job: Job,
+    pub started_at: DateTime<Utc>,
+    pub outcome: Outcome,
+    pub request_headers: serde_json::Value,
+    /// Whether the webhook retries failed deliveries.
+    pub retry_on_error: bool,
+}
+
+/// Counts of one step, for tests and logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub attempted: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+}
+
+pub struct Dispatcher {
+    pool: DbPool,
+    client: reqwest::Client,
+    secrets: SecretBox,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    worker_id: String,
+    schedule: Vec<Duration>,
+    lease: Duration,
+    concurrency: usize,
+    allowed: Arc<Vec<Cidr>>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        pool: DbPool,
+        settings: &Settings,
+        secrets: SecretBox,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        Ok(Dispatcher {
+            client: http::client(settings.delivery_timeout, settings.allow_private_targets.clone())?,
+            pool,
+            secrets,
+            clock,
+            metrics,
+            worker_id: format!("{}-{}", std::process::id(), crate::models::random_hex(4)),
+            schedule: settings.retry_schedule.clone(),
+            // At least twice the attempt timeout, so a live worker never loses its claim.
+            lease: settings.delivery_timeout * 2 + Duration::from_secs(5),
+            concurrency: settings.worker_concurrency.max(1),
+            allowed: Arc::new(settings.allow_private_targets.clone()),
+        })
+    }
+
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// Claims due deliveries, at most `limit`, none for webhooks already at
+    /// [`PER_WEBHOOK`] requests in flight (counted in `in_flight`).
+    fn claim(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        in_flight: &HashMap<i64, usize>,
+    ) -> anyhow::Result<Vec<(Job, Arc<Target>)>> {
+        let mut conn = self.pool.get()?;
+        let (busy_ids, busy_counts): (Vec<i64>, Vec<i32>) =
+            in_flight.iter().map(|(id, n)| (*id, *n as i32)).unzip();
+        let lease_until = now + chrono::Duration::from_std(self.lease)?;
+        let jobs: Vec<Job> = diesel::sql_query(
+            "WITH busy AS (
+                 SELECT * FROM unnest($3::bigint[], $4::int[]) AS b(webhook_id, in_flight)
+             ), scan AS (
+                 SELECT d.id, d.webhook_id FROM deliveries d
+                 WHERE d.status = 'pending' AND d.next_attempt_at <= $1
+                   AND (d.claimed_until IS NULL OR d.claimed_until < $1)
+                 ORDER BY d.next_attempt_at
+                 LIMIT $5
+             ), ranked AS (
+                 SELECT s.id, row_number() OVER (PARTITION BY s.webhook_id ORDER BY s.id) + COALESCE(b.in_flight, 0) AS slot
+                 FROM scan s LEFT JOIN busy b ON b.webhook_id = s.webhook_id
+             ), picked AS (
+                 SELECT d.id FROM deliveries d JOIN ranked r ON r.id = d.id
+                 WHERE r.slot <= $6 AND d.status = 'pending'
+                   AND (d.claimed_until IS NULL OR d.claimed_until < $1)
+                 ORDER BY d.next_attempt_at
+                 LIMIT $7
+                 FOR UPDATE OF d SKIP LOCKED
+             )
+             UPDATE deliveries d SET claimed_by = $2, claimed_until = $8
+             FROM picked p, events e
+             WHERE d.id = p.id AND e.id = d.event_id
+             RETURNING d.id, d.webhook_id, d.tenant_id, d.event_id, e.event_type, d.attempt_count,
+                       COALESCE(d.body, e.body) AS body, e.language",
+        )
+        .bind::<Timestamptz, _>(now)
+        .bind::<Text, _>(&self.worker_id)
+        .bind::<Array<BigInt>, _>(&busy_ids)
+        .bind::<Array<Integer>, _>(&busy_counts)
+        .bind::<BigInt, _>((limit * 4).max(64) as i64)
+        .bind::<BigInt, _>(PER_WEBHOOK as i64)
+        .bind::<BigInt, _>(limit as i64)
+        .bind::<Timestamptz, _>(lease_until)
+        .load(&mut conn)?;
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ids: Vec<i64> = jobs.iter().map(|j| j.webhook_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut targets = HashMap::new();
+        for webhook in Webhook::by_ids(&mut conn, &ids)? {
+            let target = Target {
+                headers: webhook.headers(&self.secrets)?,
+                secrets: webhook.signing_secrets(&self.secrets, now)?,
+                url: webhook.url.clone(),
+                retry_on_error: webhook.retry_on_error,
+                use_customer_language: webhook.use_customer_language,
+            };
+            targets.insert(webhook.id, Arc::new(target));
+        }
+        Ok(jobs
+            .into_iter()
+            .filter_map(|job| {
+                let target = targets.get(&job.webhook_id)?.clone();
+                Some((job, target))
+            })
+            .collect())
+    }
+
+    /// Sends one claimed delivery.
+    async fn attempt(&self, job: Job, target: Arc<Target>) -> Finished {
+        let started_at = self.clock.now();
+        let timestamp = started_at.timestamp();
+        let mut headers: Vec<(String, String)> = vec![
+            ("content-type".into(), "application/json".into()),
+            ("webhook-id".into(), job.event_id.clone()),
+            ("webhook-timestamp".into(), timestamp.to_string()),
+            ("x-hookboard-event".into(), job.event_type.clone()),
+        ];
+        match signature_header(&target.secrets, &job.event_id, timestamp, job.body.as_bytes()) {
+            Ok(signature) => headers.push(("webhook-signature".into(), signature)),
+            Err(err) => {
+                let outcome = Outcome {
+                    status: None,
+                    succeeded: false,
+                    duration: Duration::ZERO,
+                    error_class: Some("signing"),
+                    error_message: Some(format!("The signing secret could not be used: {err}")),
+                    response_body: Vec::new(),
+                    response_headers: serde_json::json!({}),
+                    retry_after: None,
+                };
+                let retry_on_error = target.retry_on_error;
+                return Finished {
+                    job,
+                    started_at,
+                    outcome,
+                    request_headers: serde_json::json!({}),
+                    retry_on_error,
+                };
+            }
+        }
+        if target.use_customer_language
+            && let Some(language) = job.language.clone().or_else(|| body_language(&job.body))
+        {
+            headers.push(("content-language".into(), language));
+        }
+        let shown: serde_json::Map<String, serde_json::Value> = headers
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .chain(
+                target
+                    .headers
+                    .iter()
+                    .map(|(k, _)| (k.clone(), serde_json::Value::String("(custom header)".into()))),
+            )
+            .collect();
+        headers.extend(target.headers.iter().cloned());
+        let body = bytes::Bytes::from(job.body.clone());
+        let outcome = http::send(&self.client, &target.url, headers, body, &self.allowed).await;
+        self.metrics.record_attempt(outcome.succeeded, outcome.duration);
+        Finished {
+            job,
+            started_at,
+            outcome,
+            request_headers: serde_json::Value::Object(shown),
+            retry_on_error: target.retry_on_error,
+        }
+    }
+
+    /// One step without waiting: sends every delivery due at `now` (each at most once)
+    /// and records the results. Tests call it with a moved clock instead of sleeping.
+    pub async fn run_due_once(&self, now: DateTime<Utc>) -> anyhow::Result<Summary> {
+        let mut summary = Summary::default();
+        loop {
+            let jobs = self.claim_blocking(now, self.concurrency, HashMap::new()).await?;
+            if jobs.is_empty() {
+                return Ok(summary);
+            }
+            let finished = futures_util::future::join_all(
+                jobs.into_iter().map(|(job, target)| self.attempt(job, target)),
+            )
+            .await;
+            summary.attempted += finished.len();
+            summary.succeeded += finished.iter().filter(|f| f.outcome.succeeded).count();
+            summary.failed += finished.iter().filter(|f| !f.outcome.succeeded).count();
+            self.record_blocking(finished, now).await?;
+        }
+    }
+
+    async fn claim_blocking(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        in_flight: HashMap<i64, usize>,
+    ) -> anyhow::Result<Vec<(Job, Arc<Target>)>> {
+        let this = self.clone_handle();
+        tokio::task::spawn_blocking(move || this.claim(now, limit, &in_flight)).await?
+    }
+
+    async fn record_blocking(&self, finished: Vec<Finished>, now: DateTime<Utc>) -> anyhow::Result<()> {
+        let this = self.clone_handle();
+        tokio::task::spawn_blocking(move || this.record(&finished, now)).await?
+    }
+
+    fn clone_handle(&self) -> Arc<Dispatcher> {
+        Arc::new(Dispatcher {
+            pool: self.pool.clone(),
+            client: self.client.clone(),
+            secrets: self.secrets.clone(),
+            clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
+            worker_id: self.worker_id.clone(),
+            schedule: self.schedule.clone(),
+            lease: self.lease,
+            concurrency: self.concurrency,
+            allowed: self.allowed.clone(),
+        })
+    }
+
+    /// Writes a batch of results in one transaction: the attempts, each delivery's new
+    /// state (done, failed, or the next retry), the webhooks' counters, and automatic
+    /// disabling (410 Gone, 10 failed retries, or 11 failed deliveries without retry).
+    pub fn record(&self, finished: &[Finished], now: DateTime<Utc>) -> anyhow::Result<()> {
+        if finished.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.pool.get()?;
+        let plan = Plan::of(finished, &self.schedule, now);
+        conn.transaction::<_, anyhow::Error, _>(|conn| {
+            diesel::sql_query(
+                "INSERT INTO delivery_attempts (delivery_id, tenant_id, webhook_id, attempt_number, started_at, duration_ms,
+                     status_code, succeeded, error_class, error_message, request_headers, response_headers, response_body)
+                 SELECT v.* FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::int[], $5::timestamptz[], $6::int[],
+                     $7::int[], $8::bool[], $9::text[], $10::text[], $11::jsonb[], $12::jsonb[], $13::bytea[])
+                     AS v(delivery_id, tenant_id, webhook_id, attempt_number, started_at, duration_ms, status_code,
+                          succeeded, error_class, error_message, request_headers, response_headers, response_body)
+                 WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.delivery_id)",
+            )
+            .bind::<Array<BigInt>, _>(finished.iter().map(|f| f.job.id).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(finished.iter().map(|f| f.job.tenant_id).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(finished.iter().map(|f| f.job.webhook_id).collect::<Vec<_>>())
+            .bind::<Array<Integer>, _>(finished.iter().map(|f| f.job.attempt_count + 1).collect::<Vec<_>>())
+            .bind::<Array<Timestamptz>, _>(finished.iter().map(|f| f.started_at).collect::<Vec<_>>())
+            .bind::<Array<Integer>, _>(finished.iter().map(|f| f.outcome.duration.as_millis().min(i32::MAX as u128) as i32).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Integer>>, _>(finished.iter().map(|f| f.outcome.status.map(i32::from)).collect::<Vec<_>>())
+            .bind::<Array<Bool>, _>(finished.iter().map(|f| f.outcome.succeeded).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Text>>, _>(finished.iter().map(|f| f.outcome.error_class.map(str::to_owned)).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Text>>, _>(finished.iter().map(|f| f.outcome.error_message.clone()).collect::<Vec<_>>())
+            .bind::<Array<Jsonb>, _>(finished.iter().map(|f| f.request_headers.clone()).collect::<Vec<_>>())
+            .bind::<Array<Jsonb>, _>(finished.iter().map(|f| f.outcome.response_headers.clone()).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Bytea>>, _>(finished.iter().map(|f| Some(f.outcome.response_body.clone())).collect::<Vec<_>>())
+            .execute(conn)?;
+
+            diesel::sql_query(
+                "UPDATE deliveries d SET status = v.status, attempt_count = v.attempt_count, next_attempt_at = v.next_at,
+                     last_status_code = v.code, last_error = v.error, claimed_by = NULL, claimed_until = NULL,
+                     completed_at = CASE WHEN v.status IN ('succeeded', 'failed') THEN $7 ELSE NULL END, updated_at = $7
+                 FROM unnest($1::bigint[], $2::text[], $3::int[], $4::timestamptz[], $5::int[], $6::text[])
+                     AS v(id, status, attempt_count, next_at, code, error)
+                 WHERE d.id = v.id AND d.claimed_by = $8",
+            )
+            .bind::<Array<BigInt>, _>(plan.deliveries.iter().map(|d| d.id).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(plan.deliveries.iter().map(|d| d.status).collect::<Vec<_>>())
+            .bind::<Array<Integer>, _>(plan.deliveries.iter().map(|d| d.attempt_count).collect::<Vec<_>>())
+            .bind::<Array<Timestamptz>, _>(plan.deliveries.iter().map(|d| d.next_at).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Integer>>, _>(plan.deliveries.iter().map(|d| d.code).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Text>>, _>(plan.deliveries.iter().map(|d| d.error.clone()).collect::<Vec<_>>())
+            .bind::<Timestamptz, _>(now)
+            .bind::<Text, _>(&self.worker_id)
+            .execute(conn)?;
+
+            #[derive(QueryableByName)]
+            struct Counted {
+                #[diesel(sql_type = BigInt)]
+                id: i64,
+                #[diesel(sql_type = BigInt)]
+                tenant_id: i64,
+                #[diesel(sql_type = Integer)]
+                number: i32,
+                #[diesel(sql_type = Integer)]
+                consecutive_failures: i32,
+                #[diesel(sql_type = Bool)]
+                retry_on_error: bool,
+                #[diesel(sql_type = Text)]
+                status: String,
+            }
+            let counted: Vec<Counted> = diesel::sql_query(
+                "UPDATE webhooks w SET error_count = w.error_count + v.errors,
+                     consecutive_failures = CASE WHEN v.reset THEN v.after ELSE w.consecutive_failures + v.after END
+                 FROM unnest($1::bigint[], $2::bigint[], $3::bool[], $4::int[]) AS v(id, errors, reset, after)
+                 WHERE w.id = v.id
+                 RETURNING w.id, w.tenant_id, w.number, w.consecutive_failures, w.retry_on_error, w.status",
+            )
+            .bind::<Array<BigInt>, _>(plan.webhooks.iter().map(|w| w.id).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(plan.webhooks.iter().map(|w| w.errors).collect::<Vec<_>>())
+            .bind::<Array<Bool>, _>(plan.webhooks.iter().map(|w| w.reset).collect::<Vec<_>>())
+            .bind::<Array<Integer>, _>(plan.webhooks.iter().map(|w| w.failed_after).collect::<Vec<_>>())
+            .load(conn)?;
+
+            for webhook in counted.iter().filter(|w| w.status == Status::Active.as_str()) {
+                let planned = plan.webhooks.iter().find(|w| w.id == webhook.id);
+                let reason = planned.and_then(|p| p.disable_reason.clone()).or_else(|| {
+                    (!webhook.retry_on_error && webhook.consecutive_failures >= MAX_CONSECUTIVE_FAILURES).then(|| {
+                        format!("{MAX_CONSECUTIVE_FAILURES} deliveries in a row failed (retry on error is off)")
+                    })
+                });
+                if let Some(reason) = reason {
+                    disable(conn, webhook.id, webhook.tenant_id, webhook.number, &reason, now)?;
+                }
+            }
+
+            // Retries of webhooks that were switched off meanwhile wait, parked.
+            let retrying: Vec<i64> = plan.deliveries.iter().filter(|d| d.status == "pending").map(|d| d.id).collect();
+            if !retrying.is_empty() {
+                diesel::sql_query(
+                    "UPDATE deliveries SET status = 'parked' WHERE id = ANY($1) AND status = 'pending'
+                       AND webhook_id IN (SELECT id FROM webhooks WHERE status <> 'active')",
+                )
+                .bind::<Array<BigInt>, _>(retrying)
+                .execute(conn)?;
+            }
+            Ok(())
+        })?;
+        for delivery in &plan.deliveries {
+            self.metrics.record_delivery(delivery.status);
+        }
+        Ok(())
+    }
+
+    /// Gives back what this worker still holds (at shutdown): due again at once, elsewhere.
+    pub fn release_claims(&self) -> anyhow::Result<usize> {
+        let mut conn = self.pool.get()?;
+        Ok(diesel::sql_query("UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1 AND status = 'pending'")
+            .bind::<Text, _>(&self.worker_id)
+            .execute(&mut conn)?)
+    }
+}
+
+/// Switches a webhook off automatically, parks its waiting deliveries, and says so in the
+/// audit log.
+fn disable(
+    conn: &mut PgConnection,
+    webhook_id: i64,
+    tenant_id: i64,
+    number: i32,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    diesel::sql_query("UPDATE webhooks SET status = 'auto_disabled', disabled_reason = $2, disabled_at = $3, updated_at = $3 WHERE id = $1 AND status = 'active'")
+        .bind::<BigInt, _>(webhook_id)
+        .bind::<Text, _>(reason)
+        .bind::<Timestamptz, _>(now)
+        .execute(conn)?;
+    diesel::sql_query("UPDATE deliveries SET status = 'parked', updated_at = $2 WHERE webhook_id = $1 AND status = 'pending' AND claimed_by IS NULL")
+        .bind::<BigInt, _>(webhook_id)
+        .bind::<Timestamptz, _>(now)
+        .execute(conn)?;
+    AuditEntry::record(
+        conn,
+        Some(tenant_id),
+        &Actor::system(),
+        "webhook.auto_disabled",
+        ("webhook", Some(&number.to_string())),
+        serde_json::json!({ "reason": reason }),
+    )?;
+    tracing::warn!(webhook_id, reason, "webhook disabled automatically");
+    Ok(())
+}
+
+/// `customer.language` of an envelope, for the Content-Language header.
+fn body_language(body: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    value["data"]["customer"]["language"]
+        .as_str()
+        .filter(|l| !l.is_empty() && l.len() <= 35)
+        .map(str::to_owned)
+}
+
+/// The new state of one delivery.
+struct DeliveryPlan {
+    id: i64,
+    status: &'static str,
+    attempt_count: i32,
+    next_at: DateTime<Utc>,
+    code: Option<i32>,
+    error: Option<String>,
+}
+
+/// What a batch does to one webhook's counters.
+struct WebhookPlan {
+    id: i64,
+    errors: i64,
+    /// A success happened: the consecutive count restarts from `failed_after`.
+    reset: bool,
+    /// Deliveries that failed for good after the last success.
+    failed_after: i32,
+    disable_reason: Option<String>,
+}
+
+struct Plan {
+    deliveries: Vec<DeliveryPlan>,
+    webhooks: Vec<WebhookPlan>,
+}
+
+impl Plan {
+    fn of(finished: &[Finished], schedule: &[Duration], now: DateTime<Utc>) -> Plan {
+        let mut deliveries = Vec::with_capacity(finished.len());
+        let mut webhooks: Vec<WebhookPlan> = Vec::new();
+        for f in finished {
+            let attempt = f.job.attempt_count + 1;
+            let outcome = &f.outcome;
+            let index = match webhooks.iter().position(|w| w.id == f.job.webhook_id) {
+                Some(i) => i,
+                None => {
+                    webhooks.push(WebhookPlan {
+                        id: f.job.webhook_id,
+                        errors: 0,
+                        reset: false,
+                        failed_after: 0,
+                        disable_reason: None,
+                    });
+                    webhooks.len() - 1
+                }
+            };
+            let webhook = &mut webhooks[index];
+            let mut plan = DeliveryPlan {
+                id: f.job.id,
+                status: "succeeded",
+                attempt_count: attempt,
+                next_at: now,
+                code: outcome.status.map(i32::from),
+                error: outcome.error_message.clone(),
+            };
+            if outcome.succeeded {
+                webhook.reset = true;
+                webhook.failed_after = 0;
+            } else {
+                webhook.errors += 1;
+                let retries_done = (attempt - 1) as usize;
+                if outcome.status == Some(410) {
+                    plan.status = "failed";
+                    webhook.failed_after += 1;
+                    webhook.disable_reason =
+                        Some("The endpoint answered 410 Gone: it asked to receive no more events".into());
+                } else if f.retry_on_error && retries_done < MAX_RETRIES {
+                    let retry_after = matches!(outcome.status, Some(429) | Some(503))
+                        .then(|| {
+                            outcome
+                                .retry_after
+                                .as_deref()
+                                .and_then(|v| retry::parse_retry_after(v, now))
+                        })
+                        .flatten();
+                    let jitter = rand::random::<f64>() * 2.0 - 1.0;
+                    let delay = retry::delay(schedule, retries_done + 1, jitter, retry_after);
+                    plan.status = "pending";
+                    plan.next_at =
+                        now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
+                } else {
+                    plan.status = "failed";
+                    webhook.failed_after += 1;
+                    if f.retry_on_error && retries_done == MAX_RETRIES {
+                        let last = outcome
+                            .error_message
+                            .clone()
+                            .unwrap_or_else(|| "no answer".into());
+                        webhook.disable_reason = Some(format!(
+                            "All {MAX_RETRIES} retries of event {} failed; the last error was: {last}",
+                            f.job.event_id
+                        ));
+                    }
+                }
+            }
+            deliveries.push(plan);
+        }
+        Plan { deliveries, webhooks }
+    }
+}
+
+/// The running background dispatcher.
+pub struct Handle {
+    stop: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+    done: std::sync::mpsc::Receiver<()>,
+    arbiter: actix_rt::Arbiter,
+    listener: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Handle {
+    /// Stops taking claims, lets attempts in flight finish (they are bounded by the
+    /// delivery timeout), writes their results, and gives back anything still held.
+    pub fn shutdown(mut self, grace: Duration) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+        if self.done.recv_timeout(grace).is_err() {
+            tracing::warn!("the dispatcher did not finish in time; its claims expire with their lease");
+        }
+        self.arbiter.stop();
+        if let Some(listener) = self.listener.take() {
+            let _ = listener.join();
+        }
+    }
+}
+
+/// Starts the dispatcher on an Arbiter of its own, and a thread that LISTENs for new work.
+pub fn start(dispatcher: Dispatcher, database_url: &str) -> Handle {
+    let stop = Arc::new(AtomicBool::new(false));
+    let wake = Arc::new(Notify::new());
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let listener = {
+        let (stop, wake, url) = (stop.clone(), wake.clone(), database_url.to_owned());
+        std::thread::Builder::new()
+            .name("hookboard-listen".into())
+            .spawn(move || listen(&url, &stop, &wake))
+            .ok()
+    };
+    let arbiter = actix_rt::Arbiter::new();
+    let (stop_loop, wake_loop) = (stop.clone(), wake.clone());
+    // The loop shares state through Rc/RefCell on the Arbiter's single thread.
+    arbiter.spawn_fn(move || {
+        actix_web::rt::spawn(async move {
+            run(Rc::new(dispatcher), stop_loop, wake_loop).await;
+            let _ = done_tx.send(());
+        });
+    });
+    Handle {
+        stop,
+        wake,
+        done,
+        arbiter,
+        listener,
+    }
+}
+
+/// Turns NOTIFYs into wake-ups. Reconnects by itself when PostgreSQL goes away.
+fn listen(url: &str, stop: &AtomicBool, wake: &Notify) {
+    use diesel::Connection;
+    while !stop.load(Ordering::SeqCst) {
+        let mut conn = match PgConnection::establish(url) {
+            Ok(conn) => conn,
+            Err(_) => {
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        if diesel::sql_query(format!("LISTEN {NOTIFY_CHANNEL}"))
+            .execute(&mut conn)
+            .is_err()
+        {
+            continue;
+        }
+        let mut last_check = std::time::Instant::now();
+        while !stop.load(Ordering::SeqCst) {
+            let mut woke = false;
+            let mut broken = false;
+            for notification in conn.notifications_iter() {
+                match notification {
+                    Ok(_) => woke = true,
+                    Err(_) => broken = true,
+                }
+            }
+            if woke {
+                wake.notify_one();
+            }
+            // notifications_iter cannot tell a dead connection from a quiet one: ask now and then.
+            if broken
+                || (last_check.elapsed() > Duration::from_secs(5)
+                    && diesel::sql_query("SELECT 1").execute(&mut conn).is_err())
+            {
+                break;
+            }
+            if last_check.elapsed() > Duration::from_secs(5) {
+                last_check = std::time::Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+/// The loop: claim while there are free slots, send, and hand results to the writer.
+async fn run(dispatcher: Rc<Dispatcher>, stop: Arc<AtomicBool>, wake: Arc<Notify>) {
+    let in_flight: Rc<RefCell<HashMap<i64, usize>>> = Rc::default();
+    let slot_freed = Rc::new(Notify::new());
+    let (results, mut incoming) = mpsc::unbounded_channel::<Finished>();
+    let writer = {
+        let dispatcher = dispatcher.clone();
+        actix_web::rt::spawn(async move {
+            while let Some(first) = incoming.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < WRITE_BATCH {
+                    match incoming.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                // The database may be restarting: keep the batch and try again.
+                loop {
+                    let now = dispatcher.clock.now();
+                    match dispatcher.record_blocking(batch.clone(), now).await {
+                        Ok(()) => break,
+                        Err(err) => {
+                            tracing::error!(error = %err, "writing delivery results failed; retrying");
+                            actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+            }
+        })
+    };
+    while !stop.load(Ordering::SeqCst) {
+        let total: usize = in_flight.borrow().values().sum();
+        let free = dispatcher.concurrency.saturating_sub(total);
+        let mut claimed_all = false;
+        if free > 0 {
+            let busy = in_flight.borrow().clone();
+            match dispatcher
+                .claim_blocking(dispatcher.clock.now(), free, busy)
+                .await
+            {
+                Ok(jobs) => {
+                    claimed_all = jobs.len() == free;
+                    for (job, target) in jobs {
+                        *in_flight.borrow_mut().entry(job.webhook_id).or_default() += 1;
+                        let (dispatcher, in_flight, slot_freed, results) = (
+                            dispatcher.clone(),
+                            in_flight.clone(),
+                            slot_freed.clone(),
+                            results.clone(),
+                        );
+                        actix_web::rt::spawn(async move {
+                            let webhook_id = job.webhook_id;
+                            let finished = dispatcher.attempt(job, target).await;
+                            {
+                                let mut counts = in_flight.borrow_mut();
+                                if let Some(n) = counts.get_mut(&webhook_id) {
+                                    *n -= 1;
+                                    if *n == 0 {
+                                        counts.remove(&webhook_id);
+                                    }
+                                }
+                            }
+                            let _ = results.send(finished);
+                            slot_freed.notify_one();
+                        });
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "claiming deliveries failed; retrying");
+                    actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+        }
+        if claimed_all {
+            continue;
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = slot_freed.notified() => {}
+            _ = actix_web::rt::time::sleep(POLL_INTERVAL) => {}
+        }
+    }
+    // Shutting down: wait for the attempts in flight (bounded by the timeout), then write.
+    while in_flight.borrow().values().sum::<usize>() > 0 {
+        slot_freed.notified().await;
+    }
+    drop(results);
+    let _ = writer.await;
+    match dispatcher.clone_handle().release_claims() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(released = n, "gave back unfinished claims"),
+        Err(err) => tracing::warn!(error = %err, "could not give back claims; they expire with their lease"),
+    }
+}

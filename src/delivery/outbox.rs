@@ -1,0 +1,244 @@
+//! Publishing: the event and one delivery per matching webhook are written in the same
+//! transaction (the outbox), so an event the API accepted is never lost and a rolled-back
+//! one is never sent.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::payload::{Published, tailor};
+use crate::models::delivery::notify;
+use crate::models::event::{Envelope, new_event_id, wire_time};
+use crate::models::tenant::Tenant;
+use crate::models::webhook::{Status, Webhook};
+use crate::schema::{connections, deliveries, event_types, events, webhooks};
+
+/// At most this many events in one batch request.
+pub const MAX_BATCH: usize = 500;
+
+/// One event as the platform publishes it.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub kind: String,
+    pub data: serde_json::Value,
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// The external id of one of the tenant's connections.
+    pub connection: Option<String>,
+    pub language: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+/// What publishing one event did.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Accepted {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub deliveries: i64,
+}
+
+/// Why an event was refused; `index` is its position in a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("{message}")]
+    Invalid {
+        index: usize,
+        field: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = events)]
+struct EventRow<'a> {
+    id: String,
+    tenant_id: i64,
+    event_type: &'a str,
+    connection_id: Option<i64>,
+    language: Option<&'a str>,
+    occurred_at: DateTime<Utc>,
+    idempotency_key: Option<&'a str>,
+    body: String,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = deliveries)]
+struct DeliveryRow {
+    tenant_id: i64,
+    webhook_id: i64,
+    event_id: String,
+    status: &'static str,
+    next_attempt_at: DateTime<Utc>,
+    body: Option<String>,
+}
+
+/// Whether a webhook receives an event of this type and connection.
+fn matches(webhook: &Webhook, kind: &str, connection_id: Option<i64>) -> bool {
+    webhook.events.iter().any(|e| e == kind)
+        && webhook.connection_id.is_none_or(|id| Some(id) == connection_id)
+}
+
+/// Publishes events in one transaction. Nothing is written unless every event is valid.
+pub fn publish(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    batch: &[NewEvent],
+    now: DateTime<Utc>,
+) -> Result<Vec<Accepted>, PublishError> {
+    conn.transaction(|conn| {
+        let known: Vec<String> = event_types::table.select(event_types::code).load(conn)?;
+        let tenant_connections: HashMap<String, (i64, String)> = connections::table
+            .filter(connections::tenant_id.eq(tenant.id))
+            .select((connections::external_id, connections::id))
+            .load::<(String, i64)>(conn)?
+            .into_iter()
+            .map(|(external, id)| (external.clone(), (id, external)))
+            .collect();
+        // Webhooks receive only while the plan includes them and the tool is on.
+        let receiving: Vec<Webhook> = if tenant.plan.has_webhooks() && tenant.webhooks_enabled {
+            Webhook::list_all(conn, tenant.id)?
+        } else {
+            Vec::new()
+        };
+        let mut accepted = Vec::with_capacity(batch.len());
+        let mut event_rows = Vec::new();
+        let mut delivery_rows = Vec::new();
+        let mut fanned_out: HashMap<i64, i64> = HashMap::new();
+        for (index, event) in batch.iter().enumerate() {
+            if !known.contains(&event.kind) {
+                return Err(PublishError::Invalid {
+                    index,
+                    field: "type",
+                    message: format!(
+                        "`{}` is not an event type of the catalog (see GET /api/v1/event-types).",
+                        event.kind
+                    ),
+                });
+            }
+            if let Some(key) = &event.idempotency_key {
+                let earlier: Option<(String, String)> = events::table
+                    .filter(events::tenant_id.eq(tenant.id))
+                    .filter(events::idempotency_key.eq(key))
+                    .select((events::id, events::event_type))
+                    .first(conn)
+                    .optional()?;
+                if let Some((id, kind)) = earlier {
+                    let count = deliveries::table
+                        .filter(deliveries::event_id.eq(&id))
+                        .count()
+                        .get_result(conn)?;
+                    accepted.push(Accepted {
+                        id,
+                        kind,
+                        deliveries: count,
+                    });
+                    continue;
+                }
+                if batch[..index]
+                    .iter()
+                    .any(|e| e.idempotency_key.as_ref() == Some(key))
+                {
+                    let first = accepted[batch
+                        .iter()
+                        .position(|e| e.idempotency_key.as_ref() == Some(key))
+                        .unwrap_or(0)]
+                    .clone();
+                    accepted.push(first);
+                    continue;
+                }
+            }
+            let connection = match &event.connection {
+                None => None,
+                Some(external) => {
+                    Some(
+                        tenant_connections
+                            .get(external)
+                            .ok_or_else(|| PublishError::Invalid {
+                                index,
+                                field: "connection",
+                                message: format!(
+                                    "`{external}` is not the contract id of one of your connections."
+                                ),
+                            })?,
+                    )
+                }
+            };
+            let occurred_at = event.occurred_at.unwrap_or(now);
+            let id = new_event_id(now);
+            let published = Published {
+                id: &id,
+                kind: &event.kind,
+                occurred_at,
+                tenant: &tenant.slug,
+                connection: connection.map(|(_, external)| external.as_str()),
+                data: &event.data,
+                language: event.language.as_deref(),
+            };
+            let body = Envelope {
+                id: &id,
+                kind: &event.kind,
+                timestamp: wire_time(occurred_at),
+                tenant: &tenant.slug,
+                connection: published.connection,
+                data: &event.data,
+            }
+            .to_body();
+            let mut count = 0;
+            for webhook in receiving
+                .iter()
+                .filter(|w| matches(w, &event.kind, connection.map(|(id, _)| *id)))
+            {
+                delivery_rows.push(DeliveryRow {
+                    tenant_id: tenant.id,
+                    webhook_id: webhook.id,
+                    event_id: id.clone(),
+                    status: if webhook.status == Status::Active {
+                        "pending"
+                    } else {
+                        "parked"
+                    },
+                    next_attempt_at: now,
+                    body: tailor(&published, &webhook.capabilities, webhook.use_customer_language),
+                });
+                *fanned_out.entry(webhook.id).or_default() += 1;
+                count += 1;
+            }
+            accepted.push(Accepted {
+                id: id.clone(),
+                kind: event.kind.clone(),
+                deliveries: count,
+            });
+            event_rows.push(EventRow {
+                id,
+                tenant_id: tenant.id,
+                event_type: &event.kind,
+                connection_id: connection.map(|(id, _)| *id),
+                language: event.language.as_deref(),
+                occurred_at,
+                idempotency_key: event.idempotency_key.as_deref(),
+                body,
+            });
+        }
+        for chunk in event_rows.chunks(1000) {
+            diesel::insert_into(events::table).values(chunk).execute(conn)?;
+        }
+        for chunk in delivery_rows.chunks(1000) {
+            diesel::insert_into(deliveries::table)
+                .values(chunk)
+                .execute(conn)?;
+        }
+        for (webhook_id, count) in fanned_out {
+            diesel::update(webhooks::table.find(webhook_id))
+                .set(webhooks::event_count.eq(webhooks::event_count + count))
+                .execute(conn)?;
+        }
+        if !delivery_rows.is_empty() {
+            notify(conn)?;
+        }
+        Ok(accepted)
+    })
+}

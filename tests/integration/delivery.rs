@@ -1,0 +1,737 @@
+//! The delivery engine end to end: the API publishes, the outbox fans out, the dispatcher
+//! sends to real receivers on loopback, and the results land in the database.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use hookboard::clock::Clock;
+use hookboard::delivery::dispatcher::{self, Dispatcher, Summary};
+use hookboard::delivery::outbox::{self, NewEvent};
+use hookboard::metrics::Metrics;
+use hookboard::models::api_key::ApiKey;
+use hookboard::models::tenant::{Plan, Tenant};
+use hookboard::models::webhook::{Parked, Status, Webhook};
+use hookboard::validation::webhook::Input;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, test_settings};
+use crate::receiver::{Behaviour, Receiver};
+
+fn engine_with(app: &TestApp, allow_loopback: bool, timeout: &str) -> Dispatcher {
+    let url = app.database_url.clone();
+    let allow = if allow_loopback { "127.0.0.0/8,::1/128" } else { "" }.to_owned();
+    let timeout = timeout.to_owned();
+    let base = test_settings(&url);
+    let settings = hookboard::settings::Settings::from_lookup(move |name| match name {
+        "DATABASE_URL" => Some(url.clone()),
+        "HOOKBOARD_ALLOW_PRIVATE_TARGETS" => Some(allow.clone()),
+        "HOOKBOARD_DELIVERY_TIMEOUT" => Some(timeout.clone()),
+        "HOOKBOARD_SECRET_KEY" => Some("42".repeat(32)),
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!(base.secret_key, settings.secret_key);
+    Dispatcher::new(
+        app.pool.clone(),
+        &settings,
+        app.secrets(),
+        Arc::new(app.clock.clone()),
+        Arc::new(Metrics::default()),
+    )
+    .unwrap()
+}
+
+fn engine(app: &TestApp) -> Dispatcher {
+    engine_with(app, true, "2s")
+}
+
+async fn scale_tenant(app: &TestApp) -> Tenant {
+    let tenant = app.create_tenant("Alpine Tours", Plan::Scale).await;
+    let id = tenant.id;
+    app.with_conn(move |conn| Tenant::set_webhooks_enabled(conn, id, true).unwrap())
+        .await
+}
+
+async fn webhook_to(
+    app: &TestApp,
+    tenant: &Tenant,
+    url: &str,
+    events: &[&str],
+    tweak: impl FnOnce(&mut Input),
+) -> Webhook {
+    let mut input = Input {
+        url: url.into(),
+        events: events.iter().map(|e| e.to_string()).collect(),
+        ..Input::default()
+    };
+    tweak(&mut input);
+    let (tenant_id, secrets) = (tenant.id, app.secrets());
+    app.with_conn(move |conn| Webhook::create(conn, tenant_id, &input, &secrets).unwrap().0)
+        .await
+}
+
+async fn tenant_key(app: &TestApp, tenant: &Tenant) -> String {
+    let id = tenant.id;
+    app.with_conn(move |conn| ApiKey::create(conn, id, "Booking platform", None).unwrap().1)
+        .await
+}
+
+async fn post(app: &TestApp, key: &str, path: &str, body: &Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(app.url(path))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn booking(reference: &str) -> Value {
+    json!({"type": "booking.created", "data": {"id": reference, "customer": {"language": "de", "email": "sofia@example.com"}, "pricing": {"total": 10800}, "localized": {"de": {"name": "Rundgang"}, "fr": {"name": "Visite"}}}})
+}
+
+async fn reload(app: &TestApp, webhook: &Webhook) -> Webhook {
+    let (tenant_id, id) = (webhook.tenant_id, webhook.id);
+    app.with_conn(move |conn| Webhook::find(conn, tenant_id, id).unwrap())
+        .await
+}
+
+async fn deliveries_of(app: &TestApp, webhook_id: i64) -> Vec<(String, i32, chrono::DateTime<chrono::Utc>)> {
+    app.with_conn(move |conn| {
+        use hookboard::schema::deliveries as d;
+        d::table
+            .filter(d::webhook_id.eq(webhook_id))
+            .order(d::id)
+            .select((d::status, d::attempt_count, d::next_attempt_at))
+            .load(conn)
+            .unwrap()
+    })
+    .await
+}
+
+#[actix_web::test]
+async fn a_published_event_arrives_signed_and_verifies_with_a_standard_webhooks_library() {
+    let app = TestApp::spawn().await;
+    let tenant = scale_tenant(&app).await;
+    let receiver = Receiver::answering(204);
+    let webhook = webhook_to(&app, &tenant, &receiver.url, &["booking.created"], |i| {
+        i.headers = vec![("Authorization".into(), "Bearer crm-token-123456".into())];
+    })
+    .await;
+    let other = webhook_to(&app, &tenant, &receiver.url, &["payment.completed"], |_| {}).await;
+    let key = tenant_key(&app, &tenant).await;
+
+    let (status, accepted) = post(&app, &key, "/api/v1/events", &booking("bkg_1")).await;
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!(accepted["type"], "booking.created");
+    assert_eq!(accepted["deliveries"], 1, "only the subscribed webhook");
+    let summary = engine(&app).run_due_once(app.clock.now()).await.unwrap();
+    assert_eq!(
+        summary,
+        Summary {
+            attempted: 1,
+            succeeded: 1,
+            failed: 0
+        }
+    );
+
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    let secret = webhook.reveal_secret(&app.secrets()).unwrap();
+    let verifier = standardwebhooks::Webhook::new(&secret).unwrap();
+    let mut headers = http::HeaderMap::new();
+    for (k, v) in &request.headers {
+        headers.insert(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    verifier
+        .verify(&request.body, &headers)
+        .expect("the signature verifies");
+    assert_eq!(request.headers["webhook-id"], accepted["id"].as_str().unwrap());
+    assert_eq!(request.headers["x-hookboard-event"], "booking.created");
+    assert_eq!(request.headers["content-type"], "application/json");
+    assert_eq!(request.headers["authorization"], "Bearer crm-token-123456");
+    assert!(request.headers["user-agent"].starts_with("Hookboard/"));
+    let body: Value = serde_json::from_slice(&request.body).unwrap();
+    let raw = String::from_utf8(request.body.clone()).unwrap();
+    let positions: Vec<usize> = [
+        "\"id\":",
+        "\"type\":",
+        "\"timestamp\":",
+        "\"tenant\":",
+        "\"connection\":",
+        "\"data\":",
+    ]
+    .iter()
+    .map(|key| raw.find(key).unwrap())
+    .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]) && positions[0] == 1,
+        "the envelope in wire order: {raw}"
+    );
+    assert_eq!(body["tenant"], tenant.slug.as_str());
+    assert_eq!(body["connection"], Value::Null);
+    assert_eq!(body["data"]["id"], "bkg_1");
+
+    let stored = reload(&app, &webhook).await;
+    assert_eq!((stored.event_count, stored.error_count), (1, 0));
+    assert_eq!(reload(&app, &other).await.event_count, 0);
+    assert_eq!(deliveries_of(&app, webhook.id).await[0].0, "succeeded");
+}
+
+#[actix_web::test]
+async fn failures_retry_on_the_schedule_with_identical_bytes_then_disable_the_webhook() {
+    let app = TestApp::spawn().await;
+    let tenant = scale_tenant(&app).await;
+    let receiver = Receiver::answering(500);
+    let webhook = webhook_to(&app, &tenant, &receiver.url, &["booking.created"], |_| {}).await;
+    let key = tenant_key(&app, &tenant).await;
+    post(&app, &key, "/api/v1/events", &booking("bkg_2")).await;
+    let engine = engine(&app);
+
+    let schedule = [10u64, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 28800];
+    let mut now = app.clock.now();
+    assert_eq!(engine.run_due_once(now).await.unwrap().failed, 1);
+    for (retry, seconds) in schedule.iter().enumerate() {
+        let (status, attempts, next) = deliveries_of(&app, webhook.id).await.remove(0);
+        assert_eq!((status.as_str(), attempts), ("pending", retry as i32 + 1));
+        let wait = (next - now).num_milliseconds() as f64 / 1000.0;
+        let expected = *seconds as f64;
+        assert!(
+            wait >= expected * 0.8 - 0.01 && wait <= expected * 1.2 + 0.01,
+            "retry {}: waits {wait}s, schedule {expected}s",
+            retry + 1
+        );
+        assert_eq!(
+            engine
+                .run_due_once(next - chrono::Duration::milliseconds(1))
+                .await
+                .unwrap()
+                .attempted,
+            0,
+            "not before it is due"
+        );
+        now = next;
+        app.clock.set(now);
+        assert_eq!(engine.run_due_once(now).await.unwrap().failed, 1);
+    }
+    let (status, attempts, _) = deliveries_of(&app, webhook.id).await.remove(0);
+    assert_eq!((status.as_str(), attempts), ("failed", 11));
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 11, "one attempt and ten retries");
+    assert!(
+        requests.iter().all(|r| r.body == requests[0].body),
+        "byte-identical on every attempt"
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.headers["webhook-id"] == requests[0].headers["webhook-id"])
+    );
+    let stored = reload(&app, &webhook).await;
+    assert_eq!(stored.status, Status::AutoDisabled);
+    assert!(stored.disabled_reason.unwrap().contains("All 10 retries"));
+    assert_eq!(stored.error_count, 11);
+
+    // While disabled, new events are parked, not lost.
+    post(&app, &key, "/api/v1/events", &booking("bkg_3")).await;
+    assert_eq!(deliveries_of(&app, webhook.id).await[1].0, "parked");
+    assert_eq!(engine.run_due_once(now).await.unwrap().attempted, 0);
+}
+
+#[actix_web::test]
+async fn without_retries_eleven_failed_deliveries_in_a_row_disable_and_a_success_resets_the_count() {
+    let app = TestApp::spawn().await;
+    let tenant = scale_tenant(&app).await;
+    let receiver = Receiver::answering(503);
+    let webhook = webhook_to(&app, &tenant, &receiver.url, &["booking.created"], |i| {
+        i.retry_on_error = false
+    })
+    .await;
+    let key = tenant_key(&app, &tenant).await;
+    let engine = engine(&app);
+    for i in 0..10 {
+        post(&app, &key, "/api/v1/events", &booking(&format!("b{i}"))).await;
+    }
+    engine.run_due_once(app.clock.now()).await.unwrap();
+    assert_eq!(reload(&app, &webhook).await.consecutive_failures, 10);
+    receiver.set(Behaviour::Answer(200, vec![], vec![]));
+    post(&app, &key, "/api/v1/events", &booking("ok")).await;
+    engine.run_due_once(app.clock.now()).await.unwrap();
+    assert_eq!(
+        reload(&app, &webhook).await.consecutive_failures,
+        0,
+        "a success resets the count"
+    );
+    receiver.set(Behaviour::Answer(500, vec![], vec![]));
+    for i in 0..11 {
+        post(&app, &key, "/api/v1/events", &booking(&format!("c{i}"))).await;
+    }
+    let summary = engine.run_due_once(app.clock.now()).await.unwrap();
+    assert_eq!(summary.failed, 11);
+    let stored = reload(&app, &webhook).await;
+    assert_eq!(stored.status, Status::AutoDisabled);
+    assert!(stored.disabled_reason.unwrap().contains("11 deliveries in a row"));
+    assert!(
+        deliveries_of(&app, webhook.id)
+            .await
+            .iter()
+            .all(|(s, _, _)| s != "pending"),
+        "no retries"
+    );
+}
+
+#[actix_web::test]
+async fn gone_disables_at_once_and_redirects_are_never_followed() {
+    let app = TestApp::spawn().await;
+    let tenant = scale_tenant(&app).await;
+    let target = Receiver::answering(200);
+    let redirecting = Receiver::start(Behaviour::Answer(
+        302,
+        vec![("Location".into(), target.url.clone())],
+        vec![],
+    ));
+    let gone = Receiver::answering(410);
+    let redirect_hook = webhook_to(&app, &tenant, &redirecting.url, &["booking.created"], |_| {}).await;
+    let gone_hook = webhook_to(&app, &tenant, &gone.url, &["booking.created"], |_| {}).await;
+    let key = tenant_key(&app, &tenant).await;
+    post(&app, &key, "/api/v1/events", &booking("b")).await;
+    engine(&app).run_due_once(app.clock.now()).await.unwrap();
+
+    assert!(target.requests().is_empty(), "the redirect was not followed");
+    let (status, _, _) = deliveries_of(&app, redirect_hook.id).await.remove(0);
+    assert_eq!(status, "pending", "3xx is a failure that retries");
+    let error: Option<String> = {
+        let id = redirect_hook.id;
+        app.with_conn(move |conn| {
+            use hookboard::schema::delivery_attempts as a;
+            a::table
+                .filter(a::webhook_id.eq(id))
+                .select(a::error_class)
+                .first(conn)
+                .unwrap()
+        })
+        .await
+    };
+    assert_eq!(error.as_deref(), Some("redirect"));
+    let stored = reload(&app, &gone_hook).await;
+    assert_eq!(stored.status, Status::AutoDisabled);
+    assert!(stored.disabled_reason.unwrap().contains("410"));
+}
+
+#[actix_web::test]
+async fn the_ssrf_guard_refuses_private_addresses_literals_and_names_alike() {
+    let app = TestApp::spawn().await;
+    let tenant = scale_tenant(&app).await;
+    let receiver = Receiver::answering(200);
+    let port = receiver
+        .url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let urls = [
+        receiver.url.clone(),
+        format!("http://localhost:{port}/hook"),
+        format!("http://[::ffff:127.0.0.1]:{port}/hook"),
+        format!("http://2130706433:{port}/hook"),
+        format!("http://0x7f.0.0.1:{port}/hook"),
+    ];
+    for url in &urls {
+        webhook_to(&app, &tenant, url, &["booking.created"], |_| {}).await;
+    }
+    let key = tenant_key(&app, &tenant).await;
+    post(&app, &key, "/api/v1/events", &booking("b")).await;
+    let summary = engine_with(&app, false, "2s")
+        .run_due_once(app.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(summary.failed, urls.len());
+    assert!(
+        receiver.requests().is_empty(),
+        "nothing reached the private address"
+    );
+    let classes: Vec<(Option<String>, Option<String>)> = app
+        .with_conn(|conn| {
+            use hookboard::schema::delivery_attempts as a;
+            a::table
+                .select((a::error_class, a::error_message))
+                .load(conn)
+                .unwrap()
+        })
+        .await;
+    for (class, message) in classes {
+        assert_eq!(class.as_deref(), Some("ssrf"), "{message:?}");
+        assert!(message.unwrap().contains("loopback"));
+    }
+}
+
+#[actix_web::test]
+async fn a_hanging_or_dripping_endpoint_is_cut_off_and_does_not_delay_another_webhook() {
+    let app = TestApp::spawn().await;
+    let tenant = scale_tenant(&app).await;
+    let hanging = Receiver::start(Behaviour::Hang);
+    let dripping = Receiver::start(Behaviour::Drip);
+    let huge = Receiver::start(Behaviour::Answer(200, vec![], vec![b'x'; 10 * 1024 * 1024]));
+    let fast = Receiver::answering(204);
+    for receiver in [&hanging, &dripping, &huge, &fast] {
+        webhook_to(&app, &tenant, &receiver.url, &["booking.created"], |_| {}).await;
+    }
+    let key = tenant_key(&app, &tenant).await;
+    post(&app, &key, "/api/v1/events", &booking("b")).await;
+    let started = Instant::now();
+    let summary = engine_with(&app, true, "2s")
+        .run_due_once(app.clock.now())
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(summary.attempted, 4);
+    assert!(
+        took < Duration::from_secs(3) + Duration::from_secs(2),
+        "bounded by the timeout: {took:?}"
+    );
+    let fast_arrival = fast.requests()[0].at.duration_since(started);
+    assert!(
+        fast_arrival < Duration::from_secs(1),
+        "the fast webhook was not held up: {fast_arrival:?}"
+    );
+    let rows: Vec<(i32, Option<String>, Option<Vec<u8>>)> = app
+        .with_conn(|conn| {
+            use hookboard::schema::delivery_attempts as a;
+            a::table
+                .select((a::duration_ms, a::error_class, a::response_body))
+                .load(conn)
+                .unwrap()
+        })
+        .await;
+    assert!(
+        rows.iter().all(|(ms, _, _)| *ms <= 3000),
+        "every attempt ends within the timeout plus one second: {:?}",
+        rows.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
+    assert!(
+        rows.iter()
+            .all(|(_, _, body)| body.as_ref().map_or(0, Vec::len) <= 64 * 1024),
+        "at most 64 KiB kept"
+    );
+    assert!(
+        rows.iter()
+            .any(|(_, class, _)| class.as_deref() == Some("timeout")),
+        "the hanging endpoint timed out"
+    );
+}
+
+#[actix_web::test]
+async fn a_rolled_back_transaction_delivers_nothing() {
+    let app = TestApp::spawn().await;
+    let tenant = scale_tenant(&app).await;
+    let receiver = Receiver::answering(200);
+    webhook_to(&app, &tenant, &receiver.url, &["booking.created"], |_| {}).await;
+    let now = app.clock.now();
+    let t = tenant.clone();
+    app.with_conn(move |conn| {
+        let _ = conn.transaction::<(), diesel::result::Error, _>(|conn| {
+            let event = NewEvent {
+                kind: "booking.created".into(),
+                data: json!({}),
+                occurred_at: None,
+                connection: None,
+                language: None,
+                idempotency_key: None,
+            };
+            outbox::publish(conn, &t, &[event], now).unwrap();
+            Err(diesel::result::Error::RollbackTransaction)
+        });
+    })
+    .await;
+    assert_eq!(engine(&app).run_due_once(now).await.unwrap().attempted, 0);
+    assert!(receiver.requests().is_empty());
+}
+
+#[actix_web::test]
+async fn two_dispatchers_on_one_database_deliver_each_delivery_once() {
+    let app = TestApp::spawn().await;
+    let tenant = scale_tenant(&app).await;
+    let receiver = Receiver::answering(200);
+    for _ in 0..3 {
+        webhook_to(&app, &tenant, &receiver.url, &["booking.created"], |_| {}).await;
+    }
+    let key = tenant_key(&app, &tenant).await;
+    let batch = json!({"events": (0..40).map(|i| booking(&format!("b{i}"))).collect::<Vec<_>>()});
+    let (status, accepted) = post(&app, &key, "/api/v1/events/batch", &batch).await;
+    assert_eq!(status, 202, "{accepted}");
+    let (one, two) = (engine(&app), engine(&app));
+    let now = app.clock.now();
+    let (a, b) = tokio::join!(one.run_due_once(now), two.run_due_once(now));
+    assert_eq!(a.unwrap().attempted + b.unwrap().attempted, 120);
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 120);
+    let mut ids: Vec<String> = requests
+        .iter()
+        .map(|r| format!("{}{}", r.headers["webhook-id"], r.headers["webhook-signature"]))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 120, "no delivery was sent twice");
+}
+
+#[actix_web::test]
+async fn parked_deliveries_are_resent_or_dropped_when_the_webhook_comes_back() {
+    let app = TestApp::spawn().await;
+    let tenant = scale_tenant(&app).await;
+    let receiver = Receiver::answering(200);
+    let webhook = webhook_to(&app, &tenant, &receiver.url, &["booking.created"], |i| {
+        i.active = false
+    })
+    .await;
+    let key = tenant_key(&app, &tenant).await;
+    post(&app, &key, "/api/v1/events", &booking("a")).await;
+    post(&app, &key, "/api/v1/events", &booking("b")).await;
+    let engine = engine(&app);
+    assert_eq!(
+        engine.run_due_once(app.clock.now()).await.unwrap().attempted,
+        0,
+        "inactive: parked"
+    );
+    assert_eq!(
+        reload(&app, &webhook).await.event_count,
+        2,
+        "the counter grows per fan-out"
+    );
+    let (tenant_id, id) = (tenant.id, webhook.id);
+    let now = app.clock.now();
+    app.with_conn(move |conn| Webhook::set_active(conn, tenant_id, id, true, Parked::Resend, now).unwrap())
+        .await;
+    assert_eq!(engine.run_due_once(app.clock.now()).await.unwrap().succeeded, 2);
+    app.with_conn(move |conn| Webhook::set_active(conn, tenant_id, id, false, Parked::Keep, now).unwrap())
+        .await;
+    post(&app, &key, "/api/v1/events", &booking("c")).await;
+    app.with_conn(move |conn| Webhook::set_active(conn, tenant_id, id, true, Parked::Drop, now).unwrap())
+        .await;
+    assert_eq!(engine.run_due_once(app.clock.now()).await.unwrap().attempted, 0);
+    assert_eq!(receiver.requests().len(), 2);
+}
+
+#[actix_web::test]
+async fn capabilities_trim_the_data_and_the_customer_language_is_sent() {
+    let app = TestApp::spawn().await;
+    let tenant = scale_tenant(&app).await;
+    let receiver = Receiver::answering(200);
+    webhook_to(&app, &tenant, &receiver.url, &["booking.created"], |i| {
+        i.capabilities = vec!["customer".into()];
+        i.use_customer_language = true;
+    })
+    .await;
+    let key = tenant_key(&app, &tenant).await;
+    post(&app, &key, "/api/v1/events", &booking("b")).await;
+    engine(&app).run_due_once(app.clock.now()).await.unwrap();
+    let request = receiver.requests().remove(0);
+    assert_eq!(request.headers["content-language"], "de");
+    let body: Value = serde_json::from_slice(&request.body).unwrap();
+    assert!(body["data"].get("pricing").is_none(), "pricing was not chosen");
+    assert_eq!(body["data"]["customer"]["email"], "sofia@example.com");
+    assert_eq!(body["data"]["localized"], json!({"de": {"name": "Rundgang"}}));
+}
+
+#[actix_web::test]
+async fn the_event_api_refuses_bad_input_clearly_and_keeps_idempotency() {
+    let app = TestApp::spawn().await;
+    let tenant = scale_tenant(&app).await;
+    let key = tenant_key(&app, &tenant).await;
+    let mut keyed = booking("b");
+    keyed["idempotency_key"] = json!("order-77");
+    let (_, first) = post(&app, &key, "/api/v1/events", &keyed).await;
+    let (status, again) = post(&app, &key, "/api/v1/events", &keyed).await;
+    assert_eq!((status, &again), (202, &first), "the first result again");
+
+    let cases = [
+        (json!({"type": "booking.exploded", "data": {}}), 422, Some("type")),
+        (json!({"type": "booking.created", "data": []}), 422, Some("data")),
+        (
+            json!({"type": "booking.created", "data": {}, "colour": "red"}),
+            422,
+            None,
+        ),
+        (json!({"type": 7, "data": {}}), 422, Some("type")),
+        (
+            json!({"type": "booking.created", "data": {}, "connection": "CTR-404"}),
+            422,
+            Some("connection"),
+        ),
+    ];
+    for (body, expected, field) in cases {
+        let (status, error) = post(&app, &key, "/api/v1/events", &body).await;
+        assert_eq!(status, expected, "{body} -> {error}");
+        assert!(
+            error["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{error}"
+        );
+        if let Some(field) = field {
+            assert_eq!(error["error"]["field"], field, "{error}");
+        }
+    }
+    let big = json!({"type": "booking.created", "data": {"blob": "x".repeat(1024 * 1024)}});
+    assert_eq!(post(&app, &key, "/api/v1/events", &big).await.0, 413);
+    let many = json!({"events": (0..501).map(|i| booking(&i.to_string())).collect::<Vec<_>>()});
+    let (status, error) = post(&app, &key, "/api/v1/events/batch", &many).await;
+    assert_eq!((status, error["error"]["field"].as_str()), (422, Some("events")));
+    let bad_batch = json!({"events": [booking("ok"), {"type": "nope", "data": {}}]});
+    let (status, error) = post(&app, &key, "/api/v1/events/batch", &bad_batch).await;
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (422, Some("events[1].type"))
+    );
+    let count: i64 = app
+        .with_conn(|conn| hookboard::schema::events::table.count().get_result(conn).unwrap())
+        .await;
+    assert_eq!(count, 1, "a refused batch writes nothing");
+
+    let (status, error) = post(&app, "hbk_unknown", "/api/v1/events", &booking("x")).await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let tenant_id = tenant.id;
+    app.with_conn(move |conn| {
+        let key = ApiKey::list(conn, tenant_id).unwrap().remove(0);
+        ApiKey::set_enabled(conn, tenant_id, key.id, false).unwrap();
+    })
+    .await;
+    let (status, error) = post(&app, &key, "/api/v1/events", &booking("x")).await;
+    assert_eq!(status, 401);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("switched off")
+    );
+}
+
+#[actix_web::test]
+async fn a_webhooks_own_key_catches_up_on_its_event_types_only() {
+    let app = TestApp::spawn().await;
+    let tenant = scale_tenant(&app).await;
+    let mut input = Input {
+        url: "https://crm.example/in".into(),
+        events: vec!["booking.created".into()],
+        ..Input::default()
+    };
+    input.active = false;
+    let (tenant_id, secrets) = (tenant.id, app.secrets());
+    let (_, webhook_key) = app
+        .with_conn(move |conn| Webhook::create(conn, tenant_id, &input, &secrets).unwrap())
+        .await;
+    let key = tenant_key(&app, &tenant).await;
+    let (_, booked) = post(&app, &key, "/api/v1/events", &booking("a")).await;
+    let (_, paid) = post(
+        &app,
+        &key,
+        "/api/v1/events",
+        &json!({"type": "payment.completed", "data": {"amount": 1}}),
+    )
+    .await;
+    post(&app, &key, "/api/v1/events", &booking("b")).await;
+
+    let client = reqwest::Client::new();
+    let page: Value = client
+        .get(app.url("/api/v1/events?limit=10"))
+        .bearer_auth(&webhook_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let types: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["booking.created", "booking.created"]);
+    let after = format!("/api/v1/events?after={}&limit=10", booked["id"].as_str().unwrap());
+    let rest: Value = client
+        .get(app.url(&after))
+        .bearer_auth(&webhook_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rest["events"].as_array().unwrap().len(), 1);
+    let one = client
+        .get(app.url(&format!("/api/v1/events/{}", booked["id"].as_str().unwrap())))
+        .bearer_auth(&webhook_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one.status(), 200);
+    let other = client
+        .get(app.url(&format!("/api/v1/events/{}", paid["id"].as_str().unwrap())))
+        .bearer_auth(&webhook_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404, "not a type it subscribes to");
+    let (status, _) = post(&app, &webhook_key, "/api/v1/events", &booking("c")).await;
+    assert_eq!(status, 403, "a webhook key cannot publish");
+    let all: Value = client
+        .get(app.url("/api/v1/events"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        all["events"].as_array().unwrap().len(),
+        3,
+        "a tenant key reads everything"
+    );
+}
+
+#[actix_web::test]
+async fn the_background_worker_delivers_at_once_and_stops_cleanly() {
+    let app = TestApp::spawn().await;
+    let tenant = scale_tenant(&app).await;
+    let receiver = Receiver::answering(200);
+    webhook_to(&app, &tenant, &receiver.url, &["booking.created"], |_| {}).await;
+    let key = tenant_key(&app, &tenant).await;
+    let url = app.database_url.clone();
+    let worker = engine(&app);
+    let handle = dispatcher::start(worker, &url);
+    // Give the listener a moment to LISTEN, then publish and watch it arrive.
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    post(&app, &key, "/api/v1/events", &booking("live")).await;
+    while receiver.requests().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the worker never delivered"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    crate::helpers::tokio_block(move || handle.shutdown(Duration::from_secs(5))).await;
+    let claimed: i64 = app
+        .with_conn(|conn| {
+            use hookboard::schema::deliveries as d;
+            d::table
+                .filter(d::claimed_by.is_not_null())
+                .count()
+                .get_result(conn)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(claimed, 0, "nothing left claimed after shutdown");
+}
