@@ -98,7 +98,11 @@ pub struct Dispatcher {
     lease: Duration,
     concurrency: usize,
     allowed: Arc<Vec<Cidr>>,
+    retention: chrono::Duration,
 }
+
+/// How often the background clean-up of old attempts runs.
+const CLEAN_UP_EVERY: Duration = Duration::from_secs(600);
 
 impl Dispatcher {
     pub fn new(
@@ -120,7 +124,17 @@ impl Dispatcher {
             lease: settings.delivery_timeout * 2 + Duration::from_secs(5),
             concurrency: settings.worker_concurrency.max(1),
             allowed: Arc::new(settings.allow_private_targets.clone()),
+            retention: chrono::Duration::days(i64::from(settings.retention_days)),
         })
+    }
+
+    /// Deletes attempts and finished deliveries older than `HOOKBOARD_RETENTION_DAYS`.
+    pub fn clean_up(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
+        let mut conn = self.pool.get()?;
+        Ok(crate::models::delivery::clean_up(
+            &mut conn,
+            now - self.retention,
+        )?)
     }
 
     pub fn worker_id(&self) -> &str {
@@ -308,6 +322,7 @@ impl Dispatcher {
             lease: self.lease,
             concurrency: self.concurrency,
             allowed: self.allowed.clone(),
+            retention: self.retention,
         })
     }
 
@@ -701,7 +716,20 @@ async fn run(dispatcher: Rc<Dispatcher>, stop: Arc<AtomicBool>, wake: Arc<Notify
             }
         })
     };
+    let mut last_clean_up = std::time::Instant::now() - CLEAN_UP_EVERY + Duration::from_secs(30);
     while !stop.load(Ordering::SeqCst) {
+        if last_clean_up.elapsed() >= CLEAN_UP_EVERY {
+            last_clean_up = std::time::Instant::now();
+            let (this, now) = (dispatcher.clone_handle(), dispatcher.clock.now());
+            match tokio::task::spawn_blocking(move || this.clean_up(now)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(deleted)) => {
+                    tracing::info!(deleted, "removed delivery attempts older than the retention")
+                }
+                Ok(Err(err)) => tracing::warn!(error = %err, "the retention clean-up failed"),
+                Err(_) => {}
+            }
+        }
         let total: usize = in_flight.borrow().values().sum();
         let free = dispatcher.concurrency.saturating_sub(total);
         let mut claimed_all = false;

@@ -376,6 +376,26 @@ impl Delivery {
     }
 }
 
+/// Deletes what is older than the retention: attempts, finished deliveries, and events
+/// no delivery waits for any more. Returns the attempts deleted.
+pub fn clean_up(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryResult<usize> {
+    conn.transaction(|conn| {
+        let attempts = diesel::delete(delivery_attempts::table.filter(delivery_attempts::started_at.lt(before))).execute(conn)?;
+        diesel::delete(
+            deliveries::table
+                .filter(deliveries::status.eq_any(["succeeded", "failed", "cancelled"]))
+                .filter(deliveries::completed_at.lt(before)),
+        )
+        .execute(conn)?;
+        diesel::sql_query(
+            "DELETE FROM events e WHERE e.created_at < $1 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)",
+        )
+        .bind::<Timestamptz, _>(before)
+        .execute(conn)?;
+        Ok(attempts)
+    })
+}
+
 #[derive(QueryableByName)]
 struct QueueRow {
     #[diesel(sql_type = BigInt)]

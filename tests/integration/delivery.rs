@@ -735,3 +735,113 @@ async fn the_background_worker_delivers_at_once_and_stops_cleanly() {
         .await;
     assert_eq!(claimed, 0, "nothing left claimed after shutdown");
 }
+
+#[actix_web::test]
+async fn attempts_older_than_the_retention_are_cleaned_up() {
+    let app = TestApp::spawn().await;
+    let tenant = scale_tenant(&app).await;
+    let receiver = Receiver::answering(200);
+    webhook_to(&app, &tenant, &receiver.url, &["booking.created"], |_| {}).await;
+    let key = tenant_key(&app, &tenant).await;
+    post(&app, &key, "/api/v1/events", &booking("old")).await;
+    let engine = engine(&app);
+    engine.run_due_once(app.clock.now()).await.unwrap();
+    assert_eq!(row_counts(&app).await, (1, 1, 1));
+    assert_eq!(
+        engine
+            .clean_up(app.clock.now() + chrono::Duration::days(29))
+            .unwrap(),
+        0,
+        "kept within 30 days"
+    );
+    assert_eq!(
+        engine
+            .clean_up(app.clock.now() + chrono::Duration::days(31))
+            .unwrap(),
+        1
+    );
+    assert_eq!(row_counts(&app).await, (0, 0, 0));
+}
+
+async fn row_counts(app: &TestApp) -> (i64, i64, i64) {
+    app.with_conn(|conn| {
+        use hookboard::schema::{deliveries, delivery_attempts, events};
+        let a: i64 = delivery_attempts::table.count().get_result(conn).unwrap();
+        let d: i64 = deliveries::table.count().get_result(conn).unwrap();
+        let e: i64 = events::table.count().get_result(conn).unwrap();
+        (a, d, e)
+    })
+    .await
+}
+
+#[actix_web::test]
+async fn the_api_lists_deliveries_with_attempts_resends_and_sends_test_events() {
+    let app = TestApp::spawn().await;
+    let tenant = scale_tenant(&app).await;
+    let receiver = Receiver::answering(500);
+    let webhook = webhook_to(&app, &tenant, &receiver.url, &["booking.created"], |i| {
+        i.retry_on_error = false
+    })
+    .await;
+    let key = tenant_key(&app, &tenant).await;
+    let (status, sent) = post(
+        &app,
+        &key,
+        &format!("/api/v1/webhooks/{}/test", webhook.id),
+        &json!({"type": "payment.completed"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{sent}");
+    let engine = engine(&app);
+    engine.run_due_once(app.clock.now()).await.unwrap();
+
+    let client = reqwest::Client::new();
+    let log: Value = client
+        .get(app.url(&format!("/api/v1/webhooks/{}/deliveries", webhook.id)))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let delivery = &log["deliveries"][0];
+    assert_eq!(delivery["event_type"], "payment.completed");
+    assert_eq!(delivery["status"], "failed");
+    assert_eq!(delivery["attempts"][0]["status_code"], 500);
+    assert_eq!(delivery["event_id"], sent["id"]);
+
+    receiver.set(Behaviour::Answer(200, vec![], vec![]));
+    let (status, _) = post(
+        &app,
+        &key,
+        &format!("/api/v1/deliveries/{}/resend", delivery["id"]),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert_eq!(engine.run_due_once(app.clock.now()).await.unwrap().succeeded, 1);
+    let requests = receiver.requests();
+    assert_eq!(
+        requests[0].headers["webhook-id"], requests[1].headers["webhook-id"],
+        "a resend keeps the webhook-id"
+    );
+
+    let other = app.create_tenant("Other Travel", Plan::Scale).await;
+    let other_id = other.id;
+    app.with_conn(move |conn| Tenant::set_webhooks_enabled(conn, other_id, true).unwrap())
+        .await;
+    let other_key = tenant_key(&app, &other).await;
+    let (status, error) = post(
+        &app,
+        &other_key,
+        &format!("/api/v1/deliveries/{}/resend", delivery["id"]),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "another tenant's id"
+    );
+}

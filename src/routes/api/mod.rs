@@ -1,6 +1,7 @@
 //! The JSON API (`/api/v1`): bearer-key authentication, one error shape
 //! (`{"error": {"code", "message", "field"?}}`), and strict body reading (1 MiB at most).
 
+pub mod deliveries;
 pub mod events;
 
 use actix_web::http::StatusCode;
