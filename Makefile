@@ -1,7 +1,7 @@
 # The README's two commands are `make run` and `make test`; both install what they need.
 CARGO ?= cargo
 
-.PHONY: run test deps lint fmt schema
+.PHONY: run test bench deps lint fmt schema
 
 ## Run Hookboard (its own PostgreSQL under ./.hookboard unless DATABASE_URL is set).
 run:
@@ -12,6 +12,11 @@ run:
 test:
 	@.ci/install-deps test
 	$(CARGO) test --all-targets --locked
+
+## Measure Hookboard next to the machine's ceilings (writes target/bench/results.json).
+bench:
+	@.ci/install-deps run
+	$(CARGO) bench --locked --bench delivery
 
 ## Install the Debian packages Hookboard and its tests need (PostgreSQL, libpq, Chromium).
 deps:

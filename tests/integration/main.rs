@@ -11,5 +11,6 @@ mod health;
 mod login;
 mod migrations;
 mod receiver;
+mod snapshots;
 mod tenants;
 mod webhooks;

@@ -1,0 +1,462 @@
+//! `make bench`: Hookboard's figures next to the ceilings of the same machine, measured in
+//! the same run (the machine is shared and noisy; only same-run ratios mean something).
+//!
+//! Starts a private, durable PostgreSQL (fsync on), a fast local receiver answering 204,
+//! and measures: single-row commit and raw HTTP ceilings, end-to-end deliveries per second,
+//! delivery lag at a steady rate, Excel exports, and the idle memory of `hookboard serve`.
+//! Writes `target/bench/results.json`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use diesel::prelude::*;
+use hookboard::clock::{Clock, SystemClock};
+use hookboard::crypto::SecretBox;
+use hookboard::db::embedded::{EmbeddedOptions, EmbeddedPostgres};
+use hookboard::delivery::dispatcher::{self, Dispatcher};
+use hookboard::delivery::outbox::{self, NewEvent};
+use hookboard::metrics::Metrics;
+use hookboard::models::tenant::{Plan, Tenant};
+use hookboard::models::webhook::Webhook;
+use hookboard::validation::webhook::Input;
+use serde_json::json;
+
+const EVENTS: usize = 20_000;
+const OTHER_WEBHOOKS: usize = 60;
+const LAG_RATE: u64 = 200;
+const LAG_SECONDS: u64 = 10;
+const CEILING_SECONDS: u64 = 5;
+
+/// What the receiver saw.
+#[derive(Default)]
+struct Seen {
+    count: AtomicUsize,
+    lags_us: Mutex<Vec<u64>>,
+}
+
+fn now_ns() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
+}
+
+async fn receive(seen: web::Data<Seen>, body: web::Bytes) -> HttpResponse {
+    seen.count.fetch_add(1, Ordering::Relaxed);
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body)
+        && let Some(sent) = value["data"]["sent_ns"]
+            .as_str()
+            .and_then(|s| s.parse::<u128>().ok())
+    {
+        seen.lags_us
+            .lock()
+            .unwrap()
+            .push(((now_ns().saturating_sub(sent)) / 1000) as u64);
+    }
+    HttpResponse::NoContent().finish()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0))
+        })
+        .unwrap_or(0)
+}
+
+/// Runs `work` while sampling this process's RSS; returns its result, the time and the
+/// peak growth in KiB.
+fn measured<T>(work: impl FnOnce() -> T) -> (T, Duration, u64) {
+    let pid = std::process::id();
+    let base = rss_kib(pid);
+    let peak = Arc::new(AtomicUsize::new(base as usize));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (peak, done) = (peak.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(pid) as usize, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let started = Instant::now();
+    let result = work();
+    let took = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    (
+        result,
+        took,
+        (peak.load(Ordering::Relaxed) as u64).saturating_sub(base),
+    )
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index] as f64 / 1000.0
+}
+
+fn main() -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("hookboard-bench-{}", std::process::id()));
+    let server = EmbeddedPostgres::start(&EmbeddedOptions {
+        data_dir: dir.clone(),
+        unsafe_fast: false,
+    })?;
+    let admin_url = server.url("postgres");
+    {
+        let mut admin = PgConnection::establish(&admin_url)?;
+        diesel::sql_query("CREATE DATABASE bench").execute(&mut admin)?;
+    }
+    let url = server.url("bench");
+    let results = actix_web::rt::System::new().block_on(run(url.clone()));
+    server.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    let results = results?;
+    std::fs::create_dir_all("target/bench")?;
+    std::fs::write(
+        "target/bench/results.json",
+        serde_json::to_string_pretty(&results)?,
+    )?;
+    println!("\nwritten to target/bench/results.json");
+    Ok(())
+}
+
+async fn run(url: String) -> anyhow::Result<serde_json::Value> {
+    let pool = hookboard::db::connect(&url, 16)?;
+    let mut setup = pool.get()?;
+    hookboard::db::run_migrations(&mut setup)?;
+    drop(setup);
+    hookboard::delivery::http::install_crypto();
+
+    let seen = web::Data::new(Seen::default());
+    let receiver = {
+        let seen = seen.clone();
+        HttpServer::new(move || {
+            App::new()
+                .app_data(seen.clone())
+                .route("/hook", web::post().to(receive))
+        })
+        .workers(1)
+        .bind("127.0.0.1:0")?
+    };
+    let receiver_url = format!("http://{}/hook", receiver.addrs()[0]);
+    actix_web::rt::spawn(receiver.run());
+
+    // Ceiling 1: single-row durable commits per second, 8 clients.
+    let commits = {
+        let url = url.clone();
+        actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<f64> {
+            let mut setup = PgConnection::establish(&url)?;
+            diesel::sql_query("CREATE TABLE bench_commits (id bigserial PRIMARY KEY, x int)")
+                .execute(&mut setup)?;
+            let deadline = Instant::now() + Duration::from_secs(CEILING_SECONDS);
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let url = url.clone();
+                    std::thread::spawn(move || {
+                        let mut conn = PgConnection::establish(&url).unwrap();
+                        let mut n = 0u64;
+                        while Instant::now() < deadline {
+                            diesel::sql_query("INSERT INTO bench_commits (x) VALUES (1)")
+                                .execute(&mut conn)
+                                .unwrap();
+                            n += 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            let total: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+            Ok(total as f64 / CEILING_SECONDS as f64)
+        })
+        .await??
+    };
+    println!("ceiling: {commits:.0} single-row commits/s (8 clients)");
+
+    // Ceiling 2: raw HTTP POSTs per second from a plain client, 64 in flight.
+    let raw_http = {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(CEILING_SECONDS);
+        let count = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let (client, url, count) = (client.clone(), receiver_url.clone(), count.clone());
+                actix_web::rt::spawn(async move {
+                    while Instant::now() < deadline {
+                        if client.post(&url).body("{}").send().await.is_ok() {
+                            count.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await?;
+        }
+        count.load(Ordering::Relaxed) as f64 / CEILING_SECONDS as f64
+    };
+    println!("ceiling: {raw_http:.0} raw HTTP POSTs/s (64 in flight)");
+
+    // The tenant, the target webhook and 60 others on other event types.
+    let secrets = SecretBox::new(&[7; 32]);
+    let (tenant, target) = {
+        let (pool, secrets, receiver_url) = (pool.clone(), secrets.clone(), receiver_url.clone());
+        actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<(Tenant, Webhook)> {
+            let conn = &mut pool.get()?;
+            let tenant = Tenant::create(conn, "Bench Tours", Plan::Scale)?;
+            let tenant = Tenant::set_webhooks_enabled(conn, tenant.id, true)?;
+            let input = Input {
+                url: receiver_url.clone(),
+                events: vec!["booking.created".into()],
+                ..Input::default()
+            };
+            let (target, _) = Webhook::create(conn, tenant.id, &input, &secrets)?;
+            for i in 0..OTHER_WEBHOOKS {
+                let input = Input {
+                    url: format!("{receiver_url}?other={i}"),
+                    events: vec!["payment.completed".into()],
+                    ..Input::default()
+                };
+                Webhook::create(conn, tenant.id, &input, &secrets)?;
+            }
+            Ok((tenant, target))
+        })
+        .await??
+    };
+
+    let settings = hookboard::settings::Settings::from_lookup(|name| match name {
+        "DATABASE_URL" => Some(url.clone()),
+        "HOOKBOARD_ALLOW_PRIVATE_TARGETS" => Some("127.0.0.0/8".into()),
+        "HOOKBOARD_SECRET_KEY" => Some("07".repeat(32)),
+        _ => None,
+    })?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let worker = Dispatcher::new(
+        pool.clone(),
+        &settings,
+        secrets.clone(),
+        clock.clone(),
+        Arc::new(Metrics::default()),
+    )?;
+    let handle = dispatcher::start(worker, &url);
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+
+    // End to end: 20,000 events in batches of 500, until all have arrived.
+    let before = seen.count.load(Ordering::Relaxed);
+    let started = Instant::now();
+    {
+        let (pool, tenant) = (pool.clone(), tenant.clone());
+        actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let conn = &mut pool.get()?;
+            for chunk in 0..(EVENTS / 500) {
+                let batch: Vec<NewEvent> = (0..500)
+                    .map(|i| NewEvent {
+                        kind: "booking.created".into(),
+                        data: json!({"id": format!("bkg_{chunk}_{i}"), "total": 10800}),
+                        occurred_at: None,
+                        connection: None,
+                        language: None,
+                        idempotency_key: None,
+                    })
+                    .collect();
+                outbox::publish(conn, &tenant, &batch, Clock::now(&SystemClock))?;
+            }
+            Ok(())
+        })
+        .await??;
+    }
+    let published = started.elapsed();
+    while seen.count.load(Ordering::Relaxed) - before < EVENTS {
+        assert!(started.elapsed() < Duration::from_secs(600), "deliveries stalled");
+        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    let e2e = started.elapsed();
+    let per_second = EVENTS as f64 / e2e.as_secs_f64();
+    println!(
+        "end to end: {EVENTS} deliveries in {e2e:.2?} = {per_second:.0}/s (publishing took {published:.2?})"
+    );
+
+    // Lag at a steady 200 events/s, published one by one.
+    seen.lags_us.lock().unwrap().clear();
+    {
+        let (pool, tenant) = (pool.clone(), tenant.clone());
+        actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let conn = &mut pool.get()?;
+            let interval = Duration::from_micros(1_000_000 / LAG_RATE);
+            let start = Instant::now();
+            for i in 0..(LAG_RATE * LAG_SECONDS) {
+                let due = start + interval * i as u32;
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                let event = NewEvent {
+                    kind: "booking.created".into(),
+                    data: json!({"sent_ns": now_ns().to_string()}),
+                    occurred_at: None,
+                    connection: None,
+                    language: None,
+                    idempotency_key: None,
+                };
+                outbox::publish(conn, &tenant, &[event], Clock::now(&SystemClock))?;
+            }
+            Ok(())
+        })
+        .await??;
+    }
+    actix_web::rt::time::sleep(Duration::from_secs(2)).await;
+    let mut lags = seen.lags_us.lock().unwrap().clone();
+    lags.sort_unstable();
+    let (p50, p95, p99) = (
+        percentile(&lags, 0.50),
+        percentile(&lags, 0.95),
+        percentile(&lags, 0.99),
+    );
+    println!(
+        "lag at {LAG_RATE}/s: p50 {p50:.1} ms, p95 {p95:.1} ms, p99 {p99:.1} ms ({} samples)",
+        lags.len()
+    );
+    actix_web::rt::task::spawn_blocking(move || handle.shutdown(Duration::from_secs(20))).await?;
+
+    // Excel exports: 100 webhooks, then 100,000 deliveries of one webhook.
+    let (export_webhooks, export_deliveries) = {
+        let (pool, tenant, secrets, receiver_url) = (
+            pool.clone(),
+            tenant.clone(),
+            secrets.clone(),
+            receiver_url.clone(),
+        );
+        actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<((Duration, u64, usize), (Duration, u64, usize))> {
+            let conn = &mut pool.get()?;
+            for i in 0..(100 - 1 - OTHER_WEBHOOKS) {
+                let input = Input { url: format!("{receiver_url}?more={i}"), events: vec!["form.submitted".into()], ..Input::default() };
+                Webhook::create(conn, tenant.id, &input, &secrets)?;
+            }
+            let (bytes, took, peak) = measured(|| hookboard::export::webhooks(conn, tenant.id, &Default::default()));
+            let webhooks = (took, peak, bytes?.len());
+            diesel::sql_query(
+                "INSERT INTO deliveries (tenant_id, webhook_id, event_id, status, attempt_count, last_status_code, completed_at)
+                 SELECT $1, $2, (SELECT id FROM events LIMIT 1), 'succeeded', 1, 204, now() FROM generate_series(1, 100000 - (SELECT count(*) FROM deliveries WHERE webhook_id = $2))",
+            )
+            .bind::<diesel::sql_types::BigInt, _>(tenant.id)
+            .bind::<diesel::sql_types::BigInt, _>(target.id)
+            .execute(conn)?;
+            let (bytes, took, peak) = measured(|| hookboard::export::deliveries(conn, target.id, &Default::default(), "UTC"));
+            Ok((webhooks, (took, peak, bytes?.len())))
+        })
+        .await??
+    };
+    println!(
+        "export: 100 webhooks in {:.1?} (+{} KiB peak), 100,000 deliveries in {:.2?} (+{} KiB peak, {} bytes)",
+        export_webhooks.0, export_webhooks.1, export_deliveries.0, export_deliveries.1, export_deliveries.2
+    );
+
+    // Idle memory of `hookboard serve` on this database.
+    let idle_kib = {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hookboard"))
+            .arg("serve")
+            .env("DATABASE_URL", &url)
+            .env("HOOKBOARD_BIND", format!("127.0.0.1:{port}"))
+            .env("HOOKBOARD_SECRET_KEY", "07".repeat(32))
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        while client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "hookboard serve did not start"
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+        actix_web::rt::time::sleep(Duration::from_secs(3)).await;
+        let rss = rss_kib(child.id());
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )?;
+        child.wait()?;
+        rss
+    };
+    println!(
+        "idle memory of hookboard serve: {:.1} MiB",
+        idle_kib as f64 / 1024.0
+    );
+
+    let table = [
+        (
+            "single-row commits/s (ceiling)",
+            format!("{commits:.0}"),
+            String::new(),
+        ),
+        (
+            "raw HTTP POSTs/s (ceiling)",
+            format!("{raw_http:.0}"),
+            String::new(),
+        ),
+        (
+            "deliveries/s end to end",
+            format!("{per_second:.0}"),
+            format!(
+                "{:.2}x commits, {:.2}x raw HTTP",
+                per_second / commits,
+                per_second / raw_http
+            ),
+        ),
+        (
+            "lag p50 / p95 / p99 at 200/s",
+            format!("{p50:.1} / {p95:.1} / {p99:.1} ms"),
+            String::new(),
+        ),
+        (
+            "export 100 webhooks",
+            format!(
+                "{:.1} ms, +{:.1} MiB",
+                export_webhooks.0.as_secs_f64() * 1000.0,
+                export_webhooks.1 as f64 / 1024.0
+            ),
+            String::new(),
+        ),
+        (
+            "export 100,000 deliveries",
+            format!(
+                "{:.2} s, +{:.1} MiB",
+                export_deliveries.0.as_secs_f64(),
+                export_deliveries.1 as f64 / 1024.0
+            ),
+            String::new(),
+        ),
+        (
+            "idle memory, hookboard serve",
+            format!("{:.1} MiB", idle_kib as f64 / 1024.0),
+            String::new(),
+        ),
+    ];
+    println!("\n| measure | figure | ratio |\n|---|---|---|");
+    for (name, figure, ratio) in &table {
+        println!("| {name} | {figure} | {ratio} |");
+    }
+    Ok(json!({
+        "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
+        "ceiling_commits_per_s": commits,
+        "ceiling_raw_http_per_s": raw_http,
+        "deliveries_per_s": per_second,
+        "ratio_to_commits": per_second / commits,
+        "lag_ms": { "p50": p50, "p95": p95, "p99": p99, "rate_per_s": LAG_RATE },
+        "export_100_webhooks": { "ms": export_webhooks.0.as_secs_f64() * 1000.0, "peak_growth_kib": export_webhooks.1 },
+        "export_100000_deliveries": { "s": export_deliveries.0.as_secs_f64(), "peak_growth_kib": export_deliveries.1, "bytes": export_deliveries.2 },
+        "idle_rss_kib": idle_kib,
+    }))
+}
