@@ -29,6 +29,9 @@ const LAG_RATE: u64 = 200;
 const LAG_SECONDS: u64 = 10;
 const CEILING_SECONDS: u64 = 5;
 
+/// An export's time, peak memory growth (KiB) and file size.
+type Export = (Duration, u64, usize);
+
 /// What the receiver saw.
 #[derive(Default)]
 struct Seen {
@@ -331,7 +334,7 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
             secrets.clone(),
             receiver_url.clone(),
         );
-        actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<((Duration, u64, usize), (Duration, u64, usize))> {
+        actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<(Export, Export)> {
             let conn = &mut pool.get()?;
             for i in 0..(100 - 1 - OTHER_WEBHOOKS) {
                 let input = Input { url: format!("{receiver_url}?more={i}"), events: vec!["form.submitted".into()], ..Input::default() };
