@@ -359,7 +359,8 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         export_webhooks.0, export_webhooks.1, export_deliveries.0, export_deliveries.1, export_deliveries.2
     );
 
-    // Idle memory of `hookboard serve` on this database.
+    // Idle memory of `hookboard serve` on this database, then logins against it.
+    let logins: (f64, f64, f64);
     let idle_kib = {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hookboard"))
@@ -386,6 +387,7 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         }
         actix_web::rt::time::sleep(Duration::from_secs(3)).await;
         let rss = rss_kib(child.id());
+        logins = login_storm(&pool, &tenant, port).await?;
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(child.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
@@ -461,5 +463,96 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         "export_100_webhooks": { "ms": export_webhooks.0.as_secs_f64() * 1000.0, "peak_growth_kib": export_webhooks.1 },
         "export_100000_deliveries": { "s": export_deliveries.0.as_secs_f64(), "peak_growth_kib": export_deliveries.1, "bytes": export_deliveries.2 },
         "idle_rss_kib": idle_kib,
+        "logins_per_s": logins.0,
+        "page_ms_while_logging_in": { "p50": logins.1, "p99": logins.2 },
     }))
+}
+
+fn csrf_of(html: &str) -> String {
+    let start = html
+        .find("name=\"csrf-token\" content=\"")
+        .map(|i| i + 27)
+        .unwrap_or(0);
+    html[start..].split('"').next().unwrap_or("").to_owned()
+}
+
+async fn logged_in(base: &str, email: &str) -> anyhow::Result<reqwest::Client> {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let token = csrf_of(&client.get(format!("{base}/login")).send().await?.text().await?);
+    let response = client
+        .post(format!("{base}/login"))
+        .form(&[
+            ("email", email),
+            ("password", "bench password 1234"),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await?;
+    anyhow::ensure!(response.status() == 303, "login failed: {}", response.status());
+    Ok(client)
+}
+
+/// Logins per second from 8 clients for 5 s, and the latency of a logged-in page meanwhile.
+async fn login_storm(
+    pool: &hookboard::db::DbPool,
+    tenant: &Tenant,
+    port: u16,
+) -> anyhow::Result<(f64, f64, f64)> {
+    use hookboard::models::user::{NewUser, Role, User};
+    let (pool, tenant_id) = (pool.clone(), tenant.id);
+    actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let hash = hookboard::auth::password::hash("bench password 1234")?;
+        let conn = &mut pool.get()?;
+        for i in 0..9 {
+            let email = format!("user{i}@bench.example");
+            User::create(
+                conn,
+                NewUser {
+                    tenant_id: Some(tenant_id),
+                    email: &email,
+                    role: Role::Owner,
+                    password_hash: &hash,
+                },
+            )?;
+        }
+        Ok(())
+    })
+    .await??;
+    let base = format!("http://127.0.0.1:{port}");
+    let reader = logged_in(&base, "user8@bench.example").await?;
+    let deadline = Instant::now() + Duration::from_secs(CEILING_SECONDS);
+    let count = Arc::new(AtomicUsize::new(0));
+    let storm: Vec<_> = (0..8)
+        .map(|i| {
+            let (base, count) = (base.clone(), count.clone());
+            actix_web::rt::spawn(async move {
+                while Instant::now() < deadline {
+                    if logged_in(&base, &format!("user{i}@bench.example")).await.is_ok() {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    while Instant::now() < deadline {
+        let started = Instant::now();
+        let response = reader.get(format!("{base}/webhooks")).send().await?;
+        anyhow::ensure!(response.status() == 200, "the page failed: {}", response.status());
+        response.bytes().await?;
+        latencies.push(started.elapsed().as_micros() as u64);
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    for task in storm {
+        task.await?;
+    }
+    latencies.sort_unstable();
+    Ok((
+        count.load(Ordering::Relaxed) as f64 / CEILING_SECONDS as f64,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+    ))
 }

@@ -140,12 +140,11 @@ pub fn deliveries(
             ("Last Error", 40.0),
         ],
     )?;
-    Delivery::for_each_in_log(conn, webhook_id, filter, |entry| {
-        let delivery = &entry.delivery;
+    Delivery::for_each_in_log(conn, webhook_id, filter, |delivery, event_type| {
         sheet.next_row();
         sheet.number(0, delivery.id as f64)?;
         sheet.text(1, &delivery.event_id)?;
-        sheet.text(2, &entry.event_type)?;
+        sheet.text(2, event_type)?;
         sheet.text(
             3,
             &crate::routes::views::format_time(delivery.created_at, timezone),

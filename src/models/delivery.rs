@@ -228,21 +228,28 @@ impl Delivery {
             .collect())
     }
 
-    /// Every delivery of the filtered log, in batches, for the Excel export.
+    /// Every delivery of the filtered log with its event type (no bodies, no attempts),
+    /// newest first, in keyset batches: the Excel export, in flat memory.
     pub fn for_each_in_log(
         conn: &mut PgConnection,
         webhook_id: i64,
         filter: &LogFilter,
-        mut each: impl FnMut(&LogEntry) -> anyhow::Result<()>,
+        mut each: impl FnMut(&Delivery, &str) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
+        const BATCH: i64 = 5000;
         let mut filter = filter.clone();
         loop {
-            let page = Delivery::log(conn, webhook_id, &filter, 1000)?;
-            for entry in &page {
-                each(entry)?;
+            let rows: Vec<(Delivery, String)> = Delivery::log_query(webhook_id, &filter)
+                .inner_join(events::table)
+                .order(deliveries::id.desc())
+                .limit(BATCH)
+                .select((Delivery::as_select(), events::event_type))
+                .load(conn)?;
+            for (delivery, event_type) in &rows {
+                each(delivery, event_type)?;
             }
-            match page.last() {
-                Some(last) if page.len() == 1000 => filter.before = last.delivery.id.to_string(),
+            match rows.last() {
+                Some((last, _)) if rows.len() as i64 == BATCH => filter.before = last.id.to_string(),
                 _ => return Ok(()),
             }
         }

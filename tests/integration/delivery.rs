@@ -382,8 +382,13 @@ async fn a_hanging_or_dripping_endpoint_is_cut_off_and_does_not_delay_another_we
     let hanging = Receiver::start(Behaviour::Hang);
     let dripping = Receiver::start(Behaviour::Drip);
     let huge = Receiver::start(Behaviour::Answer(200, vec![], vec![b'x'; 10 * 1024 * 1024]));
+    let bomb = Receiver::start(Behaviour::Answer(
+        200,
+        vec![("Content-Encoding".into(), "gzip".into())],
+        gzip_bomb(),
+    ));
     let fast = Receiver::answering(204);
-    for receiver in [&hanging, &dripping, &huge, &fast] {
+    for receiver in [&hanging, &dripping, &huge, &bomb, &fast] {
         webhook_to(&app, &tenant, &receiver.url, &["booking.created"], |_| {}).await;
     }
     let key = tenant_key(&app, &tenant).await;
@@ -394,7 +399,7 @@ async fn a_hanging_or_dripping_endpoint_is_cut_off_and_does_not_delay_another_we
         .await
         .unwrap();
     let took = started.elapsed();
-    assert_eq!(summary.attempted, 4);
+    assert_eq!(summary.attempted, 5);
     assert!(
         took < Duration::from_secs(3) + Duration::from_secs(2),
         "bounded by the timeout: {took:?}"
@@ -428,6 +433,22 @@ async fn a_hanging_or_dripping_endpoint_is_cut_off_and_does_not_delay_another_we
             .any(|(_, class, _)| class.as_deref() == Some("timeout")),
         "the hanging endpoint timed out"
     );
+    let stored_bomb = rows
+        .iter()
+        .filter_map(|(_, _, body)| body.as_ref())
+        .find(|b| b.starts_with(&[0x1f, 0x8b]));
+    assert!(
+        stored_bomb.is_some_and(|b| b.len() <= 64 * 1024),
+        "the gzip body is kept compressed, never inflated"
+    );
+}
+
+/// 1 GiB of zeros as gzip: one compressed MiB repeated as 1,024 gzip members (about 1 MiB).
+fn gzip_bomb() -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(&vec![0u8; 1024 * 1024]).unwrap();
+    encoder.finish().unwrap().repeat(1024)
 }
 
 #[actix_web::test]
