@@ -125,6 +125,7 @@ pub fn deliveries(
     filter: &LogFilter,
     timezone: &str,
 ) -> anyhow::Result<Vec<u8>> {
+    let tz: chrono_tz::Tz = timezone.parse().unwrap_or(chrono_tz::UTC);
     let mut workbook = Workbook::new();
     let mut sheet = Sheet::new(
         workbook.add_worksheet_with_constant_memory()?,
@@ -147,7 +148,11 @@ pub fn deliveries(
         sheet.text(2, event_type)?;
         sheet.text(
             3,
-            &crate::routes::views::format_time(delivery.created_at, timezone),
+            &delivery
+                .created_at
+                .with_timezone(&tz)
+                .format("%Y-%m-%d %H:%M")
+                .to_string(),
         )?;
         sheet.text(4, &delivery.status)?;
         sheet.number(5, f64::from(delivery.attempt_count))?;
