@@ -448,6 +448,16 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
             format!("{:.1} MiB", idle_kib as f64 / 1024.0),
             String::new(),
         ),
+        (
+            "logins/s (8 clients, argon2id m=19 MiB, t=2)",
+            format!("{:.1}", logins.0),
+            String::new(),
+        ),
+        (
+            "/webhooks p50 / p99 while logins run",
+            format!("{:.1} / {:.1} ms", logins.1, logins.2),
+            String::new(),
+        ),
     ];
     println!("\n| measure | figure | ratio |\n|---|---|---|");
     for (name, figure, ratio) in &table {
