@@ -56,6 +56,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         completed_at -> Nullable<Timestamptz>,
+        event_type -> Text,
     }
 }
 
@@ -104,6 +105,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    idempotency_keys (tenant_id, key) {
+        tenant_id -> Int8,
+        key -> Text,
+        request_hash -> Text,
+        status -> Int4,
+        body -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     sessions (key_hash) {
         key_hash -> Text,
         user_id -> Nullable<Int8>,
@@ -142,6 +154,15 @@ diesel::table! {
         password_changed_at -> Timestamptz,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_hours (webhook_id, hour) {
+        webhook_id -> Int8,
+        hour -> Timestamptz,
+        succeeded -> Int8,
+        failed -> Int8,
     }
 }
 
@@ -189,6 +210,8 @@ diesel::joinable!(delivery_attempts -> webhooks (webhook_id));
 diesel::joinable!(events -> connections (connection_id));
 diesel::joinable!(events -> event_types (event_type));
 diesel::joinable!(events -> tenants (tenant_id));
+diesel::joinable!(idempotency_keys -> tenants (tenant_id));
+diesel::joinable!(webhook_hours -> webhooks (webhook_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(users -> tenants (tenant_id));
 diesel::joinable!(webhooks -> connections (connection_id));
@@ -202,8 +225,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     delivery_attempts,
     event_types,
     events,
+    idempotency_keys,
     sessions,
     tenants,
     users,
+    webhook_hours,
     webhooks,
 );

@@ -138,6 +138,7 @@ struct NewDelivery<'a> {
     tenant_id: i64,
     webhook_id: i64,
     event_id: &'a str,
+    event_type: &'a str,
     status: &'a str,
     next_attempt_at: DateTime<Utc>,
 }
@@ -161,14 +162,7 @@ impl Delivery {
             query = query.filter(deliveries::status.eq(outcome));
         }
         if !filter.event.is_empty() {
-            let event = filter.event.clone();
-            query = query.filter(
-                deliveries::event_id.eq_any(
-                    events::table
-                        .filter(events::event_type.eq(event))
-                        .select(events::id),
-                ),
-            );
+            query = query.filter(deliveries::event_type.eq(filter.event.clone()));
         }
         if let Some(before) = filter.before() {
             query = query.filter(deliveries::id.lt(before));
@@ -240,10 +234,9 @@ impl Delivery {
         let mut filter = filter.clone();
         loop {
             let rows: Vec<(Delivery, String)> = Delivery::log_query(webhook_id, &filter)
-                .inner_join(events::table)
                 .order(deliveries::id.desc())
                 .limit(BATCH)
-                .select((Delivery::as_select(), events::event_type))
+                .select((Delivery::as_select(), deliveries::event_type))
                 .load(conn)?;
             for (delivery, event_type) in &rows {
                 each(delivery, event_type)?;
@@ -338,6 +331,7 @@ impl Delivery {
                     tenant_id: tenant.id,
                     webhook_id: webhook.id,
                     event_id: &event.id,
+                    event_type: &event_type.code,
                     status: "pending",
                     next_attempt_at: now,
                 })
@@ -359,12 +353,9 @@ impl Delivery {
     ) -> QueryResult<Vec<HourHealth>> {
         let current_hour = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
         let since = current_hour - Duration::hours(23);
+        // Kept per hour by a trigger on delivery_attempts (migration webhook_hours).
         let rows: Vec<HourRow> = diesel::sql_query(
-            "SELECT date_trunc('hour', started_at) AS hour, \
-                    count(*) FILTER (WHERE succeeded) AS succeeded, \
-                    count(*) FILTER (WHERE NOT succeeded) AS failed \
-             FROM delivery_attempts WHERE webhook_id = $1 AND started_at >= $2 \
-             GROUP BY 1",
+            "SELECT hour, succeeded, failed FROM webhook_hours WHERE webhook_id = $1 AND hour >= $2",
         )
         .bind::<Int8, _>(webhook_id)
         .bind::<Timestamptz, _>(since)
@@ -388,6 +379,9 @@ impl Delivery {
 pub fn clean_up(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryResult<usize> {
     conn.transaction(|conn| {
         let attempts = diesel::delete(delivery_attempts::table.filter(delivery_attempts::started_at.lt(before))).execute(conn)?;
+        diesel::sql_query("DELETE FROM webhook_hours WHERE hour < $1")
+            .bind::<Timestamptz, _>(before)
+            .execute(conn)?;
         diesel::delete(
             deliveries::table
                 .filter(deliveries::status.eq_any(["succeeded", "failed", "cancelled"]))

@@ -7,6 +7,7 @@ pub mod connection;
 pub mod delivery;
 pub mod event;
 pub mod event_type;
+pub mod idempotency;
 pub mod session;
 pub mod tenant;
 pub mod user;

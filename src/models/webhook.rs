@@ -24,7 +24,7 @@ pub const SECRET_OVERLAP_HOURS: i64 = 24;
 /// Rows on one page of the webhook table.
 pub const PAGE_SIZE: i64 = 50;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Active,
@@ -715,6 +715,12 @@ impl Webhook {
     pub fn delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<i64> {
         conn.transaction(|conn| {
             let webhook = Webhook::find(conn, tenant_id, id)?;
+            // The webhook row first, then its deliveries: the order every writer keeps.
+            webhooks::table
+                .filter(webhooks::id.eq(webhook.id))
+                .select(webhooks::id)
+                .for_update()
+                .first::<i64>(conn)?;
             let waiting = diesel::update(
                 deliveries::table
                     .filter(deliveries::webhook_id.eq(webhook.id))
