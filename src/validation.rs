@@ -116,6 +116,15 @@ pub mod webhook {
                     "The description may have at most {MAX_DESCRIPTION_CHARS} characters (it has {chars})."
                 ),
             );
+        } else if input
+            .description
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            errors.insert(
+                "description",
+                "The description may contain line breaks but no other control characters.".into(),
+            );
         }
         input.events.sort();
         input.events.dedup();
@@ -215,6 +224,7 @@ pub mod webhook {
         }
         if ctx.resolve
             && let Some(host) = url.host_str()
+            && !ssrf::never_resolves(host)
         {
             let port = url.port_or_known_default().unwrap_or(443);
             // A name that does not resolve yet is accepted: delivery reports it then.
@@ -386,6 +396,23 @@ pub mod webhook {
             let allowed = vec!["127.0.0.0/8".parse().unwrap()];
             assert!(validate(input("https://127.0.0.1:9000/hook"), &ctx(&known, &allowed)).is_ok());
             assert!(validate(input("https://localhost:9000/hook"), &ctx(&known, &allowed)).is_ok());
+        }
+
+        #[test]
+        fn a_description_keeps_line_breaks_but_no_other_control_characters() {
+            let known = vec!["booking.created".to_owned()];
+            let mut ok = input("https://crm.example/");
+            ok.description = "Bookings\r\nto the CRM\t(sales)".into();
+            assert!(validate(ok, &ctx(&known, &[])).is_ok());
+            for bad in ["nul\0here", "bell\u{7}", "esc\u{1b}[31m"] {
+                let mut with = input("https://crm.example/");
+                with.description = bad.into();
+                let errors = validate(with, &ctx(&known, &[])).unwrap_err();
+                assert!(
+                    errors["description"].contains("no other control characters"),
+                    "{bad:?}"
+                );
+            }
         }
 
         #[test]

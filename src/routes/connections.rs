@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::auth::{CurrentUser, TOOL_OFF_NOTICE};
 use crate::error::AppError;
-use crate::models::audit::AuditEntry;
+use crate::models::audit::{Actor, AuditEntry};
 use crate::models::connection::{Connection, NewConnection};
 use crate::routes::views::Chrome;
 use crate::routes::{render, see_other};
@@ -77,7 +77,7 @@ pub struct ConnectionForm {
     external_id: String,
 }
 
-fn check_text(label: &str, text: &str) -> Result<String, String> {
+pub fn check_text(label: &str, text: &str) -> Result<String, String> {
     let text = text.trim();
     match text.chars().count() {
         0 => Err(format!("Enter the {label}.")),
@@ -87,6 +87,74 @@ fn check_text(label: &str, text: &str) -> Result<String, String> {
         _ if text.chars().any(char::is_control) => Err(format!("The {label} may not contain line breaks.")),
         _ => Ok(text.to_owned()),
     }
+}
+
+/// Adds a connection, refusing a contract id the tenant has already, and records it in
+/// the audit log. The page and the API both add connections through here.
+pub fn add(
+    conn: &mut diesel::PgConnection,
+    tenant_id: i64,
+    name: &str,
+    external_id: &str,
+    actor: &Actor,
+) -> Result<Connection, AppError> {
+    conn.build_transaction().run(|conn| {
+        if Connection::find_by_external_id(conn, tenant_id, external_id)?.is_some() {
+            return Err(AppError::validation(
+                "external_id",
+                format!("A connection with contract id {external_id} exists already."),
+            ));
+        }
+        let connection = Connection::create(
+            conn,
+            NewConnection {
+                tenant_id,
+                name,
+                external_id,
+            },
+        )?;
+        AuditEntry::record(
+            conn,
+            Some(tenant_id),
+            actor,
+            "connection.created",
+            ("connection", Some(&connection.external_id)),
+            serde_json::json!({ "name": connection.name }),
+        )?;
+        Ok(connection)
+    })
+}
+
+/// Deletes a connection unless webhooks use it (a conflict that says how many), and
+/// records it in the audit log. The page and the API both delete through here.
+pub fn remove(
+    conn: &mut diesel::PgConnection,
+    tenant_id: i64,
+    id: i64,
+    actor: &Actor,
+) -> Result<(), AppError> {
+    conn.build_transaction().run(|conn| {
+        let connection = Connection::find(conn, tenant_id, id)?;
+        let used = Connection::webhook_count(conn, tenant_id, id)?;
+        if used > 0 {
+            return Err(AppError::Conflict(format!(
+                "{} is used by {used} webhook{}. Change or delete {} first.",
+                connection.name,
+                if used == 1 { "" } else { "s" },
+                if used == 1 { "it" } else { "them" }
+            )));
+        }
+        Connection::delete(conn, tenant_id, id)?;
+        AuditEntry::record(
+            conn,
+            Some(tenant_id),
+            actor,
+            "connection.deleted",
+            ("connection", Some(&connection.external_id)),
+            serde_json::json!({ "name": connection.name }),
+        )?;
+        Ok(())
+    })
 }
 
 pub async fn create(
@@ -107,33 +175,7 @@ pub async fn create(
     };
     let actor = user.actor();
     let created = state
-        .db(move |conn| {
-            conn.build_transaction().run(|conn| {
-                if Connection::find_by_external_id(conn, tenant_id, &external_id)?.is_some() {
-                    return Err(AppError::validation(
-                        "external_id",
-                        format!("A connection with contract id {external_id} exists already."),
-                    ));
-                }
-                let connection = Connection::create(
-                    conn,
-                    NewConnection {
-                        tenant_id,
-                        name: &name,
-                        external_id: &external_id,
-                    },
-                )?;
-                AuditEntry::record(
-                    conn,
-                    Some(tenant_id),
-                    &actor,
-                    "connection.created",
-                    ("connection", Some(&connection.external_id)),
-                    serde_json::json!({ "name": connection.name }),
-                )?;
-                Ok(connection)
-            })
-        })
+        .db(move |conn| add(conn, tenant_id, &name, &external_id, &actor))
         .await;
     match created {
         Ok(_) => Ok(see_other("/connections")),
@@ -198,32 +240,7 @@ pub async fn delete(
     let tenant_id = user.webhooks_editor()?.id;
     let id = id.into_inner();
     let actor = user.actor();
-    let outcome = state
-        .db(move |conn| {
-            conn.build_transaction().run(|conn| {
-                let connection = Connection::find(conn, tenant_id, id)?;
-                let used = Connection::webhook_count(conn, tenant_id, id)?;
-                if used > 0 {
-                    return Err(AppError::Conflict(format!(
-                        "{} is used by {used} webhook{}. Change or delete {} first.",
-                        connection.name,
-                        if used == 1 { "" } else { "s" },
-                        if used == 1 { "it" } else { "them" }
-                    )));
-                }
-                Connection::delete(conn, tenant_id, id)?;
-                AuditEntry::record(
-                    conn,
-                    Some(tenant_id),
-                    &actor,
-                    "connection.deleted",
-                    ("connection", Some(&connection.external_id)),
-                    serde_json::json!({ "name": connection.name }),
-                )?;
-                Ok(())
-            })
-        })
-        .await;
+    let outcome = state.db(move |conn| remove(conn, tenant_id, id, &actor)).await;
     match outcome {
         Ok(()) => Ok(see_other("/connections")),
         Err(AppError::Conflict(message)) => {

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod api;
 pub mod api_keys;
+pub mod api_reference;
 pub mod assets;
 pub mod audit;
 pub mod catalog;
@@ -20,7 +21,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
 use actix_web::http::{StatusCode, header};
 use actix_web::middleware::Next;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 
 use crate::error::{ErrorMessage, error_page};
@@ -106,14 +107,26 @@ route_table! {
     Tenant   get  "/webhooks/{id}/deliveries.xlsx" => webhooks::page::export_deliveries,
     Editor   post "/deliveries/{id}/resend" => webhooks::page::resend,
     Tenant   get  "/api-keys" => api_keys::index,
+    User     get  "/api-reference" => api_reference::show,
     Editor   post "/api-keys" => api_keys::create,
     Editor   post "/api-keys/{id}/enabled" => api_keys::switch,
     Editor   post "/api-keys/{id}/delete" => api_keys::delete,
+    Public   get  "/api/v1/openapi.json" => api::doc::openapi_json,
     Api      post "/api/v1/events" => api::events::create,
     Api      post "/api/v1/events/batch" => api::events::create_batch,
     Api      get  "/api/v1/events" => api::events::list,
     Api      get  "/api/v1/events/{id}" => api::events::show,
     Api      get  "/api/v1/event-types" => api::events::types,
+    Api      get  "/api/v1/webhooks" => api::webhooks::list,
+    Api      post "/api/v1/webhooks" => api::webhooks::create,
+    Api      get  "/api/v1/webhooks/{id}" => api::webhooks::show,
+    Api      patch "/api/v1/webhooks/{id}" => api::webhooks::update,
+    Api      delete "/api/v1/webhooks/{id}" => api::webhooks::delete,
+    Api      get  "/api/v1/webhooks/{id}/secret" => api::webhooks::secret,
+    Api      post "/api/v1/webhooks/{id}/secret/rotate" => api::webhooks::rotate,
+    Api      get  "/api/v1/connections" => api::webhooks::connections,
+    Api      post "/api/v1/connections" => api::webhooks::create_connection,
+    Api      delete "/api/v1/connections/{id}" => api::webhooks::delete_connection,
     Api      get  "/api/v1/webhooks/{id}/deliveries" => api::deliveries::list,
     Api      post "/api/v1/webhooks/{id}/test" => api::deliveries::test,
     Api      post "/api/v1/deliveries/{id}/resend" => api::deliveries::resend,
@@ -132,6 +145,48 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
         return actix_web::ResponseError::error_response(&api::not_found().await);
     }
     error_page(StatusCode::NOT_FOUND, "The page you asked for does not exist.")
+}
+
+/// Refuses addresses with an encoded NUL character (`%00`) before any handler sees them:
+/// no route has a use for it, and PostgreSQL cannot store it.
+pub async fn refuse_nul(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let has_nul = |text: &str| text.as_bytes().windows(3).any(|w| w == b"%00");
+    let uri = req.uri();
+    if has_nul(uri.path()) || uri.query().is_some_and(has_nul) {
+        const MESSAGE: &str = "The address may not contain the NUL character (%00).";
+        let response = if req.path().starts_with("/api/") {
+            api::ApiError::new(StatusCode::BAD_REQUEST, "bad_request", MESSAGE).error_response()
+        } else {
+            error_page(StatusCode::BAD_REQUEST, MESSAGE)
+        };
+        return Ok(req.into_response(response));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// A path segment that does not parse (`/webhooks/abc`) names nothing: 404, in JSON on the
+/// API and as the error page elsewhere.
+pub fn path_error(err: actix_web::error::PathError, req: &HttpRequest) -> actix_web::Error {
+    let response = if req.path().starts_with("/api/") {
+        api::ApiError::not_found().error_response()
+    } else {
+        error_page(StatusCode::NOT_FOUND, "The page you asked for does not exist.")
+    };
+    actix_web::error::InternalError::from_response(err, response).into()
+}
+
+/// A query string that does not parse: 422 naming it on the API, 400 elsewhere.
+pub fn query_error(err: actix_web::error::QueryPayloadError, req: &HttpRequest) -> actix_web::Error {
+    let message = format!("The query string is not understood: {err}");
+    let response = if req.path().starts_with("/api/") {
+        api::ApiError::invalid("query", message).error_response()
+    } else {
+        error_page(StatusCode::BAD_REQUEST, &message)
+    };
+    actix_web::error::InternalError::from_response(err, response).into()
 }
 
 /// A 303 redirect (after a form post).

@@ -1,38 +1,28 @@
 //! Deliveries over the API: a webhook's log with its attempts, resend, and test events.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, Caller, check_length, read_json};
-use crate::models::audit::{Actor, AuditEntry};
+use super::{ApiError, Caller, read_json};
 use crate::models::delivery::{Attempt, Delivery, LogFilter};
-use crate::models::event_type::EventType;
 use crate::models::webhook::Webhook;
 use crate::startup::AppState;
 
-fn api_actor(caller: &Caller) -> Actor {
-    match caller {
-        Caller::Tenant { key, .. } => Actor {
-            user_id: None,
-            label: format!("API key {}", key.name),
-        },
-        Caller::Webhook { webhook, .. } => Actor {
-            user_id: None,
-            label: format!("webhook No {} key", webhook.number),
-        },
-    }
-}
-
-#[derive(Serialize)]
-struct AttemptView {
+/// One HTTP attempt of a delivery.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AttemptView {
+    /// 1 for the first attempt.
     number: i32,
     started_at: chrono::DateTime<chrono::Utc>,
     duration_ms: i32,
+    /// The endpoint's HTTP status; null when no answer came (timeout, refused, ...).
     status_code: Option<i32>,
     succeeded: bool,
+    /// Why it failed: `timeout`, `connect`, `ssrf`, `request`, `redirect`, `http_status`
+    /// or `signing`; null on success.
     error_class: Option<String>,
     error_message: Option<String>,
+    /// The start of the endpoint's answer (at most 64 KiB, never decompressed).
     response_body: String,
 }
 
@@ -51,11 +41,13 @@ impl From<Attempt> for AttemptView {
     }
 }
 
-#[derive(Serialize)]
-struct DeliveryView {
+/// One event's delivery to one webhook.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DeliveryView {
     id: i64,
     event_id: String,
     event_type: String,
+    #[schema(value_type = String, example = "succeeded", pattern = "^(pending|succeeded|failed|parked|cancelled)$")]
     status: String,
     attempt_count: i32,
     next_attempt_at: chrono::DateTime<chrono::Utc>,
@@ -73,15 +65,34 @@ pub struct LogQuery {
     limit: Option<i64>,
 }
 
-/// `GET /api/v1/webhooks/{id}/deliveries?outcome=&event=&before=&limit=`: newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DeliveryPage {
+    deliveries: Vec<DeliveryView>,
+    /// Pass as `before` for the next (older) page; null on the last page.
+    next_before: Option<i64>,
+}
+
+/// A webhook's deliveries, newest first
+///
+/// Each delivery comes with all its attempts.
+#[utoipa::path(
+    get, path = "/api/v1/webhooks/{id}/deliveries", tag = "Deliveries", operation_id = "listDeliveries",
+    params(
+        ("id" = i64, Path, description = "The webhook id"),
+        ("outcome" = Option<String>, Query, description = "pending, succeeded, failed, parked or cancelled"),
+        ("event" = Option<String>, Query, description = "Only this event type code"),
+        ("before" = Option<i64>, Query, description = "Only deliveries older than this delivery id (the previous page's `next_before`)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "At most this many (default 50)"),
+    ),
+    responses((status = 200, description = "A page of deliveries", body = DeliveryPage)),
+)]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<i64>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant_id = caller.require_tenant_key()?.id;
-    caller.require_scale()?;
+    let tenant_id = caller.reader()?.id;
     let query: LogQuery = serde_urlencoded::from_str(req.query_string())
         .map_err(|err| ApiError::invalid("query", format!("The query string is not understood: {err}")))?;
     let limit = query.limit.unwrap_or(50);
@@ -125,56 +136,76 @@ pub async fn list(
             attempts: e.attempts.into_iter().map(AttemptView::from).collect(),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "deliveries": deliveries, "next_before": next_before })))
+    Ok(HttpResponse::Ok().json(DeliveryPage {
+        deliveries,
+        next_before,
+    }))
 }
 
-/// `POST /api/v1/deliveries/{id}/resend`
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Resent {
+    /// The delivery, queued again.
+    id: i64,
+    event_id: String,
+    #[schema(example = "pending")]
+    status: String,
+}
+
+/// Resend a delivery
+///
+/// The same envelope, byte for byte, is queued again for its webhook.
+#[utoipa::path(
+    post, path = "/api/v1/deliveries/{id}/resend", tag = "Deliveries", operation_id = "resendDelivery",
+    params(("id" = i64, Path, description = "The delivery id")),
+    responses((status = 202, description = "Queued again", body = Resent)),
+)]
 pub async fn resend(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = caller.require_tenant_key()?.clone();
-    caller.require_scale()?;
-    if !tenant.webhooks_enabled {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "tool_off",
-            crate::auth::TOOL_OFF_NOTICE,
-        ));
-    }
+    let tenant = caller.writer()?.clone();
     let id = id.into_inner();
     let now = state.clock.now();
-    let actor = api_actor(&caller);
+    let actor = super::webhooks::actor(&caller);
     let delivery = state
-        .db(move |conn| {
-            conn.build_transaction().run(|conn| {
-                let delivery = Delivery::resend(conn, tenant.id, id, now)?;
-                AuditEntry::record(
-                    conn,
-                    Some(tenant.id),
-                    &actor,
-                    "delivery.resent",
-                    ("delivery", Some(&delivery.id.to_string())),
-                    serde_json::json!({ "event": delivery.event_id }),
-                )?;
-                Ok::<_, crate::error::AppError>(delivery)
-            })
-        })
+        .db(move |conn| crate::routes::webhooks::page::resend_delivery(conn, tenant.id, id, &actor, now))
         .await?;
-    Ok(HttpResponse::Accepted().json(
-        serde_json::json!({ "id": delivery.id, "event_id": delivery.event_id, "status": delivery.status }),
-    ))
+    Ok(HttpResponse::Accepted().json(Resent {
+        id: delivery.id,
+        event_id: delivery.event_id,
+        status: delivery.status,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+/// Which test event to send.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"type": "booking.created"}))]
 pub struct TestBody {
+    /// An event type code of the catalog; its example payload is sent.
     #[serde(rename = "type")]
     kind: String,
 }
 
-/// `POST /api/v1/webhooks/{id}/test {"type"}`: the catalog example to this webhook only.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TestSent {
+    /// The test event's id.
+    id: String,
+    /// The delivery to this webhook.
+    delivery: i64,
+}
+
+/// Send a test event
+///
+/// The catalog's example of the chosen type goes to this webhook only, signed like any
+/// other delivery.
+#[utoipa::path(
+    post, path = "/api/v1/webhooks/{id}/test", tag = "Deliveries", operation_id = "sendTestEvent",
+    params(("id" = i64, Path, description = "The webhook id")),
+    request_body = TestBody,
+    responses((status = 202, description = "Queued", body = TestSent)),
+)]
 pub async fn test(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -182,42 +213,18 @@ pub async fn test(
     id: web::Path<i64>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    check_length(&req)?;
-    let tenant = caller.require_tenant_key()?.clone();
-    caller.require_scale()?;
-    if !tenant.webhooks_enabled {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "tool_off",
-            crate::auth::TOOL_OFF_NOTICE,
-        ));
-    }
-    let body: TestBody = read_json(payload).await?;
+    let tenant = caller.writer()?.clone();
+    let body: TestBody = read_json(&req, payload).await?;
     let id = id.into_inner();
     let now = state.clock.now();
-    let actor = api_actor(&caller);
-    let (event_id, delivery_id) = state
+    let actor = super::webhooks::actor(&caller);
+    let sent = state
         .db(move |conn| {
-            let webhook = Webhook::find(conn, tenant.id, id)?;
-            let event_type = EventType::find(conn, &body.kind)?.ok_or_else(|| {
-                crate::error::AppError::validation(
-                    "type",
-                    format!("`{}` is not an event type of the catalog.", body.kind),
-                )
-            })?;
-            conn.build_transaction().run(|conn| {
-                let (event, delivery) = Delivery::send_test(conn, &tenant, &webhook, &event_type, now)?;
-                AuditEntry::record(
-                    conn,
-                    Some(tenant.id),
-                    &actor,
-                    "webhook.test_sent",
-                    ("webhook", Some(&webhook.number.to_string())),
-                    serde_json::json!({ "type": event_type.code, "event": event.id }),
-                )?;
-                Ok::<_, crate::error::AppError>((event.id, delivery.id))
-            })
+            crate::routes::webhooks::page::send_test_event(conn, &tenant, id, &body.kind, &actor, now)
         })
         .await?;
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "id": event_id, "delivery": delivery_id })))
+    Ok(HttpResponse::Accepted().json(TestSent {
+        id: sent.event_id,
+        delivery: sent.delivery_id,
+    }))
 }

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, Caller, check_length, read_json};
+use super::{ApiError, Caller, read_json};
 use crate::delivery::outbox::{self, Accepted, MAX_BATCH, NewEvent, PublishError};
 use crate::models::event::Event;
 use crate::models::event_type::EventType;
@@ -15,25 +15,45 @@ use crate::startup::AppState;
 /// The limit on `idempotency_key` and `language`.
 const MAX_KEY_CHARS: usize = 200;
 
-#[derive(Debug, Deserialize)]
+/// One event to publish.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "type": "booking.created",
+    "data": {"booking_id": "BK-10023", "product": "Sunset kayak tour", "participants": 2},
+    "connection": "CT-001",
+    "idempotency_key": "booking-10023-created"
+}))]
 pub struct EventBody {
+    /// An event type code of the catalog (`GET /api/v1/event-types`).
     #[serde(rename = "type")]
     kind: String,
+    /// The event's data: a JSON object, delivered as the envelope's `data`.
+    #[schema(value_type = Object)]
     data: serde_json::Value,
+    /// When it happened; defaults to now.
     #[serde(default)]
     occurred_at: Option<DateTime<Utc>>,
+    /// The connection's contract id: only webhooks of that connection (or of all
+    /// connections) receive it.
     #[serde(default)]
+    #[schema(max_length = 200)]
     connection: Option<String>,
+    /// The customer's language (e.g. `de`), for webhooks that use it.
     #[serde(default)]
+    #[schema(max_length = 200)]
     language: Option<String>,
+    /// Publishing again with the same key returns the first result and sends nothing new.
     #[serde(default)]
+    #[schema(max_length = 200)]
     idempotency_key: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Up to 500 events, published all together or not at all.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchBody {
+    #[schema(min_items = 1, max_items = 500)]
     events: Vec<EventBody>,
 }
 
@@ -49,13 +69,19 @@ fn check(body: EventBody, prefix: &str) -> Result<NewEvent, ApiError> {
         ("language", &body.language),
         ("connection", &body.connection),
     ] {
-        if let Some(value) = value
-            && (value.is_empty() || value.chars().count() > MAX_KEY_CHARS)
-        {
-            return Err(ApiError::invalid(
-                format!("{prefix}{name}"),
-                format!("`{name}` must have 1 to {MAX_KEY_CHARS} characters."),
-            ));
+        if let Some(value) = value {
+            if value.is_empty() || value.chars().count() > MAX_KEY_CHARS {
+                return Err(ApiError::invalid(
+                    format!("{prefix}{name}"),
+                    format!("`{name}` must have 1 to {MAX_KEY_CHARS} characters."),
+                ));
+            }
+            if value.chars().any(char::is_control) {
+                return Err(ApiError::invalid(
+                    format!("{prefix}{name}"),
+                    format!("`{name}` may not contain control characters such as line breaks."),
+                ));
+            }
         }
     }
     Ok(NewEvent {
@@ -74,25 +100,19 @@ async fn publish(
     events: Vec<NewEvent>,
     batch: bool,
 ) -> Result<Vec<Accepted>, ApiError> {
-    let tenant = caller.require_tenant_key()?.clone();
-    caller.require_scale()?;
+    let tenant = caller.reader()?.clone();
     let now = state.clock.now();
     let pool = state.pool.clone();
-    let result = web::block(move || {
-        let mut conn = pool
-            .get()
-            .map_err(|e| PublishError::Database(diesel::result::Error::QueryBuilderError(Box::new(e))))?;
-        outbox::publish(&mut conn, &tenant, &events, now)
+    web::block(move || {
+        let mut conn = pool.get().map_err(|_| ApiError::unavailable())?;
+        outbox::publish(&mut conn, &tenant, &events, now).map_err(|err| publish_error(err, batch))
     })
     .await
-    .map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "Hookboard is busy; please retry.",
-        )
-    })?;
-    result.map_err(|err| match err {
+    .map_err(|_| ApiError::busy())?
+}
+
+fn publish_error(err: PublishError, batch: bool) -> ApiError {
+    match err {
         PublishError::Invalid {
             index,
             field,
@@ -114,37 +134,52 @@ async fn publish(
             "The same idempotency_key was used by a request at the same moment; retry.",
         ),
         PublishError::Database(err) => ApiError::from(err),
-    })
+    }
 }
 
-/// `POST /api/v1/events`
+/// Publish an event
+///
+/// The event and one delivery per matching webhook are stored in one transaction before
+/// the answer; delivery follows at once in the background.
+#[utoipa::path(
+    post, path = "/api/v1/events", tag = "Events", operation_id = "publishEvent",
+    request_body = EventBody,
+    responses((status = 202, description = "Accepted: stored and queued for delivery", body = Accepted)),
+)]
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    check_length(&req)?;
-    let body: EventBody = read_json(payload).await?;
+    let body: EventBody = read_json(&req, payload).await?;
     let event = check(body, "")?;
     let mut accepted = publish(&state, &caller, vec![event], false).await?;
     Ok(HttpResponse::Accepted().json(accepted.remove(0)))
 }
 
-#[derive(Serialize)]
-struct BatchAccepted {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BatchAccepted {
+    /// One answer per event, in the order sent.
     events: Vec<Accepted>,
 }
 
-/// `POST /api/v1/events/batch`: up to 500 events, all or none.
+/// Publish up to 500 events at once
+///
+/// All or none: one refused event refuses the batch, and the error's `field` names it
+/// (`events[3].type`).
+#[utoipa::path(
+    post, path = "/api/v1/events/batch", tag = "Events", operation_id = "publishEvents",
+    request_body = BatchBody,
+    responses((status = 202, description = "Accepted: all stored and queued", body = BatchAccepted)),
+)]
 pub async fn create_batch(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    check_length(&req)?;
-    let body: BatchBody = read_json(payload).await?;
+    let body: BatchBody = read_json(&req, payload).await?;
     if body.events.is_empty() || body.events.len() > MAX_BATCH {
         return Err(ApiError::invalid(
             "events",
@@ -161,13 +196,15 @@ pub async fn create_batch(
     Ok(HttpResponse::Accepted().json(BatchAccepted { events: accepted }))
 }
 
-/// An event as the API returns it: its envelope, exactly as delivered.
-#[derive(Serialize)]
-struct EventView {
+/// An event as the API returns it, with its envelope exactly as delivered.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventView {
     id: String,
     #[serde(rename = "type")]
     kind: String,
     created_at: DateTime<Utc>,
+    /// The envelope `{id, type, timestamp, tenant, connection, data}`.
+    #[schema(value_type = Object)]
     payload: serde_json::Value,
 }
 
@@ -191,7 +228,14 @@ fn readable(caller: &Caller) -> Option<Vec<String>> {
     }
 }
 
-/// `GET /api/v1/events/{id}`
+/// Read one event
+///
+/// A webhook's own API key may read only the event types its webhook subscribes to.
+#[utoipa::path(
+    get, path = "/api/v1/events/{id}", tag = "Events", operation_id = "getEvent",
+    params(("id" = String, Path, description = "The event id")),
+    responses((status = 200, description = "The event", body = EventView)),
+)]
 pub async fn show(
     state: web::Data<AppState>,
     caller: Caller,
@@ -216,14 +260,24 @@ pub struct ListQuery {
     limit: Option<i64>,
 }
 
-#[derive(Serialize)]
-struct EventPage {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventPage {
     events: Vec<EventView>,
-    /// Pass as `after` to read on; absent when there is nothing more yet.
+    /// Pass as `after` to read on; null when there is nothing more yet.
     next_after: Option<String>,
 }
 
-/// `GET /api/v1/events?after=<event id>&limit=N`
+/// List events, oldest first
+///
+/// For catching up: a receiver passes the last event id it has as `after`.
+#[utoipa::path(
+    get, path = "/api/v1/events", tag = "Events", operation_id = "listEvents",
+    params(
+        ("after" = Option<String>, Query, description = "Only events after this event id"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 100)"),
+    ),
+    responses((status = 200, description = "A page of events", body = EventPage)),
+)]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
@@ -258,16 +312,30 @@ pub async fn list(
     }))
 }
 
-#[derive(Serialize)]
-struct EventTypeView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventTypeView {
+    /// The code used in `events` and as an event's `type`, e.g. `booking.created`.
     code: String,
     category: String,
     label: String,
     description: String,
+    /// An example `data` object.
+    #[schema(value_type = Object)]
     example: serde_json::Value,
 }
 
-/// `GET /api/v1/event-types`
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventTypeList {
+    event_types: Vec<EventTypeView>,
+}
+
+/// The event catalog
+///
+/// Every event type a webhook can subscribe to, with an example payload.
+#[utoipa::path(
+    get, path = "/api/v1/event-types", tag = "Catalog", operation_id = "listEventTypes",
+    responses((status = 200, description = "The catalog", body = EventTypeList)),
+)]
 pub async fn types(state: web::Data<AppState>, _caller: Caller) -> Result<HttpResponse, ApiError> {
     let all = state.db(|conn| Ok(EventType::all(conn)?)).await?;
     let view: Vec<EventTypeView> = all
@@ -280,5 +348,5 @@ pub async fn types(state: web::Data<AppState>, _caller: Caller) -> Result<HttpRe
             example: t.example_payload,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "event_types": view })))
+    Ok(HttpResponse::Ok().json(EventTypeList { event_types: view }))
 }

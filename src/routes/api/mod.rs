@@ -2,7 +2,10 @@
 //! (`{"error": {"code", "message", "field"?}}`), and strict body reading (1 MiB at most).
 
 pub mod deliveries;
+pub mod doc;
 pub mod events;
+pub mod guard;
+pub mod webhooks;
 
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
@@ -16,6 +19,9 @@ use crate::startup::AppState;
 
 /// Request bodies larger than this answer 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// A too-large body is still read (and dropped) up to this size, so the client, still
+/// sending, gets the 413 instead of a reset connection; beyond it the connection closes.
+const DRAIN_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -48,6 +54,24 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
+    /// The blocking pool could not take the work (shutting down or overloaded).
+    pub fn busy() -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "Hookboard is busy; please retry.",
+        )
+    }
+
+    /// The database cannot be reached just now; nothing was changed.
+    pub fn unavailable() -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "The database is not reachable just now; nothing was changed. Retry shortly.",
+        )
+    }
+
     pub fn not_found() -> Self {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -63,15 +87,22 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// Every error of the API has this shape.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error, example = json!({"error": {"code": "invalid", "message": "Choose at least one event to send.", "field": "events"}}))]
+pub struct ErrorBody<'a> {
     error: ErrorFields<'a>,
 }
 
-#[derive(Serialize)]
-struct ErrorFields<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorFields<'a> {
+    /// A stable code: `bad_request`, `bad_json`, `unauthorized`, `plan`, `tool_off`,
+    /// `forbidden`, `not_found`, `conflict`, `too_large`, `invalid`,
+    /// `idempotency_mismatch`, `rate_limited`, `busy` or `internal`.
     code: &'a str,
+    /// What went wrong and what to do, in plain words.
     message: &'a str,
+    /// The field at fault, when there is one (`url`, `events[2]`, `events[3].type`).
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
 }
@@ -85,6 +116,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status);
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, "2"));
         }
         response.json(ErrorBody {
             error: ErrorFields {
@@ -109,6 +143,7 @@ impl From<crate::error::AppError> for ApiError {
             },
             AppError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
             AppError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            AppError::Unavailable => ApiError::unavailable(),
             AppError::Unauthorized(m) => ApiError::unauthorized(m),
             AppError::LoginRequired => {
                 ApiError::unauthorized("Send an API key as `Authorization: Bearer <key>`.")
@@ -158,8 +193,29 @@ impl Caller {
         }
     }
 
+    /// A tenant key of a tenant on the Scale plan: what reading webhooks and their
+    /// deliveries, and publishing events, need.
+    pub fn reader(&self) -> Result<&Tenant, ApiError> {
+        self.require_tenant_key()?;
+        self.require_scale()
+    }
+
+    /// A reader whose Webhooks tool is switched on: what changing anything needs.
+    pub fn writer(&self) -> Result<&Tenant, ApiError> {
+        let tenant = self.reader()?;
+        if tenant.webhooks_enabled {
+            Ok(tenant)
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "tool_off",
+                crate::auth::TOOL_OFF_NOTICE,
+            ))
+        }
+    }
+
     /// The plan gate of SPEC 2, for the API.
-    pub fn require_scale(&self) -> Result<&Tenant, ApiError> {
+    fn require_scale(&self) -> Result<&Tenant, ApiError> {
         let tenant = self.tenant();
         if tenant.plan.has_webhooks() {
             Ok(tenant)
@@ -173,9 +229,9 @@ impl Caller {
     }
 }
 
-fn bearer(req: &HttpRequest) -> Option<String> {
-    let value = req
-        .headers()
+/// The key of an `Authorization: Bearer <key>` header.
+fn bearer(headers: &actix_web::http::header::HeaderMap) -> Option<String> {
+    let value = headers
         .get(actix_web::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;
@@ -187,7 +243,7 @@ fn bearer(req: &HttpRequest) -> Option<String> {
 
 async fn authenticate(req: HttpRequest) -> Result<Caller, ApiError> {
     let state = req.app_data::<web::Data<AppState>>().cloned().expect("app state");
-    let token = bearer(&req)
+    let token = bearer(req.headers())
         .ok_or_else(|| ApiError::unauthorized("Send an API key as `Authorization: Bearer <key>`."))?;
     if token.len() > 200 {
         return Err(ApiError::unauthorized("That API key is not known."));
@@ -233,8 +289,26 @@ impl FromRequest for Caller {
 
 /// Reads a JSON body of at most [`MAX_BODY_BYTES`] into `T`, refusing unknown fields and
 /// naming the field of a type error.
-pub async fn read_json<T: serde::de::DeserializeOwned>(mut payload: web::Payload) -> Result<T, ApiError> {
+pub async fn read_json<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<T, ApiError> {
+    parse_json(&read_body(req.headers(), payload).await?)
+}
+
+/// Reads a request body of at most [`MAX_BODY_BYTES`]. A larger one answers 413; it is
+/// still read (and dropped) up to [`DRAIN_BYTES`], so the client gets the answer rather
+/// than a reset connection. The handlers and the idempotency guard both read through here.
+pub async fn read_body<S>(
+    headers: &actix_web::http::header::HeaderMap,
+    mut payload: S,
+) -> Result<web::Bytes, ApiError>
+where
+    S: futures_util::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>> + Unpin,
+{
+    check_length(headers)?;
     let mut body = web::BytesMut::new();
+    let mut seen = 0usize;
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| {
             ApiError::new(
@@ -243,52 +317,87 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(mut payload: web::Payload
                 "The request body could not be read.",
             )
         })?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!(
-                    "The request body is larger than {} bytes (1 MiB).",
-                    MAX_BODY_BYTES
-                ),
-            ));
+        seen += chunk.len();
+        if seen > DRAIN_BYTES {
+            break;
         }
-        body.extend_from_slice(&chunk);
+        if seen <= MAX_BODY_BYTES {
+            body.extend_from_slice(&chunk);
+        }
     }
-    parse_json(&body)
+    if seen > MAX_BODY_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("The request body is larger than {MAX_BODY_BYTES} bytes (1 MiB)."),
+        ));
+    }
+    Ok(body.freeze())
 }
 
+/// Parses a JSON body into `T`: 400 when it is not JSON, 422 naming the field when a field
+/// is unknown, of the wrong type, or holds text with a NUL character (which PostgreSQL
+/// cannot store).
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let deserializer = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|err| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            format!("The body is not valid JSON: {err}"),
+        )
+    })?;
+    if let Some(path) = nul_at(&value, "") {
+        return Err(ApiError::invalid(
+            path,
+            "Text may not contain the NUL character (\\u0000).",
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
-        let inner = err.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_json",
-                format!("The body is not valid JSON: {inner}"),
-            );
-        }
         let field = if path == "." { None } else { Some(path) };
         ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             code: "invalid",
-            message: inner.to_string(),
+            message: err.into_inner().to_string(),
             field,
         }
     })
 }
 
+/// The path (`events[2].data.name`) of the first key or text in `value` that holds a NUL.
+fn nul_at(value: &serde_json::Value, path: &str) -> Option<String> {
+    let field = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => Some(path.to_owned()),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_at(item, &format!("{path}[{i}]"))),
+        serde_json::Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            if key.contains('\0') {
+                Some(field(key))
+            } else {
+                nul_at(item, &field(key))
+            }
+        }),
+        _ => None,
+    }
+}
+
 /// Refuses requests whose `Content-Length` already says they are too large.
-pub fn check_length(req: &HttpRequest) -> Result<(), ApiError> {
-    let length = req
-        .headers()
+fn check_length(headers: &actix_web::http::header::HeaderMap) -> Result<(), ApiError> {
+    let length = headers
         .get(actix_web::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     match length {
-        Some(n) if n > MAX_BODY_BYTES => Err(ApiError::new(
+        Some(n) if n > DRAIN_BYTES => Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
             format!("The request body is larger than {MAX_BODY_BYTES} bytes (1 MiB)."),

@@ -144,6 +144,9 @@ pub struct FormView {
     pub csrf_token: String,
 }
 
+// Rendered by its own template with HTML escaping, so its output may be embedded as is.
+impl askama::filters::HtmlSafe for FormView {}
+
 impl FormView {
     pub fn error(&self, field: &str) -> Option<&str> {
         self.errors.get(field).map(String::as_str)

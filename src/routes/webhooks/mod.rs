@@ -34,6 +34,75 @@ impl From<SaveError> for AppError {
     }
 }
 
+/// Creates a webhook (the plan's limit answers a conflict) and records it in the audit
+/// log; returns it with its own API key. The form and the API both create through here.
+pub fn create_webhook(
+    conn: &mut diesel::PgConnection,
+    tenant_id: i64,
+    input: &crate::validation::webhook::Input,
+    secrets: &crate::crypto::SecretBox,
+    actor: &crate::models::audit::Actor,
+) -> Result<(Webhook, String), AppError> {
+    conn.build_transaction().run(|conn| {
+        let (webhook, key) = Webhook::create(conn, tenant_id, input, secrets)?;
+        AuditEntry::record(
+            conn,
+            Some(tenant_id),
+            actor,
+            "webhook.created",
+            ("webhook", Some(&webhook.number.to_string())),
+            serde_json::json!({ "url": webhook.url, "events": webhook.events }),
+        )?;
+        Ok((webhook, key))
+    })
+}
+
+/// Saves a validated webhook over the stored one and records it in the audit log.
+pub fn update_webhook(
+    conn: &mut diesel::PgConnection,
+    tenant_id: i64,
+    id: i64,
+    input: &crate::validation::webhook::Input,
+    secrets: &crate::crypto::SecretBox,
+    actor: &crate::models::audit::Actor,
+) -> Result<Webhook, AppError> {
+    conn.build_transaction().run(|conn| {
+        let webhook = Webhook::update(conn, tenant_id, id, input, secrets)?;
+        AuditEntry::record(
+            conn,
+            Some(tenant_id),
+            actor,
+            "webhook.updated",
+            ("webhook", Some(&webhook.number.to_string())),
+            serde_json::json!({ "url": webhook.url, "events": webhook.events, "status": webhook.status }),
+        )?;
+        Ok(webhook)
+    })
+}
+
+/// Deletes a webhook, cancelling its waiting deliveries, and records it in the audit log;
+/// returns its number and how many deliveries were cancelled.
+pub fn delete_webhook(
+    conn: &mut diesel::PgConnection,
+    tenant_id: i64,
+    id: i64,
+    actor: &crate::models::audit::Actor,
+) -> Result<(i32, i64), AppError> {
+    conn.build_transaction().run(|conn| {
+        let webhook = Webhook::find(conn, tenant_id, id)?;
+        let cancelled = Webhook::delete(conn, tenant_id, id)?;
+        AuditEntry::record(
+            conn,
+            Some(tenant_id),
+            actor,
+            "webhook.deleted",
+            ("webhook", Some(&webhook.number.to_string())),
+            serde_json::json!({ "url": webhook.url, "cancelled_deliveries": cancelled }),
+        )?;
+        Ok((webhook.number, cancelled))
+    })
+}
+
 /// One row of the table as shown.
 pub struct RowView {
     pub webhook: Webhook,
@@ -344,8 +413,7 @@ pub async fn edit(
     answer_form(&req, &user, StatusCode::OK, form)
 }
 
-/// Validates the submitted form against the catalog, the tenant's connections and the SSRF
-/// rules. Host names are resolved on a blocking thread.
+/// Validates the submitted form; see [`validate_input`].
 async fn check(
     state: &web::Data<AppState>,
     tenant_id: i64,
@@ -356,6 +424,16 @@ async fn check(
     if let Some(webhook) = existing {
         input.headers = webhook.restore_masked(input.headers, &state.secrets());
     }
+    validate_input(state, tenant_id, input).await
+}
+
+/// Validates a webhook against the catalog, the tenant's connections and the SSRF rules,
+/// resolving host names on a blocking thread: the one check behind the form and the API.
+pub async fn validate_input(
+    state: &AppState,
+    tenant_id: i64,
+    input: crate::validation::webhook::Input,
+) -> Result<Result<crate::validation::webhook::Input, crate::validation::webhook::FieldErrors>, AppError> {
     let (known, connection_ids) = state
         .db(move |conn| {
             let known: Vec<String> = EventType::all(conn)?.into_iter().map(|t| t.code).collect();
@@ -426,20 +504,7 @@ pub async fn create(
     let secrets = state.secrets();
     let actor = user.actor();
     let saved = state
-        .db(move |conn| {
-            conn.build_transaction().run(|conn| {
-                let (webhook, key) = Webhook::create(conn, tenant_id, &input, &secrets)?;
-                AuditEntry::record(
-                    conn,
-                    Some(tenant_id),
-                    &actor,
-                    "webhook.created",
-                    ("webhook", Some(&webhook.number.to_string())),
-                    serde_json::json!({ "url": webhook.url, "events": webhook.events }),
-                )?;
-                Ok::<_, AppError>((webhook, key))
-            })
-        })
+        .db(move |conn| create_webhook(conn, tenant_id, &input, &secrets, &actor))
         .await;
     let (webhook, api_key) = match saved {
         Ok(saved) => saved,
@@ -527,20 +592,7 @@ pub async fn update(
     let secrets = state.secrets();
     let actor = user.actor();
     let webhook = state
-        .db(move |conn| {
-            conn.build_transaction().run(|conn| {
-                let webhook = Webhook::update(conn, tenant_id, id, &input, &secrets)?;
-                AuditEntry::record(
-                    conn,
-                    Some(tenant_id),
-                    &actor,
-                    "webhook.updated",
-                    ("webhook", Some(&webhook.number.to_string())),
-                    serde_json::json!({ "url": webhook.url, "events": webhook.events, "status": webhook.status }),
-                )?;
-                Ok::<_, AppError>(webhook)
-            })
-        })
+        .db(move |conn| update_webhook(conn, tenant_id, id, &input, &secrets, &actor))
         .await?;
     if is_htmx(&req) {
         let results = load_results(&state, &user, current_filter(&req), true).await?;
@@ -562,6 +614,9 @@ pub struct EnableDialog {
     pub parked: i64,
     pub csrf_token: String,
 }
+
+// Rendered by its own template with HTML escaping, so its output may be embedded as is.
+impl askama::filters::HtmlSafe for EnableDialog {}
 
 #[derive(Template)]
 #[template(path = "webhook_enable_page.html")]
@@ -700,6 +755,9 @@ pub struct DeleteDialog {
     pub csrf_token: String,
 }
 
+// Rendered by its own template with HTML escaping, so its output may be embedded as is.
+impl askama::filters::HtmlSafe for DeleteDialog {}
+
 #[derive(Template)]
 #[template(path = "webhook_delete_page.html")]
 pub struct DeletePage {
@@ -746,21 +804,7 @@ pub async fn delete(
     let id = id.into_inner();
     let actor = user.actor();
     let (number, cancelled) = state
-        .db(move |conn| {
-            conn.build_transaction().run(|conn| {
-                let webhook = Webhook::find(conn, tenant_id, id)?;
-                let cancelled = Webhook::delete(conn, tenant_id, id)?;
-                AuditEntry::record(
-                    conn,
-                    Some(tenant_id),
-                    &actor,
-                    "webhook.deleted",
-                    ("webhook", Some(&webhook.number.to_string())),
-                    serde_json::json!({ "url": webhook.url, "cancelled_deliveries": cancelled }),
-                )?;
-                Ok::<_, AppError>((webhook.number, cancelled))
-            })
-        })
+        .db(move |conn| delete_webhook(conn, tenant_id, id, &actor))
         .await?;
     if is_htmx(&req) {
         let results = load_results(&state, &user, current_filter(&req), true).await?;

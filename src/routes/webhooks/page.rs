@@ -276,14 +276,17 @@ pub struct Revealed {
     pub hint: String,
 }
 
-async fn audit(
+// Rendered by its own template with HTML escaping, so its output may be embedded as is.
+impl askama::filters::HtmlSafe for Revealed {}
+
+/// Records `action` on `webhook` in the audit log (the page and the API both use it).
+pub async fn audit(
     state: &AppState,
-    user: &CurrentUser,
+    actor: crate::models::audit::Actor,
     tenant_id: i64,
     webhook: &Webhook,
     action: &'static str,
 ) -> Result<(), AppError> {
-    let actor = user.actor();
     let number = webhook.number.to_string();
     state
         .db(move |conn| {
@@ -344,7 +347,14 @@ pub async fn reveal_secret(
         .db(move |conn| Ok(Webhook::find(conn, tenant.id, id)?))
         .await?;
     let secret = webhook.reveal_secret(&state.secrets())?;
-    audit(&state, &user, tenant.id, &webhook, "webhook.secret_revealed").await?;
+    audit(
+        &state,
+        user.actor(),
+        tenant.id,
+        &webhook,
+        "webhook.secret_revealed",
+    )
+    .await?;
     let revealed = Revealed {
         label: "Signing secret",
         value: secret,
@@ -364,10 +374,10 @@ pub async fn rotate_secret(
     let id = id.into_inner();
     let secrets = state.secrets();
     let now = state.clock.now();
+    let actor = user.actor();
     let webhook = state
-        .db(move |conn| Ok(Webhook::rotate_secret(conn, tenant.id, id, &secrets, now)?))
+        .db(move |conn| rotate_signing_secret(conn, tenant.id, id, &secrets, now, &actor))
         .await?;
-    audit(&state, &user, tenant.id, &webhook, "webhook.secret_rotated").await?;
     let secret = webhook.reveal_secret(&state.secrets())?;
     let until = format_time(
         now + chrono::Duration::hours(SECRET_OVERLAP_HOURS),
@@ -408,7 +418,7 @@ pub async fn set_api_key(
     } else {
         "webhook.api_key_disabled"
     };
-    audit(&state, &user, tenant.id, &webhook, action).await?;
+    audit(&state, user.actor(), tenant.id, &webhook, action).await?;
     if is_htmx(&req) {
         let message = if enabled {
             "The webhook's API key is on."
@@ -435,7 +445,14 @@ pub async fn regenerate_api_key(
     let (webhook, key) = state
         .db(move |conn| Ok(Webhook::regenerate_api_key(conn, tenant.id, id)?))
         .await?;
-    audit(&state, &user, tenant.id, &webhook, "webhook.api_key_regenerated").await?;
+    audit(
+        &state,
+        user.actor(),
+        tenant.id,
+        &webhook,
+        "webhook.api_key_regenerated",
+    )
+    .await?;
     let revealed = Revealed {
         label: "New API key",
         value: key,
@@ -464,25 +481,10 @@ pub async fn send_test(
     let kind = form.into_inner().kind;
     let now = state.clock.now();
     let actor = user.actor();
-    let (number, event_id) = state
-        .db(move |conn| {
-            let webhook = Webhook::find(conn, tenant.id, id)?;
-            let event_type = EventType::find(conn, &kind)?
-                .ok_or_else(|| AppError::validation("type", "Choose an event type from the catalog."))?;
-            conn.build_transaction().run(|conn| {
-                let (event, _) = Delivery::send_test(conn, &tenant, &webhook, &event_type, now)?;
-                AuditEntry::record(
-                    conn,
-                    Some(tenant.id),
-                    &actor,
-                    "webhook.test_sent",
-                    ("webhook", Some(&webhook.number.to_string())),
-                    serde_json::json!({ "type": event_type.code, "event": event.id }),
-                )?;
-                Ok::<_, AppError>((webhook.number, event.id))
-            })
-        })
+    let sent = state
+        .db(move |conn| send_test_event(conn, &tenant, id, &kind, &actor, now))
         .await?;
+    let (number, event_id) = (sent.webhook_number, sent.event_id);
     if is_htmx(&req) {
         let body = toast_oob(&format!(
             "Test event {event_id} is on its way to webhook No {number}."
@@ -494,6 +496,92 @@ pub async fn send_test(
             .body(body));
     }
     Ok(see_other(&format!("/webhooks/{id}")))
+}
+
+/// A new signing secret (the old one keeps signing for 24 hours), recorded in the audit
+/// log in the same transaction: the page and the API both rotate through here.
+pub fn rotate_signing_secret(
+    conn: &mut diesel::PgConnection,
+    tenant_id: i64,
+    id: i64,
+    secrets: &crate::crypto::SecretBox,
+    now: chrono::DateTime<chrono::Utc>,
+    actor: &crate::models::audit::Actor,
+) -> Result<Webhook, AppError> {
+    conn.build_transaction().run(|conn| {
+        let webhook = Webhook::rotate_secret(conn, tenant_id, id, secrets, now)?;
+        AuditEntry::record(
+            conn,
+            Some(tenant_id),
+            actor,
+            "webhook.secret_rotated",
+            ("webhook", Some(&webhook.number.to_string())),
+            serde_json::json!({}),
+        )?;
+        Ok(webhook)
+    })
+}
+
+/// A test event sent to one webhook.
+pub struct TestSent {
+    pub webhook_number: i32,
+    pub event_id: String,
+    pub delivery_id: i64,
+}
+
+/// Sends the catalog's example of `kind` to this webhook only, and records it in the
+/// audit log: the page and the API both send test events through here.
+pub fn send_test_event(
+    conn: &mut diesel::PgConnection,
+    tenant: &crate::models::tenant::Tenant,
+    webhook_id: i64,
+    kind: &str,
+    actor: &crate::models::audit::Actor,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<TestSent, AppError> {
+    let webhook = Webhook::find(conn, tenant.id, webhook_id)?;
+    let event_type = EventType::find(conn, kind)?.ok_or_else(|| {
+        AppError::validation("type", format!("`{kind}` is not an event type of the catalog."))
+    })?;
+    conn.build_transaction().run(|conn| {
+        let (event, delivery) = Delivery::send_test(conn, tenant, &webhook, &event_type, now)?;
+        AuditEntry::record(
+            conn,
+            Some(tenant.id),
+            actor,
+            "webhook.test_sent",
+            ("webhook", Some(&webhook.number.to_string())),
+            serde_json::json!({ "type": event_type.code, "event": event.id }),
+        )?;
+        Ok(TestSent {
+            webhook_number: webhook.number,
+            event_id: event.id,
+            delivery_id: delivery.id,
+        })
+    })
+}
+
+/// Queues a delivery again (same event id, due at once) and records it in the audit log:
+/// the page and the API both resend through here.
+pub fn resend_delivery(
+    conn: &mut diesel::PgConnection,
+    tenant_id: i64,
+    id: i64,
+    actor: &crate::models::audit::Actor,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Delivery, AppError> {
+    conn.build_transaction().run(|conn| {
+        let delivery = Delivery::resend(conn, tenant_id, id, now)?;
+        AuditEntry::record(
+            conn,
+            Some(tenant_id),
+            actor,
+            "delivery.resent",
+            ("delivery", Some(&delivery.id.to_string())),
+            serde_json::json!({ "event": delivery.event_id }),
+        )?;
+        Ok(delivery)
+    })
 }
 
 /// `POST /deliveries/{id}/resend`: the same event id, due at once.
@@ -508,20 +596,7 @@ pub async fn resend(
     let actor = user.actor();
     let now = state.clock.now();
     let delivery = state
-        .db(move |conn| {
-            conn.build_transaction().run(|conn| {
-                let delivery = Delivery::resend(conn, tenant.id, id, now)?;
-                AuditEntry::record(
-                    conn,
-                    Some(tenant.id),
-                    &actor,
-                    "delivery.resent",
-                    ("delivery", Some(&delivery.id.to_string())),
-                    serde_json::json!({ "event": delivery.event_id }),
-                )?;
-                Ok::<_, AppError>(delivery)
-            })
-        })
+        .db(move |conn| resend_delivery(conn, tenant.id, id, &actor, now))
         .await?;
     if is_htmx(&req) {
         let body = toast_oob(&format!(

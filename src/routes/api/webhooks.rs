@@ -1,0 +1,598 @@
+//! Webhooks over the API (SPEC 6): list with the table's filters, create, read, change,
+//! delete, and the signing secret. The same validation as the form (one module serves
+//! both), the same plan gate, tool switch and audit log.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::{ApiError, Caller, ErrorBody, read_json};
+use crate::crypto::SecretBox;
+use crate::models::audit::Actor;
+use crate::models::connection::Connection;
+use crate::models::webhook::{Filter, Webhook};
+use crate::startup::AppState;
+use crate::validation::webhook::{FieldErrors, Input};
+
+/// The webhook as the API shows it, field for field as SPEC 6 names them.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Webhook, example = json!({
+    "id": 42, "number": 3, "url": "https://crm.alpine-tours.example/hooks/bookings",
+    "description": "Bookings to the CRM", "events": ["booking.created", "booking.cancelled"],
+    "connection": "CT-001", "active": true, "status": "active", "disabled_reason": null,
+    "api_key_enabled": true, "headers": {"X-Team": "sales", "Authorization": "••••••"},
+    "retry_on_error": true, "use_customer_language": false, "capabilities": ["customer"],
+    "event_count": 1280, "error_count": 0,
+    "created_at": "2026-11-02T09:15:00Z", "updated_at": "2026-11-20T16:40:12Z"
+}))]
+pub struct WebhookJson {
+    pub id: i64,
+    /// The "No" of the dashboard's table, per tenant.
+    pub number: i32,
+    pub url: String,
+    pub description: String,
+    /// Event type codes it subscribes to.
+    pub events: Vec<String>,
+    /// The connection's contract id, or null for all connections.
+    pub connection: Option<String>,
+    pub active: bool,
+    pub status: crate::models::webhook::Status,
+    /// Why and since when it was disabled automatically, if it was.
+    pub disabled_reason: Option<String>,
+    /// Whether the webhook's own API key (for reading missed events) works.
+    pub api_key_enabled: bool,
+    /// Custom headers sent with every delivery; credentials are masked.
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    pub headers: serde_json::Map<String, serde_json::Value>,
+    pub retry_on_error: bool,
+    pub use_customer_language: bool,
+    pub capabilities: Vec<String>,
+    /// Events fanned out to it so far.
+    pub event_count: i64,
+    /// Failed deliveries in a row (resets on success).
+    pub error_count: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl WebhookJson {
+    pub fn of(webhook: &Webhook, connections: &[Connection], secrets: &SecretBox) -> WebhookJson {
+        WebhookJson {
+            id: webhook.id,
+            number: webhook.number,
+            url: webhook.url.clone(),
+            description: webhook.description.clone(),
+            events: webhook.events.clone(),
+            connection: webhook
+                .connection_id
+                .and_then(|id| connections.iter().find(|c| c.id == id))
+                .map(|c| c.external_id.clone()),
+            active: webhook.is_active(),
+            status: webhook.status,
+            disabled_reason: webhook.disabled_reason.clone(),
+            api_key_enabled: webhook.api_key_enabled,
+            headers: webhook
+                .shown_headers(secrets)
+                .into_iter()
+                .map(|h| (h.name, serde_json::Value::String(h.value)))
+                .collect(),
+            retry_on_error: webhook.retry_on_error,
+            use_customer_language: webhook.use_customer_language,
+            capabilities: webhook.capabilities.clone(),
+            event_count: webhook.event_count,
+            error_count: webhook.error_count,
+            created_at: webhook.created_at,
+            updated_at: webhook.updated_at,
+        }
+    }
+}
+
+/// Present-and-null vs absent, for PATCH.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A webhook to create (`url` and `events` required), or the fields to change (PATCH:
+/// absent fields stay as they are).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "url": "https://crm.alpine-tours.example/hooks/bookings",
+    "description": "Bookings to the CRM",
+    "events": ["booking.created", "booking.cancelled"],
+    "headers": {"X-Team": "sales"}
+}))]
+pub struct WebhookBody {
+    /// Absolute `https://` URL (at most 2,048 characters, no credentials, a public address).
+    #[schema(max_length = 2048)]
+    url: Option<String>,
+    /// At most 500 characters.
+    #[schema(max_length = 500)]
+    description: Option<String>,
+    /// Event type codes of the catalog; at least one.
+    events: Option<Vec<String>>,
+    /// A connection's contract id; null for all connections.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    connection: Option<Option<String>>,
+    /// Default true.
+    active: Option<bool>,
+    /// Default true.
+    api_key_enabled: Option<bool>,
+    /// Custom headers: at most 20, 4 KiB each, RFC 7230 token names, no reserved names.
+    /// Send a masked value back unchanged to keep the stored one.
+    headers: Option<std::collections::BTreeMap<String, String>>,
+    /// Default true.
+    retry_on_error: Option<bool>,
+    /// Default false.
+    use_customer_language: Option<bool>,
+    /// Parts of `data` to include: `customer`, `pricing`, `units`, `payment`, `questions`.
+    capabilities: Option<Vec<String>>,
+}
+
+fn first_error(errors: FieldErrors) -> ApiError {
+    let (field, message) = errors.into_iter().next().expect("at least one error");
+    ApiError::invalid(field, message)
+}
+
+pub fn actor(caller: &Caller) -> Actor {
+    match caller {
+        Caller::Tenant { key, .. } => Actor {
+            user_id: None,
+            label: format!("API key {}", key.name),
+        },
+        Caller::Webhook { webhook, .. } => Actor {
+            user_id: None,
+            label: format!("webhook No {} key", webhook.number),
+        },
+    }
+}
+
+/// Applies `body` on top of `base` and validates the result like the form does.
+async fn checked(
+    state: &AppState,
+    tenant_id: i64,
+    body: WebhookBody,
+    base: Input,
+    existing: Option<Webhook>,
+) -> Result<Input, ApiError> {
+    let connections = state
+        .db(move |conn| Ok(Connection::list(conn, tenant_id)?))
+        .await?;
+    let mut input = base;
+    if let Some(url) = body.url {
+        input.url = url;
+    }
+    if let Some(description) = body.description {
+        input.description = description;
+    }
+    if let Some(events) = body.events {
+        input.events = events;
+    }
+    if let Some(connection) = body.connection {
+        input.connection_id = match connection {
+            None => None,
+            Some(external) => Some(
+                connections
+                    .iter()
+                    .find(|c| c.external_id == external)
+                    .map(|c| c.id)
+                    .ok_or_else(|| {
+                        ApiError::invalid(
+                            "connection",
+                            format!("`{external}` is not the contract id of one of your connections."),
+                        )
+                    })?,
+            ),
+        };
+    }
+    if let Some(headers) = body.headers {
+        input.headers = headers.into_iter().collect();
+        if let Some(webhook) = &existing {
+            input.headers = webhook.restore_masked(input.headers, &state.secrets());
+        }
+    }
+    if let Some(capabilities) = body.capabilities {
+        input.capabilities = capabilities;
+    }
+    for (flag, value) in [
+        (&mut input.active, body.active),
+        (&mut input.api_key_enabled, body.api_key_enabled),
+        (&mut input.retry_on_error, body.retry_on_error),
+        (&mut input.use_customer_language, body.use_customer_language),
+    ] {
+        if let Some(value) = value {
+            *flag = value;
+        }
+    }
+    crate::routes::webhooks::validate_input(state, tenant_id, input)
+        .await?
+        .map_err(first_error)
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WebhookPage {
+    /// At most 50 a page.
+    webhooks: Vec<WebhookJson>,
+    /// Webhooks matching the filters, on all pages.
+    total: i64,
+    page: i64,
+    pages: i64,
+}
+
+/// List webhooks
+///
+/// The same filters as the dashboard's table; 50 a page.
+#[utoipa::path(
+    get, path = "/api/v1/webhooks", tag = "Webhooks", operation_id = "listWebhooks",
+    params(
+        ("url" = Option<String>, Query, description = "Part of the endpoint URL, any case"),
+        ("event" = Option<String>, Query, description = "Only webhooks subscribed to this event type code"),
+        ("status" = Option<String>, Query, description = "`active`, `inactive` or `auto_disabled`"),
+        ("connection" = Option<String>, Query, description = "A connection id, or `none` for webhooks of all connections"),
+        ("sort" = Option<String>, Query, description = "`number`, `url`, `events`, `errors` or `status`; a leading `-` sorts descending"),
+        ("page" = Option<i64>, Query, minimum = 1, description = "Page number (default 1)"),
+    ),
+    responses((status = 200, description = "A page of webhooks", body = WebhookPage)),
+)]
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    filter: web::Query<Filter>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = caller.reader()?.id;
+    let filter = filter.into_inner();
+    let secrets = state.secrets();
+    let (page, connections) = state
+        .db(move |conn| {
+            Ok((
+                Webhook::list(conn, tenant_id, &filter)?,
+                Connection::list(conn, tenant_id)?,
+            ))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(WebhookPage {
+        webhooks: page
+            .rows
+            .iter()
+            .map(|w| WebhookJson::of(w, &connections, &secrets))
+            .collect(),
+        total: page.total,
+        page: page.page,
+        pages: page.pages,
+    }))
+}
+
+/// Read a webhook
+#[utoipa::path(
+    get, path = "/api/v1/webhooks/{id}", tag = "Webhooks", operation_id = "getWebhook",
+    params(("id" = i64, Path, description = "The webhook id")),
+    responses((status = 200, description = "The webhook", body = WebhookJson)),
+)]
+pub async fn show(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = caller.reader()?.id;
+    let id = id.into_inner();
+    let secrets = state.secrets();
+    let (webhook, connections) = state
+        .db(move |conn| {
+            Ok((
+                Webhook::find(conn, tenant_id, id)?,
+                Connection::list(conn, tenant_id)?,
+            ))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(WebhookJson::of(&webhook, &connections, &secrets)))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CreatedWebhook {
+    #[serde(flatten)]
+    webhook: WebhookJson,
+    /// The webhook's own API key, for reading missed events: shown only in this answer.
+    api_key: String,
+}
+
+/// Create a webhook
+///
+/// Validated like the dashboard's form, with the same messages. The answer carries the
+/// webhook's own API key, shown only this once.
+#[utoipa::path(
+    post, path = "/api/v1/webhooks", tag = "Webhooks", operation_id = "createWebhook",
+    request_body = WebhookBody,
+    responses(
+        (status = 201, description = "Created", body = CreatedWebhook,
+            headers(("Location" = String, description = "The new webhook's API URL"))),
+        (status = 409, description = "The plan's limit of 100 webhooks is reached", body = ErrorBody),
+    ),
+)]
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = caller.writer()?.clone();
+    let body: WebhookBody = read_json(&req, payload).await?;
+    if body.url.is_none() {
+        return Err(ApiError::invalid(
+            "url",
+            "Enter the endpoint URL that will receive the POST requests.",
+        ));
+    }
+    if body.events.is_none() {
+        return Err(ApiError::invalid("events", "Choose at least one event to send."));
+    }
+    let input = checked(&state, tenant.id, body, Input::default(), None).await?;
+    let (secrets, actor, tenant_id) = (state.secrets(), actor(&caller), tenant.id);
+    let (webhook, key, connections) = state
+        .db(move |conn| {
+            let (webhook, key) =
+                crate::routes::webhooks::create_webhook(conn, tenant_id, &input, &secrets, &actor)?;
+            Ok((webhook, key, Connection::list(conn, tenant_id)?))
+        })
+        .await?;
+    let json = WebhookJson::of(&webhook, &connections, &state.secrets());
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/webhooks/{}", webhook.id)))
+        .json(CreatedWebhook {
+            webhook: json,
+            api_key: key,
+        }))
+}
+
+fn input_of(webhook: &Webhook, secrets: &SecretBox) -> Result<Input, ApiError> {
+    Ok(Input {
+        url: webhook.url.clone(),
+        description: webhook.description.clone(),
+        events: webhook.events.clone(),
+        connection_id: webhook.connection_id,
+        capabilities: webhook.capabilities.clone(),
+        headers: webhook
+            .headers(secrets)
+            .map_err(|e| ApiError::from(crate::error::AppError::Unexpected(e)))?,
+        active: webhook.is_active(),
+        api_key_enabled: webhook.api_key_enabled,
+        retry_on_error: webhook.retry_on_error,
+        use_customer_language: webhook.use_customer_language,
+    })
+}
+
+/// Change a webhook
+///
+/// Only the fields sent change; the result is validated like the form.
+#[utoipa::path(
+    patch, path = "/api/v1/webhooks/{id}", tag = "Webhooks", operation_id = "updateWebhook",
+    params(("id" = i64, Path, description = "The webhook id")),
+    request_body(content = WebhookBody, example = json!({"active": false, "events": ["booking.created"]})),
+    responses((status = 200, description = "The changed webhook", body = WebhookJson)),
+)]
+pub async fn update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = caller.writer()?.clone();
+    let body: WebhookBody = read_json(&req, payload).await?;
+    let (tenant_id, id) = (tenant.id, id.into_inner());
+    let current = state
+        .db(move |conn| Ok(Webhook::find(conn, tenant_id, id)?))
+        .await?;
+    let base = input_of(&current, &state.secrets())?;
+    let input = checked(&state, tenant_id, body, base, Some(current)).await?;
+    let (secrets, actor) = (state.secrets(), actor(&caller));
+    let (webhook, connections) = state
+        .db(move |conn| {
+            let webhook =
+                crate::routes::webhooks::update_webhook(conn, tenant_id, id, &input, &secrets, &actor)?;
+            Ok((webhook, Connection::list(conn, tenant_id)?))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(WebhookJson::of(&webhook, &connections, &state.secrets())))
+}
+
+/// Delete a webhook
+///
+/// Its waiting deliveries are cancelled.
+#[utoipa::path(
+    delete, path = "/api/v1/webhooks/{id}", tag = "Webhooks", operation_id = "deleteWebhook",
+    params(("id" = i64, Path, description = "The webhook id")),
+    responses((status = 204, description = "Deleted")),
+)]
+pub async fn delete(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = caller.writer()?.clone();
+    let (tenant_id, id, actor) = (tenant.id, id.into_inner(), actor(&caller));
+    state
+        .db(move |conn| crate::routes::webhooks::delete_webhook(conn, tenant_id, id, &actor))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "previous_secret_expires_at": null}))]
+pub struct SecretJson {
+    /// The signing secret (`whsec_` and base64 of 32 bytes), as Standard Webhooks uses it.
+    secret: String,
+    /// While set, the previous secret also signs (24 hours after a rotation).
+    previous_secret_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Read the signing secret
+///
+/// Each reveal is written to the audit log.
+#[utoipa::path(
+    get, path = "/api/v1/webhooks/{id}/secret", tag = "Webhooks", operation_id = "getWebhookSecret",
+    params(("id" = i64, Path, description = "The webhook id")),
+    responses((status = 200, description = "The secret", body = SecretJson)),
+)]
+pub async fn secret(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = caller.reader()?.id;
+    let (id, actor) = (id.into_inner(), actor(&caller));
+    let webhook = state
+        .db(move |conn| Ok(Webhook::find(conn, tenant_id, id)?))
+        .await?;
+    let secret = webhook
+        .reveal_secret(&state.secrets())
+        .map_err(|e| ApiError::from(crate::error::AppError::Unexpected(e)))?;
+    crate::routes::webhooks::page::audit(&state, actor, tenant_id, &webhook, "webhook.secret_revealed")
+        .await?;
+    let now = state.clock.now();
+    Ok(HttpResponse::Ok().json(SecretJson {
+        secret,
+        previous_secret_expires_at: webhook.previous_secret_expires_at.filter(|t| *t > now),
+    }))
+}
+
+/// Rotate the signing secret
+///
+/// For 24 hours deliveries are signed with both the new and the previous secret, so the
+/// receiver can switch without losing any.
+#[utoipa::path(
+    post, path = "/api/v1/webhooks/{id}/secret/rotate", tag = "Webhooks", operation_id = "rotateWebhookSecret",
+    params(("id" = i64, Path, description = "The webhook id")),
+    responses((status = 200, description = "The new secret", body = SecretJson)),
+)]
+pub async fn rotate(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = caller.writer()?.clone();
+    let (tenant_id, id, actor) = (tenant.id, id.into_inner(), actor(&caller));
+    let (secrets, now) = (state.secrets(), state.clock.now());
+    let webhook = state
+        .db(move |conn| {
+            crate::routes::webhooks::page::rotate_signing_secret(conn, tenant_id, id, &secrets, now, &actor)
+        })
+        .await?;
+    let secret = webhook
+        .reveal_secret(&state.secrets())
+        .map_err(|e| ApiError::from(crate::error::AppError::Unexpected(e)))?;
+    Ok(HttpResponse::Ok().json(SecretJson {
+        secret,
+        previous_secret_expires_at: webhook.previous_secret_expires_at,
+    }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Connection, example = json!({"id": 7, "name": "Alpine Adventures", "external_id": "CT-001", "webhooks": 2}))]
+pub struct ConnectionJson {
+    id: i64,
+    name: String,
+    /// The contract id events name in `connection`.
+    external_id: String,
+    /// Webhooks that use it.
+    webhooks: i64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ConnectionList {
+    connections: Vec<ConnectionJson>,
+}
+
+/// List connections
+///
+/// Connections are the partner contracts events can be limited to.
+#[utoipa::path(
+    get, path = "/api/v1/connections", tag = "Connections", operation_id = "listConnections",
+    responses((status = 200, description = "All connections", body = ConnectionList)),
+)]
+pub async fn connections(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let tenant_id = caller.reader()?.id;
+    let rows = state
+        .db(move |conn| {
+            Connection::list(conn, tenant_id)?
+                .into_iter()
+                .map(|c| {
+                    let webhooks = Connection::webhook_count(conn, tenant_id, c.id)?;
+                    Ok(ConnectionJson {
+                        id: c.id,
+                        name: c.name,
+                        external_id: c.external_id,
+                        webhooks,
+                    })
+                })
+                .collect::<Result<Vec<_>, crate::error::AppError>>()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(ConnectionList { connections: rows }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Alpine Adventures", "external_id": "CT-001"}))]
+pub struct ConnectionBody {
+    /// 1 to 200 characters.
+    name: String,
+    /// The contract id, unique in your account; 1 to 200 characters.
+    external_id: String,
+}
+
+/// Add a connection
+#[utoipa::path(
+    post, path = "/api/v1/connections", tag = "Connections", operation_id = "createConnection",
+    request_body = ConnectionBody,
+    responses((status = 201, description = "Created", body = ConnectionJson)),
+)]
+pub async fn create_connection(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = caller.writer()?.clone();
+    let body: ConnectionBody = read_json(&req, payload).await?;
+    let name = crate::routes::connections::check_text("name", &body.name)
+        .map_err(|m| ApiError::invalid("name", m))?;
+    let external_id = crate::routes::connections::check_text("contract id", &body.external_id)
+        .map_err(|m| ApiError::invalid("external_id", m))?;
+    let (tenant_id, actor) = (tenant.id, actor(&caller));
+    let connection = state
+        .db(move |conn| crate::routes::connections::add(conn, tenant_id, &name, &external_id, &actor))
+        .await?;
+    Ok(HttpResponse::Created().json(ConnectionJson {
+        id: connection.id,
+        name: connection.name,
+        external_id: connection.external_id,
+        webhooks: 0,
+    }))
+}
+
+/// Delete a connection
+///
+/// Refused while webhooks use it.
+#[utoipa::path(
+    delete, path = "/api/v1/connections/{id}", tag = "Connections", operation_id = "deleteConnection",
+    params(("id" = i64, Path, description = "The connection id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 409, description = "Webhooks still use it", body = ErrorBody),
+    ),
+)]
+pub async fn delete_connection(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = caller.writer()?.clone();
+    let (tenant_id, id, actor) = (tenant.id, id.into_inner(), actor(&caller));
+    state
+        .db(move |conn| crate::routes::connections::remove(conn, tenant_id, id, &actor))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
