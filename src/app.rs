@@ -34,6 +34,10 @@ pub fn serve(settings: Settings) -> anyhow::Result<()> {
         if database.is_embedded() {
             seed_demo(&mut conn)?;
         }
+        for warning in durability_warnings(&mut conn)? {
+            tracing::warn!("{warning}");
+            eprintln!("\n  WARNING: {warning}\n");
+        }
     }
     let secret_key = resolve_secret_key(&settings)?;
     let address = listener.local_addr()?;
@@ -132,6 +136,39 @@ fn write_new_key(path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", path.display()))?;
     writeln!(file, "{}", random_hex(32))?;
     Ok(())
+}
+
+/// Hookboard answers 2xx only once an event is committed; that promise holds only if
+/// PostgreSQL flushes commits to disk. Returns what is wrong with the server's settings.
+pub fn durability_warnings(conn: &mut diesel::PgConnection) -> anyhow::Result<Vec<String>> {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Durability {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        fsync: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        synchronous_commit: String,
+    }
+    let settings: Durability = diesel::sql_query(
+        "SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS synchronous_commit",
+    )
+    .get_result(conn)?;
+    let mut warnings = Vec::new();
+    if settings.fsync != "on" {
+        warnings.push(
+            "PostgreSQL runs with fsync=off: a crash of its machine can lose events Hookboard \
+             already accepted. Turn fsync on for anything but throwaway tests."
+                .to_owned(),
+        );
+    }
+    if settings.synchronous_commit == "off" {
+        warnings.push(
+            "PostgreSQL runs with synchronous_commit=off: a crash can lose the last events \
+             Hookboard accepted. Turn synchronous_commit on."
+                .to_owned(),
+        );
+    }
+    Ok(warnings)
 }
 
 /// On the first start with an empty embedded database: a demo tenant on the Scale plan and

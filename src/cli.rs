@@ -55,6 +55,13 @@ pub enum TenantCommand {
         #[arg(long, value_parser = parse_plan)]
         plan: Plan,
     },
+    /// Switch the tenant's Webhooks tool on (Apps > Tools), or off with `--off`.
+    Webhooks {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        off: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,6 +152,29 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                 "Tenant {} is now on the {} plan: {}",
                 found.slug,
                 plan.label(),
+                found.slug
+            );
+            Ok(())
+        }),
+        Command::Tenant(TenantCommand::Webhooks { tenant, off }) => with_database(&settings, |conn| {
+            let found = find_tenant(conn, &tenant)?;
+            Tenant::set_webhooks_enabled(conn, found.id, !off)?;
+            AuditEntry::record(
+                conn,
+                Some(found.id),
+                &Actor::system(),
+                if off {
+                    "tool.webhooks_disabled"
+                } else {
+                    "tool.webhooks_enabled"
+                },
+                ("tenant", Some(&found.slug)),
+                serde_json::json!({}),
+            )?;
+            println!(
+                "The Webhooks tool of {} is {}: {}",
+                found.slug,
+                if off { "off" } else { "on" },
                 found.slug
             );
             Ok(())

@@ -24,6 +24,10 @@ pub enum AppError {
     Unauthorized(String),
     #[error("{0}")]
     Conflict(String),
+    /// The database cannot be reached just now (restarting, pool exhausted): nothing was
+    /// changed and the same request can be sent again.
+    #[error("The database is not reachable just now; nothing was changed. Please try again in a moment.")]
+    Unavailable,
     #[error("Something went wrong on our side. It has been logged; please try again.")]
     Unexpected(#[from] anyhow::Error),
 }
@@ -53,14 +57,41 @@ impl From<diesel::result::Error> for AppError {
                     info.constraint_name().unwrap_or("unique")
                 ),
             },
+            other if connection_lost(&other) => {
+                tracing::warn!(error = %other, "the database connection was lost");
+                AppError::Unavailable
+            }
             other => AppError::Unexpected(other.into()),
         }
     }
 }
 
+/// Whether a query failed because the connection to PostgreSQL went away (a restart, a
+/// crash, an administrator ending backends) rather than because of the query itself.
+pub fn connection_lost(err: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match err {
+        Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => true,
+        // SQLSTATE 57P01-57P03 (admin shutdown, crash shutdown, cannot connect now) and a
+        // server that closed the socket arrive as plain messages.
+        Error::DatabaseError(_, info) => {
+            let message = info.message();
+            message.contains("terminating connection")
+                || message.contains("server closed the connection")
+                || message.contains("the database system is")
+                || message.contains("no connection to the server")
+        }
+        _ => false,
+    }
+}
+
 impl From<r2d2::Error> for AppError {
     fn from(err: r2d2::Error) -> Self {
-        AppError::Unexpected(anyhow::Error::new(err).context("no database connection available"))
+        tracing::warn!(error = %err, "no database connection available");
+        AppError::Unavailable
     }
 }
 
@@ -79,6 +110,7 @@ impl ResponseError for AppError {
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -93,7 +125,14 @@ impl ResponseError for AppError {
             }
             _ => {}
         }
-        error_page(self.status_code(), &self.to_string())
+        let mut response = error_page(self.status_code(), &self.to_string());
+        if matches!(self, AppError::Unavailable) {
+            response.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from_static("2"),
+            );
+        }
+        response
     }
 }
 

@@ -127,6 +127,9 @@ pub fn deliveries(
 ) -> anyhow::Result<Vec<u8>> {
     let tz: chrono_tz::Tz = timezone.parse().unwrap_or(chrono_tz::UTC);
     let mut workbook = Workbook::new();
+    // Compressing the XML is most of the time of a large log; level 2 takes about half
+    // the time of the default 6 for files about a tenth larger.
+    workbook.set_zip_compression_level(2);
     let mut sheet = Sheet::new(
         workbook.add_worksheet_with_constant_memory()?,
         "Deliveries",

@@ -73,6 +73,9 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 pub fn build_server(state: AppState, listener: TcpListener) -> anyhow::Result<Server> {
     let state = web::Data::new(state);
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let limiter = web::Data::new(routes::api::guard::RateLimiter::new(
+        state.settings.api_rate_limit,
+    ));
     let server = HttpServer::new(move || {
         let settings = &state.settings;
         let sessions = SessionMiddleware::builder(
@@ -95,9 +98,13 @@ pub fn build_server(state: AppState, listener: TcpListener) -> anyhow::Result<Se
         .build();
         App::new()
             .app_data(state.clone())
+            .app_data(limiter.clone())
             .app_data(web::FormConfig::default().limit(256 * 1024))
             .app_data(web::JsonConfig::default().limit(1024 * 1024))
+            .app_data(web::PathConfig::default().error_handler(routes::path_error))
+            .app_data(web::QueryConfig::default().error_handler(routes::query_error))
             .configure(routes::configure)
+            .wrap(from_fn(routes::api::guard::guard))
             .wrap(from_fn(csrf::protect))
             .wrap(from_fn(routes::htmx_errors))
             .wrap(sessions)
@@ -108,6 +115,7 @@ pub fn build_server(state: AppState, listener: TcpListener) -> anyhow::Result<Se
                     .add(("Referrer-Policy", "same-origin"))
                     .add(("X-Frame-Options", "DENY")),
             )
+            .wrap(from_fn(routes::refuse_nul))
             .wrap(from_fn(routes::count_requests))
             .wrap(TracingLogger::default())
     })

@@ -59,12 +59,23 @@ pub async fn protect(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-    if supplied.is_none() && is_form {
+    if is_form {
         let body = match req.extract::<Bytes>().await {
             Ok(body) if body.len() <= MAX_FORM_BYTES => body,
             _ => return Ok(refuse(req, "The form could not be read.")),
         };
-        supplied = form_urlencoded_value(&body, FIELD);
+        // PostgreSQL cannot store a NUL character; no field of any form needs one.
+        if body.windows(3).any(|w| w == b"%00") {
+            let (http_req, _) = req.into_parts();
+            let page = error_page(
+                StatusCode::BAD_REQUEST,
+                "The form contains a NUL character, which no field accepts. Remove it and try again.",
+            );
+            return Ok(ServiceResponse::new(http_req, page));
+        }
+        if supplied.is_none() {
+            supplied = form_urlencoded_value(&body, FIELD);
+        }
         req.set_payload(actix_http::Payload::from(body));
     }
     match (expected, supplied) {

@@ -6,7 +6,7 @@
 //! the fallback; [`Dispatcher::run_due_once`] drives the same steps for tests.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Bytea, Integer, Jsonb, Nullable, Text, Timestamptz};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::http::{self, Outcome};
 use super::retry::{self, MAX_CONSECUTIVE_FAILURES, MAX_RETRIES};
@@ -30,8 +30,15 @@ use crate::models::delivery::NOTIFY_CHANNEL;
 use crate::models::webhook::{Status, Webhook};
 use crate::settings::Settings;
 
-/// Requests in flight to one webhook, at most.
+/// Requests in flight to one webhook, at most. A request counts as in flight from the
+/// moment it is sent until its result is written to the database, so a crash can repeat at
+/// most this many deliveries per webhook.
 pub const PER_WEBHOOK: usize = 8;
+/// Deliveries of one webhook a worker holds at most: the ones in flight plus a queue that
+/// the next attempts are taken from without a round trip to the database.
+pub const HOLD_PER_WEBHOOK: usize = 64;
+/// The loop claims again after this many attempts ended (or when woken, or polling).
+const CLAIM_AFTER: usize = PER_WEBHOOK;
 /// How often the dispatcher looks for due work when nothing wakes it.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Results written back in one transaction, at most.
@@ -77,6 +84,17 @@ pub struct Finished {
     pub request_headers: serde_json::Value,
     /// Whether the webhook retries failed deliveries.
     pub retry_on_error: bool,
+}
+
+/// What one claim brought.
+#[derive(Default)]
+struct Claimed {
+    jobs: Vec<(Job, Arc<Target>)>,
+    /// Webhooks held before that are no longer active (or were deleted): drop what is
+    /// queued for them.
+    stopped: Vec<i64>,
+    /// Claimed deliveries of webhooks no longer active, already parked.
+    refused: Vec<i64>,
 }
 
 /// Counts of one step, for tests and logs.
@@ -141,17 +159,19 @@ impl Dispatcher {
         &self.worker_id
     }
 
-    /// Claims due deliveries, at most `limit`, none for webhooks already at
-    /// [`PER_WEBHOOK`] requests in flight (counted in `in_flight`).
+    /// Claims due deliveries, at most `limit`, and at most `per_webhook` held per webhook
+    /// (those already held are counted in `held`). Also re-reads the webhooks of `held`, so
+    /// that the loop can drop what it queued for a webhook that was switched off since.
     fn claim(
         &self,
         now: DateTime<Utc>,
         limit: usize,
-        in_flight: &HashMap<i64, usize>,
-    ) -> anyhow::Result<Vec<(Job, Arc<Target>)>> {
+        per_webhook: usize,
+        held: &HashMap<i64, usize>,
+    ) -> anyhow::Result<Claimed> {
         let mut conn = self.pool.get()?;
         let (busy_ids, busy_counts): (Vec<i64>, Vec<i32>) =
-            in_flight.iter().map(|(id, n)| (*id, *n as i32)).unzip();
+            held.iter().map(|(id, n)| (*id, *n as i32)).unzip();
         let lease_until = now + chrono::Duration::from_std(self.lease)?;
         let jobs: Vec<Job> = diesel::sql_query(
             "WITH busy AS (
@@ -183,19 +203,30 @@ impl Dispatcher {
         .bind::<Text, _>(&self.worker_id)
         .bind::<Array<BigInt>, _>(&busy_ids)
         .bind::<Array<Integer>, _>(&busy_counts)
-        .bind::<BigInt, _>((limit * 4).max(64) as i64)
-        .bind::<BigInt, _>(PER_WEBHOOK as i64)
+        .bind::<BigInt, _>((limit * 2).max(64) as i64)
+        .bind::<BigInt, _>(per_webhook as i64)
         .bind::<BigInt, _>(limit as i64)
         .bind::<Timestamptz, _>(lease_until)
         .load(&mut conn)?;
-        if jobs.is_empty() {
-            return Ok(Vec::new());
+        let claimed_for: std::collections::HashSet<i64> = jobs.iter().map(|j| j.webhook_id).collect();
+        let mut ids: Vec<i64> = claimed_for.iter().chain(&busy_ids).copied().collect();
+        if ids.is_empty() {
+            return Ok(Claimed::default());
         }
-        let mut ids: Vec<i64> = jobs.iter().map(|j| j.webhook_id).collect();
         ids.sort_unstable();
         ids.dedup();
+        // A held webhook that is no longer active, or no longer exists, is stopped. Only
+        // webhooks with new jobs need their secrets opened.
         let mut targets = HashMap::new();
+        let mut active = std::collections::HashSet::new();
         for webhook in Webhook::by_ids(&mut conn, &ids)? {
+            if webhook.status != Status::Active {
+                continue;
+            }
+            active.insert(webhook.id);
+            if !claimed_for.contains(&webhook.id) {
+                continue;
+            }
             let target = Target {
                 headers: webhook.headers(&self.secrets)?,
                 secrets: webhook.signing_secrets(&self.secrets, now)?,
@@ -205,13 +236,46 @@ impl Dispatcher {
             };
             targets.insert(webhook.id, Arc::new(target));
         }
-        Ok(jobs
-            .into_iter()
-            .filter_map(|job| {
-                let target = targets.get(&job.webhook_id)?.clone();
-                Some((job, target))
-            })
-            .collect())
+        let mut claimed = Claimed {
+            stopped: busy_ids.into_iter().filter(|id| !active.contains(id)).collect(),
+            ..Claimed::default()
+        };
+        for job in jobs {
+            match targets.get(&job.webhook_id) {
+                Some(target) => claimed.jobs.push((job, target.clone())),
+                None => claimed.refused.push(job.id),
+            }
+        }
+        if !claimed.refused.is_empty() {
+            self.park(&mut conn, &claimed.refused)?;
+        }
+        Ok(claimed)
+    }
+
+    /// Parks deliveries this worker holds but will not send (their webhook was switched
+    /// off or disabled after they were claimed): kept, waiting for the webhook to return.
+    fn park(&self, conn: &mut PgConnection, ids: &[i64]) -> anyhow::Result<usize> {
+        Ok(diesel::sql_query(
+            "UPDATE deliveries SET status = 'parked', claimed_by = NULL, claimed_until = NULL
+             WHERE id = ANY($1) AND claimed_by = $2 AND status IN ('pending', 'parked')",
+        )
+        .bind::<Array<BigInt>, _>(ids)
+        .bind::<Text, _>(&self.worker_id)
+        .execute(conn)?)
+    }
+
+    /// Extends the lease of what this worker holds, so queued deliveries are never taken
+    /// over while they wait.
+    fn renew(&self, ids: &[i64], now: DateTime<Utc>) -> anyhow::Result<usize> {
+        let mut conn = self.pool.get()?;
+        let until = now + chrono::Duration::from_std(self.lease)?;
+        Ok(diesel::sql_query(
+            "UPDATE deliveries SET claimed_until = $3 WHERE id = ANY($1) AND claimed_by = $2 AND status = 'pending'",
+        )
+        .bind::<Array<BigInt>, _>(ids)
+        .bind::<Text, _>(&self.worker_id)
+        .bind::<Timestamptz, _>(until)
+        .execute(&mut conn)?)
     }
 
     /// Sends one claimed delivery.
@@ -280,7 +344,10 @@ impl Dispatcher {
     pub async fn run_due_once(&self, now: DateTime<Utc>) -> anyhow::Result<Summary> {
         let mut summary = Summary::default();
         loop {
-            let jobs = self.claim_blocking(now, self.concurrency, HashMap::new()).await?;
+            let jobs = self
+                .claim_blocking(now, self.concurrency, PER_WEBHOOK, HashMap::new())
+                .await?
+                .jobs;
             if jobs.is_empty() {
                 return Ok(summary);
             }
@@ -299,10 +366,11 @@ impl Dispatcher {
         &self,
         now: DateTime<Utc>,
         limit: usize,
-        in_flight: HashMap<i64, usize>,
-    ) -> anyhow::Result<Vec<(Job, Arc<Target>)>> {
+        per_webhook: usize,
+        held: HashMap<i64, usize>,
+    ) -> anyhow::Result<Claimed> {
         let this = self.clone_handle();
-        tokio::task::spawn_blocking(move || this.claim(now, limit, &in_flight)).await?
+        tokio::task::spawn_blocking(move || this.claim(now, limit, per_webhook, &held)).await?
     }
 
     async fn record_blocking(&self, finished: Vec<Finished>, now: DateTime<Utc>) -> anyhow::Result<()> {
@@ -336,6 +404,13 @@ impl Dispatcher {
         let mut conn = self.pool.get()?;
         let plan = Plan::of(finished, &self.schedule, now);
         conn.transaction::<_, anyhow::Error, _>(|conn| {
+            // Webhook rows first, in id order, as every other writer takes them (a user
+            // switching a webhook off locks it, then its deliveries): no deadlocks.
+            let mut webhook_ids: Vec<i64> = plan.webhooks.iter().map(|w| w.id).collect();
+            webhook_ids.sort_unstable();
+            diesel::sql_query("SELECT id FROM webhooks WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
+                .bind::<Array<BigInt>, _>(&webhook_ids)
+                .execute(conn)?;
             diesel::sql_query(
                 "INSERT INTO delivery_attempts (delivery_id, tenant_id, webhook_id, attempt_number, started_at, duration_ms,
                      status_code, succeeded, error_class, error_message, request_headers, response_headers, response_body)
@@ -662,10 +737,14 @@ fn listen(url: &str, stop: &AtomicBool, wake: &Notify) {
         while !stop.load(Ordering::SeqCst) {
             let mut woke = false;
             let mut broken = false;
+            // On a broken connection the iterator yields errors without end: stop at the first.
             for notification in conn.notifications_iter() {
                 match notification {
                     Ok(_) => woke = true,
-                    Err(_) => broken = true,
+                    Err(_) => {
+                        broken = true;
+                        break;
+                    }
                 }
             }
             if woke {
@@ -686,11 +765,119 @@ fn listen(url: &str, stop: &AtomicBool, wake: &Notify) {
     }
 }
 
-/// The loop: claim while there are free slots, send, and hand results to the writer.
+/// What the loop holds: per webhook, the attempts in flight and the claimed deliveries
+/// queued behind them. Shared through `Rc<RefCell<_>>` on the Arbiter's single thread.
+#[derive(Default)]
+struct Held {
+    in_flight: HashMap<i64, usize>,
+    queued: HashMap<i64, VecDeque<(Job, Arc<Target>)>>,
+    /// Attempts in flight, all webhooks.
+    running: usize,
+    /// Attempts ended since the last claim.
+    ended: usize,
+}
+
+impl Held {
+    fn counts(&self) -> HashMap<i64, usize> {
+        let mut counts = self.in_flight.clone();
+        for (id, queue) in &self.queued {
+            *counts.entry(*id).or_default() += queue.len();
+        }
+        counts
+    }
+
+    fn total(&self) -> usize {
+        self.running + self.queued.values().map(VecDeque::len).sum::<usize>()
+    }
+
+    fn job_ids(&self) -> Vec<i64> {
+        self.queued.values().flatten().map(|(job, _)| job.id).collect()
+    }
+
+    /// The next queued delivery of `webhook_id`, if any.
+    fn next_of(&mut self, webhook_id: i64) -> Option<(Job, Arc<Target>)> {
+        let queue = self.queued.get_mut(&webhook_id)?;
+        let next = queue.pop_front();
+        if queue.is_empty() {
+            self.queued.remove(&webhook_id);
+        }
+        next
+    }
+
+    /// Queued deliveries that may start now, within both limits.
+    fn startable(&mut self, concurrency: usize) -> Vec<(Job, Arc<Target>)> {
+        let mut start = Vec::new();
+        let ids: Vec<i64> = self.queued.keys().copied().collect();
+        for id in ids {
+            while self.running < concurrency && self.in_flight.get(&id).copied().unwrap_or(0) < PER_WEBHOOK {
+                let Some(next) = self.next_of(id) else { break };
+                *self.in_flight.entry(id).or_default() += 1;
+                self.running += 1;
+                start.push(next);
+            }
+        }
+        start
+    }
+
+    /// An attempt of `webhook_id` ended and no other follows in its lane.
+    fn lane_ended(&mut self, webhook_id: i64) {
+        if let Some(n) = self.in_flight.get_mut(&webhook_id) {
+            *n -= 1;
+            if *n == 0 {
+                self.in_flight.remove(&webhook_id);
+            }
+        }
+        self.running -= 1;
+    }
+}
+
+/// Everything a lane needs: it sends one delivery after another of one webhook, taking the
+/// next from the queue as soon as an attempt ends.
+#[derive(Clone)]
+struct Lanes {
+    dispatcher: Rc<Dispatcher>,
+    held: Rc<RefCell<Held>>,
+    /// Results for the writer, each with the signal that it is written.
+    results: mpsc::UnboundedSender<(Finished, oneshot::Sender<()>)>,
+    ended: Rc<Notify>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Lanes {
+    fn start(&self, first: (Job, Arc<Target>)) {
+        let lanes = self.clone();
+        actix_web::rt::spawn(async move {
+            let mut next = Some(first);
+            while let Some((job, target)) = next.take() {
+                let webhook_id = job.webhook_id;
+                let finished = lanes.dispatcher.attempt(job, target).await;
+                // The lane takes its next delivery only once this result is written: what a
+                // crash can send twice stays within the lanes, at most PER_WEBHOOK a webhook.
+                let (written, wait) = oneshot::channel();
+                if lanes.results.send((finished, written)).is_ok() {
+                    let _ = wait.await;
+                }
+                let mut held = lanes.held.borrow_mut();
+                held.ended += 1;
+                if !lanes.stop.load(Ordering::SeqCst) {
+                    next = held.next_of(webhook_id);
+                }
+                if next.is_none() {
+                    held.lane_ended(webhook_id);
+                }
+                drop(held);
+                lanes.ended.notify_one();
+            }
+        });
+    }
+}
+
+/// The loop: claim while there is room, keep up to [`PER_WEBHOOK`] lanes per webhook busy,
+/// hand results to the writer, renew the leases of what is held.
 async fn run(dispatcher: Rc<Dispatcher>, stop: Arc<AtomicBool>, wake: Arc<Notify>) {
-    let in_flight: Rc<RefCell<HashMap<i64, usize>>> = Rc::default();
-    let slot_freed = Rc::new(Notify::new());
-    let (results, mut incoming) = mpsc::unbounded_channel::<Finished>();
+    let held: Rc<RefCell<Held>> = Rc::default();
+    let ended = Rc::new(Notify::new());
+    let (results, mut incoming) = mpsc::unbounded_channel::<(Finished, oneshot::Sender<()>)>();
     let writer = {
         let dispatcher = dispatcher.clone();
         actix_web::rt::spawn(async move {
@@ -702,11 +889,18 @@ async fn run(dispatcher: Rc<Dispatcher>, stop: Arc<AtomicBool>, wake: Arc<Notify
                         Err(_) => break,
                     }
                 }
+                let (finished, written): (Vec<Finished>, Vec<oneshot::Sender<()>>) =
+                    batch.into_iter().unzip();
                 // The database may be restarting: keep the batch and try again.
                 loop {
                     let now = dispatcher.clock.now();
-                    match dispatcher.record_blocking(batch.clone(), now).await {
-                        Ok(()) => break,
+                    match dispatcher.record_blocking(finished.clone(), now).await {
+                        Ok(()) => {
+                            for signal in written {
+                                let _ = signal.send(());
+                            }
+                            break;
+                        }
                         Err(err) => {
                             tracing::error!(error = %err, "writing delivery results failed; retrying");
                             actix_web::rt::time::sleep(Duration::from_secs(1)).await;
@@ -716,7 +910,19 @@ async fn run(dispatcher: Rc<Dispatcher>, stop: Arc<AtomicBool>, wake: Arc<Notify
             }
         })
     };
+    let lanes = Lanes {
+        dispatcher: dispatcher.clone(),
+        held: held.clone(),
+        results,
+        ended: ended.clone(),
+        stop: stop.clone(),
+    };
+    // Room to hold: the lanes' own deliveries and queues of about three times as many.
+    let budget = dispatcher.concurrency * 4;
+    let renew_every = dispatcher.lease / 3;
+    let mut last_renewal = std::time::Instant::now();
     let mut last_clean_up = std::time::Instant::now() - CLEAN_UP_EVERY + Duration::from_secs(30);
+    let mut claim_now = true;
     while !stop.load(Ordering::SeqCst) {
         if last_clean_up.elapsed() >= CLEAN_UP_EVERY {
             last_clean_up = std::time::Instant::now();
@@ -730,40 +936,55 @@ async fn run(dispatcher: Rc<Dispatcher>, stop: Arc<AtomicBool>, wake: Arc<Notify
                 Err(_) => {}
             }
         }
-        let total: usize = in_flight.borrow().values().sum();
-        let free = dispatcher.concurrency.saturating_sub(total);
-        let mut claimed_all = false;
-        if free > 0 {
-            let busy = in_flight.borrow().clone();
+        if last_renewal.elapsed() >= renew_every {
+            last_renewal = std::time::Instant::now();
+            let ids = held.borrow().job_ids();
+            if !ids.is_empty() {
+                let (this, now) = (dispatcher.clone_handle(), dispatcher.clock.now());
+                if let Ok(Err(err)) = tokio::task::spawn_blocking(move || this.renew(&ids, now)).await {
+                    tracing::warn!(error = %err, "renewing the lease of queued deliveries failed");
+                }
+            }
+        }
+        let mut filled = false;
+        let (free, counts) = {
+            let held = held.borrow();
+            (budget.saturating_sub(held.total()), held.counts())
+        };
+        if claim_now && free > 0 {
+            held.borrow_mut().ended = 0;
             match dispatcher
-                .claim_blocking(dispatcher.clock.now(), free, busy)
+                .claim_blocking(dispatcher.clock.now(), free, HOLD_PER_WEBHOOK, counts)
                 .await
             {
-                Ok(jobs) => {
-                    claimed_all = jobs.len() == free;
-                    for (job, target) in jobs {
-                        *in_flight.borrow_mut().entry(job.webhook_id).or_default() += 1;
-                        let (dispatcher, in_flight, slot_freed, results) = (
-                            dispatcher.clone(),
-                            in_flight.clone(),
-                            slot_freed.clone(),
-                            results.clone(),
-                        );
-                        actix_web::rt::spawn(async move {
-                            let webhook_id = job.webhook_id;
-                            let finished = dispatcher.attempt(job, target).await;
-                            {
-                                let mut counts = in_flight.borrow_mut();
-                                if let Some(n) = counts.get_mut(&webhook_id) {
-                                    *n -= 1;
-                                    if *n == 0 {
-                                        counts.remove(&webhook_id);
-                                    }
-                                }
+                Ok(claimed) => {
+                    filled = claimed.jobs.len() == free;
+                    let dropped: Vec<i64> = {
+                        let mut held = held.borrow_mut();
+                        let mut dropped = Vec::new();
+                        for id in &claimed.stopped {
+                            if let Some(queue) = held.queued.remove(id) {
+                                dropped.extend(queue.into_iter().map(|(job, _)| job.id));
                             }
-                            let _ = results.send(finished);
-                            slot_freed.notify_one();
-                        });
+                        }
+                        for (job, target) in claimed.jobs {
+                            held.queued
+                                .entry(job.webhook_id)
+                                .or_default()
+                                .push_back((job, target));
+                        }
+                        dropped
+                    };
+                    if !dropped.is_empty() {
+                        let this = dispatcher.clone_handle();
+                        let parked = tokio::task::spawn_blocking(move || {
+                            let mut conn = this.pool.get()?;
+                            this.park(&mut conn, &dropped)
+                        })
+                        .await;
+                        if let Ok(Err(err)) = parked {
+                            tracing::warn!(error = %err, "parking the queue of a stopped webhook failed; its lease runs out");
+                        }
                     }
                 }
                 Err(err) => {
@@ -773,20 +994,28 @@ async fn run(dispatcher: Rc<Dispatcher>, stop: Arc<AtomicBool>, wake: Arc<Notify
                 }
             }
         }
-        if claimed_all {
+        let start = held.borrow_mut().startable(dispatcher.concurrency);
+        for job in start {
+            lanes.start(job);
+        }
+        if filled {
             continue;
         }
-        tokio::select! {
-            _ = wake.notified() => {}
-            _ = slot_freed.notified() => {}
-            _ = actix_web::rt::time::sleep(POLL_INTERVAL) => {}
-        }
+        claim_now = tokio::select! {
+            _ = wake.notified() => true,
+            _ = ended.notified() => {
+                let held = held.borrow();
+                held.ended >= CLAIM_AFTER || held.total() == 0
+            }
+            _ = actix_web::rt::time::sleep(POLL_INTERVAL) => true,
+        };
     }
-    // Shutting down: wait for the attempts in flight (bounded by the timeout), then write.
-    while in_flight.borrow().values().sum::<usize>() > 0 {
-        slot_freed.notified().await;
+    // Shutting down: the lanes finish their attempt in flight (bounded by the timeout) and
+    // take nothing more; the writer writes; what stays queued is given back.
+    while held.borrow().running > 0 {
+        ended.notified().await;
     }
-    drop(results);
+    drop(lanes);
     let _ = writer.await;
     match dispatcher.clone_handle().release_claims() {
         Ok(0) => {}

@@ -26,6 +26,9 @@ impl Resolve for GuardedResolver {
         let allowed = self.allowed.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
+            if ssrf::never_resolves(&host) {
+                return Err(format!("{host} is a reserved name that never resolves (RFC 2606)").into());
+            }
             let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             if addresses.is_empty() {
                 return Err(format!("{host} has no address").into());
@@ -141,6 +144,13 @@ fn describe(err: &reqwest::Error) -> (&'static str, String) {
     }
     if err.is_timeout() {
         ("timeout", format!("No complete answer in time ({chain})"))
+    } else if chain.contains("certificate") {
+        (
+            "tls",
+            format!("The endpoint's TLS certificate is not valid for it or not trusted ({chain})"),
+        )
+    } else if chain.contains("reset by peer") {
+        ("reset", format!("The endpoint reset the connection ({chain})"))
     } else if err.is_connect() {
         ("connect", format!("Could not connect ({chain})"))
     } else {

@@ -31,11 +31,15 @@ pub struct NewEvent {
 }
 
 /// What publishing one event did.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(example = json!({"id": "01JD3Q7Z8K4V6X9B2N5M8P1R3T", "type": "booking.created", "deliveries": 2}))]
 pub struct Accepted {
+    /// The event id (a ULID): the `id` of every delivery's envelope.
     pub id: String,
+    /// The event type code.
     #[serde(rename = "type")]
     pub kind: String,
+    /// How many deliveries the event fanned out to (parked ones included).
     pub deliveries: i64,
 }
 
@@ -71,6 +75,7 @@ struct DeliveryRow {
     tenant_id: i64,
     webhook_id: i64,
     event_id: String,
+    event_type: String,
     status: &'static str,
     next_attempt_at: DateTime<Utc>,
     body: Option<String>,
@@ -196,6 +201,7 @@ pub fn publish(
                     tenant_id: tenant.id,
                     webhook_id: webhook.id,
                     event_id: id.clone(),
+                    event_type: event.kind.clone(),
                     status: if webhook.status == Status::Active {
                         "pending"
                     } else {
@@ -231,6 +237,9 @@ pub fn publish(
                 .values(chunk)
                 .execute(conn)?;
         }
+        // In id order, as every writer locks webhook rows: no deadlocks.
+        let mut fanned_out: Vec<(i64, i64)> = fanned_out.into_iter().collect();
+        fanned_out.sort_unstable();
         for (webhook_id, count) in fanned_out {
             diesel::update(webhooks::table.find(webhook_id))
                 .set(webhooks::event_count.eq(webhooks::event_count + count))

@@ -61,6 +61,15 @@ impl fmt::Display for Cidr {
     }
 }
 
+/// Names reserved by RFC 2606 and RFC 6761 that never resolve in public DNS (`.example`,
+/// `.invalid`, `.test`): they are answered "no address" without asking a DNS server.
+pub fn never_resolves(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    ["example", "invalid", "test"]
+        .iter()
+        .any(|tld| host == *tld || host.ends_with(&format!(".{tld}")))
+}
+
 /// Parses `HOOKBOARD_ALLOW_PRIVATE_TARGETS`.
 pub fn parse_allow_list(items: &[String]) -> Result<Vec<Cidr>, String> {
     items.iter().map(|item| item.parse()).collect()
@@ -146,6 +155,16 @@ mod tests {
 
     fn refused(text: &str) -> bool {
         classify(text.parse().unwrap()).is_some()
+    }
+
+    #[test]
+    fn reserved_names_never_resolve_and_others_may() {
+        for name in ["crm.example", "EXAMPLE.", "a.b.invalid", "hooks.test"] {
+            assert!(never_resolves(name), "{name}");
+        }
+        for name in ["example.com", "crm.examples", "testing.io", "latest"] {
+            assert!(!never_resolves(name), "{name}");
+        }
     }
 
     #[test]
