@@ -173,3 +173,124 @@ async fn the_session_cookie_has_the_safe_attributes() {
         "__Host-hookboard_session"
     );
 }
+
+/// PostgreSQL cannot store a NUL character: an address with `%00` is refused up front, and
+/// a form with NULs in every field gets a clear refusal, never a server error.
+#[actix_web::test]
+async fn nul_characters_in_addresses_and_forms_never_fail_a_route() {
+    let app = TestApp::spawn().await;
+    let ours = app.create_tenant("Alpine Tours", Plan::Scale).await;
+    let tenant_id = ours.id;
+    app.with_conn(move |conn| {
+        hookboard::models::tenant::Tenant::set_webhooks_enabled(conn, tenant_id, true).unwrap()
+    })
+    .await;
+    let user = app
+        .create_user(Some(&ours), "owner@alpine.example", Role::Owner)
+        .await;
+    app.create_user(None, "ops@platform.example", Role::Operator)
+        .await;
+    let secrets = app.secrets();
+    let webhook = app
+        .with_conn(move |conn| {
+            let input = hookboard::validation::webhook::Input {
+                url: "https://crm.alpine.example/hook".into(),
+                events: vec!["booking.created".into()],
+                active: true,
+                ..Default::default()
+            };
+            hookboard::models::webhook::Webhook::create(conn, tenant_id, &input, &secrets)
+                .unwrap()
+                .0
+        })
+        .await;
+    let owner = app.logged_in("owner@alpine.example").await;
+    let operator = app.logged_in("ops@platform.example").await;
+    let owner_token = owner.csrf_token("/").await;
+    let operator_token = operator.csrf_token("/").await;
+    let nul = "a\0b";
+    let fields = [
+        "name",
+        "external_id",
+        "url",
+        "description",
+        "events",
+        "connection",
+        "email",
+        "password",
+        "current_password",
+        "new_password",
+        "confirm_password",
+        "plan",
+        "role",
+        "tenant",
+        "timezone",
+        "header_name",
+        "header_value",
+        "kind",
+        "type",
+        "parked",
+        "next",
+        "capabilities",
+        "enabled",
+    ];
+    for route in ROUTES {
+        if route.path == "/logout" || route.access == Access::Api {
+            continue;
+        }
+        let (browser, token) = match route.access {
+            Access::Operator => (&operator, &operator_token),
+            _ => (&owner, &owner_token),
+        };
+        let id = if route.path.starts_with("/admin/users") {
+            user.id
+        } else if route.path.starts_with("/admin") {
+            tenant_id
+        } else {
+            webhook.id
+        };
+        let path = concrete(route.path, id);
+        let url = format!("{}{path}", browser.base);
+        let status = match route.method {
+            "get" => {
+                let status = browser
+                    .client
+                    .get(format!("{url}?url=%00&event=x%00"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16();
+                assert_eq!(status, 400, "GET {path}?url=%00");
+                status
+            }
+            "post" => {
+                let mut form: Vec<(&str, &str)> = fields.iter().map(|f| (*f, nul)).collect();
+                form.push(("csrf_token", token));
+                browser
+                    .client
+                    .post(&url)
+                    .form(&form)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+            _ => continue,
+        };
+        assert!(
+            status < 500,
+            "{} {path} with NUL characters: {status}",
+            route.method
+        );
+    }
+    let api = reqwest::Client::new()
+        .get(app.url("/api/v1/webhooks?url=%00"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 400);
+    let body: serde_json::Value = api.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_request");
+}

@@ -121,6 +121,12 @@ async fn the_cli_creates_tenants_users_and_api_keys_that_scripts_can_read() {
     let mut conn = db.conn();
     let tenant = Tenant::find_by_slug(&mut conn, &slug).unwrap();
     assert_eq!(tenant.plan, Plan::Scale);
+    assert!(!tenant.webhooks_enabled, "a new tenant starts with the tool off");
+    let switched = last_word(&hookboard(&["tenant", "webhooks", "--tenant", &slug], &env, None));
+    assert_eq!(switched, slug);
+    assert!(Tenant::find_by_slug(&mut conn, &slug).unwrap().webhooks_enabled);
+    hookboard(&["tenant", "webhooks", "--tenant", &slug, "--off"], &env, None);
+    assert!(!Tenant::find_by_slug(&mut conn, &slug).unwrap().webhooks_enabled);
     let user = User::find_by_email(&mut conn, "kari@fjord.example")
         .unwrap()
         .unwrap();
@@ -199,4 +205,41 @@ async fn a_wrong_database_url_gets_one_clear_message() {
         stderr.contains("cannot connect to the database at postgres://nobody@127.0.0.1:1/nothing"),
         "{stderr}"
     );
+}
+
+/// The test cluster runs with fsync=off for speed: exactly what `serve` must warn about.
+#[actix_web::test]
+async fn serve_warns_loudly_when_postgresql_does_not_flush_commits() {
+    use std::io::{BufRead, BufReader};
+    let db = tokio_block(TestDatabase::new).await;
+    let mut conn = db.conn();
+    let warnings = hookboard::app::durability_warnings(&mut conn).unwrap();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].contains("fsync=off") && warnings[1].contains("synchronous_commit=off"));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookboard"))
+        .arg("serve")
+        .env("DATABASE_URL", &db.url)
+        .env("HOOKBOARD_BIND", "127.0.0.1:0")
+        .env("HOOKBOARD_WORKER", "off")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let warned = tokio_block(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains("WARNING") && line.contains("fsync=off"))
+    });
+    let warned = actix_web::rt::time::timeout(std::time::Duration::from_secs(30), warned).await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    assert_eq!(warned.ok(), Some(true), "serve warned about fsync=off");
 }

@@ -25,7 +25,7 @@ fn alive(pid: i32) -> bool {
 
 /// Starts `hookboard serve` on a free port; returns the child, its URL and what it printed
 /// before listening.
-fn serve(data_dir: &Path) -> (Child, String, String) {
+fn serve(data_dir: &Path) -> (Served, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hookboard"))
         .arg("serve")
         .env_remove("DATABASE_URL")
@@ -53,7 +53,7 @@ fn serve(data_dir: &Path) -> (Child, String, String) {
                 .trim_end_matches('/')
                 .to_owned();
             std::thread::spawn(move || for _ in lines {});
-            return (child, url, printed);
+            return (Served(Some(child)), url, printed);
         }
     }
     let _ = child.kill();
@@ -61,7 +61,21 @@ fn serve(data_dir: &Path) -> (Child, String, String) {
     panic!("serve did not start ({status:?}): {printed}");
 }
 
-fn stop(mut child: Child) {
+/// A running `hookboard serve`; stopped with SIGTERM when dropped, so a failing test
+/// leaves no process behind.
+struct Served(Option<Child>);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+            let _ = child.wait();
+        }
+    }
+}
+
+fn stop(mut served: Served) {
+    let mut child = served.0.take().expect("running");
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "serve exits cleanly on SIGTERM: {status}");
@@ -188,6 +202,7 @@ async fn a_port_in_use_is_explained() {
 /// Tiny blocking HTTP helpers for tests that run outside the async runtime.
 mod reqwest {
     pub fn blocking_get(url: &str) -> String {
+        hookboard::delivery::http::install_crypto();
         let url = url.to_owned();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -197,6 +212,7 @@ mod reqwest {
     }
 
     pub fn blocking_login(base: &str, email: &str, password: &str) -> String {
+        hookboard::delivery::http::install_crypto();
         let base = base.to_owned();
         let (email, password) = (email.to_owned(), password.to_owned());
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -159,8 +159,20 @@ impl Drop for TestDatabase {
 
 /// Settings for tests: defaults, plain-HTTP cookies, a fixed secret key.
 pub fn test_settings(database_url: &str) -> Settings {
+    test_settings_with(database_url, &[])
+}
+
+/// Test settings with some variables set otherwise.
+pub fn test_settings_with(database_url: &str, overrides: &[(&str, &str)]) -> Settings {
     let url = database_url.to_owned();
+    let overrides: Vec<(String, String)> = overrides
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     Settings::from_lookup(move |name| match name {
+        _ if overrides.iter().any(|(k, _)| k == name) => {
+            overrides.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        }
         "DATABASE_URL" => Some(url.clone()),
         "HOOKBOARD_SECURE_COOKIES" => Some("false".into()),
         "HOOKBOARD_SECRET_KEY" => Some("42".repeat(32)),
@@ -183,9 +195,14 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(&[]).await
+    }
+
+    /// The app with some settings changed, e.g. `("HOOKBOARD_API_RATE_LIMIT", "2")`.
+    pub async fn spawn_with(overrides: &[(&str, &str)]) -> TestApp {
         hookboard::delivery::http::install_crypto();
         let db = tokio_block(TestDatabase::new).await;
-        let settings = test_settings(&db.url);
+        let settings = test_settings_with(&db.url, overrides);
         let pool = db::connect(&db.url, settings.db_pool_size).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());

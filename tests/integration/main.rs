@@ -3,13 +3,16 @@
 mod helpers;
 
 mod access;
+mod api;
 mod browser;
 mod cli;
+mod crash;
 mod delivery;
 mod embedded;
 mod health;
 mod login;
 mod migrations;
+mod openapi;
 mod receiver;
 mod snapshots;
 mod tenants;

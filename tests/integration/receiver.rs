@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,11 @@ pub enum Behaviour {
     Hang,
     /// Answers 200 and then sends one byte a second.
     Drip,
+    /// Answers 200 after a pause.
+    Slow(Duration),
+    /// Reads a few bytes of the request and closes with the rest unread, which makes the
+    /// kernel answer with a TCP reset.
+    Reset,
 }
 
 /// One request as received.
@@ -30,6 +36,9 @@ pub struct Receiver {
     pub url: String,
     pub received: Arc<Mutex<Vec<Received>>>,
     behaviour: Arc<Mutex<Behaviour>>,
+    /// Requests being answered now, and the most there ever were at once.
+    active: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
 }
 
 impl Receiver {
@@ -40,6 +49,8 @@ impl Receiver {
             url,
             received: Arc::default(),
             behaviour: Arc::new(Mutex::new(behaviour)),
+            active: Arc::default(),
+            peak: Arc::default(),
         };
         let shared = receiver.clone();
         std::thread::spawn(move || {
@@ -63,8 +74,18 @@ impl Receiver {
         self.received.lock().unwrap().clone()
     }
 
+    /// The most requests this receiver was answering at the same time.
+    pub fn peak_concurrency(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+
     fn serve(&self, mut stream: TcpStream) {
         let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+        if matches!(*self.behaviour.lock().unwrap(), Behaviour::Reset) {
+            let mut first = [0u8; 16];
+            let _ = stream.read_exact(&mut first);
+            return;
+        }
         let mut buffer = Vec::new();
         let mut chunk = [0u8; 8192];
         let header_end = loop {
@@ -99,9 +120,21 @@ impl Receiver {
             body,
             at: Instant::now(),
         });
+        let now_active = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now_active, Ordering::SeqCst);
         let behaviour = self.behaviour.lock().unwrap().clone();
+        // The count drops before the answer's last bytes go out: once the client has them
+        // it may start its next request at once, and that one must not overlap this one.
+        let done = || {
+            self.active.fetch_sub(1, Ordering::SeqCst);
+        };
+        self.answer(&mut stream, behaviour, done);
+    }
+
+    fn answer(&self, stream: &mut TcpStream, behaviour: Behaviour, done: impl FnOnce()) {
         match behaviour {
             Behaviour::Answer(status, extra, body) => {
+                done();
                 let mut response = format!(
                     "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
                     body.len()
@@ -113,8 +146,19 @@ impl Receiver {
                 let _ = stream.write_all(response.as_bytes());
                 let _ = stream.write_all(&body);
             }
-            Behaviour::Hang => std::thread::sleep(Duration::from_secs(60)),
+            Behaviour::Hang => {
+                std::thread::sleep(Duration::from_secs(60));
+                done();
+            }
+            Behaviour::Slow(pause) => {
+                std::thread::sleep(pause);
+                done();
+                let _ =
+                    stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            }
+            Behaviour::Reset => done(),
             Behaviour::Drip => {
+                done();
                 let _ = stream
                     .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n");
                 for _ in 0..60 {
@@ -130,4 +174,39 @@ impl Receiver {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// An HTTPS endpoint whose certificate is self-signed (`tests/fixtures/self-signed.crt`,
+/// for 127.0.0.1): a client that checks certificates must refuse it. Returns its URL.
+pub fn tls_with_self_signed_certificate() -> String {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    hookboard::delivery::http::install_crypto();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let cert = CertificateDer::from_pem_file(fixtures.join("self-signed.crt")).unwrap();
+    let key = PrivateKeyDer::from_pem_file(fixtures.join("self-signed.key")).unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}/hook", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let Ok(mut connection) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                // The handshake ends when the client refuses the certificate.
+                let mut tls = rustls::Stream::new(&mut connection, &mut stream);
+                let mut buffer = [0u8; 1024];
+                let _ = tls.read(&mut buffer);
+            });
+        }
+    });
+    url
 }

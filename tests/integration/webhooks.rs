@@ -637,6 +637,15 @@ async fn hostile_text_is_shown_inert_everywhere() {
             "{path}"
         );
     }
+    // The delete confirmation, a dialog embedded in a page, shows the URL escaped too.
+    let html = owner
+        .get(&format!("/webhooks/{}/delete", webhook.id))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("<b>x</b>"));
+    assert!(html.contains("&#60;b&#62;x&#60;/b&#62;"), "{html}");
 }
 
 #[actix_web::test]
