@@ -1,7 +1,7 @@
 # The README's two commands are `make run` and `make test`; both install what they need.
 CARGO ?= cargo
 
-.PHONY: run test bench deps lint fmt schema
+.PHONY: run test bench api-fuzz deps lint fmt schema
 
 ## Run Hookboard (its own PostgreSQL under ./.hookboard unless DATABASE_URL is set).
 run:
@@ -17,6 +17,11 @@ test:
 bench:
 	@.ci/install-deps run
 	$(CARGO) bench --locked --bench delivery
+
+## Schemathesis over the OpenAPI description against a real Hookboard (no server errors,
+## every answer as described). ST_MAX_EXAMPLES=500 for a longer run.
+api-fuzz:
+	@.ci/api-fuzz
 
 ## Install the Debian packages Hookboard and its tests need (PostgreSQL, libpq, Chromium).
 deps:

@@ -28,6 +28,10 @@ const OTHER_WEBHOOKS: usize = 60;
 const LAG_RATE: u64 = 200;
 const LAG_SECONDS: u64 = 10;
 const CEILING_SECONDS: u64 = 5;
+/// Deliveries stored for the page figures (spread over 30 days, one attempt each).
+const STORED_DELIVERIES: i64 = 1_000_000;
+/// Concurrent logged-in clients for the page figures.
+const PAGE_CLIENTS: usize = 16;
 
 /// An export's time, peak memory growth (KiB) and file size.
 type Export = (Duration, u64, usize);
@@ -106,6 +110,12 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    // `cargo test --all-targets` runs bench targets too (without `--bench`): the harness
+    // takes minutes and is no test, so it only runs under `cargo bench` / `make bench`.
+    if !std::env::args().any(|arg| arg == "--bench") {
+        println!("the benchmark runs with `make bench` (cargo bench); skipped under cargo test");
+        return Ok(());
+    }
     let dir = std::env::temp_dir().join(format!("hookboard-bench-{}", std::process::id()));
     let server = EmbeddedPostgres::start(&EmbeddedOptions {
         data_dir: dir.clone(),
@@ -361,6 +371,38 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
 
     // Idle memory of `hookboard serve` on this database, then logins against it.
     let logins: (f64, f64, f64);
+    let pages: (PageLoad, PageLoad);
+    // The webhook page over a long history: 1,000,000 deliveries of the target webhook
+    // over 30 days, each with its attempt (what the page's log and chart read).
+    let seeded = {
+        let (pool, tenant_id, webhook_id) = (pool.clone(), tenant.id, target.id);
+        actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<Duration> {
+            let conn = &mut pool.get()?;
+            let started = Instant::now();
+            diesel::sql_query(
+                "INSERT INTO deliveries (tenant_id, webhook_id, event_id, status, attempt_count, last_status_code, created_at, completed_at, next_attempt_at)
+                 SELECT $1, $2, (SELECT id FROM events LIMIT 1), 'succeeded', 1, 204, t, t, t
+                 FROM (SELECT now() - (g * interval '30 days' / $3) AS t
+                       FROM generate_series(1, $3 - (SELECT count(*) FROM deliveries WHERE webhook_id = $2)) g) s",
+            )
+            .bind::<diesel::sql_types::BigInt, _>(tenant_id)
+            .bind::<diesel::sql_types::BigInt, _>(webhook_id)
+            .bind::<diesel::sql_types::BigInt, _>(STORED_DELIVERIES)
+            .execute(conn)?;
+            diesel::sql_query(
+                "INSERT INTO delivery_attempts (delivery_id, tenant_id, webhook_id, attempt_number, started_at, duration_ms, status_code, succeeded, request_headers, response_headers)
+                 SELECT d.id, d.tenant_id, d.webhook_id, 1, d.created_at, 3, 204, true, '{}', '{}'
+                 FROM deliveries d
+                 WHERE d.webhook_id = $1 AND NOT EXISTS (SELECT 1 FROM delivery_attempts a WHERE a.delivery_id = d.id)",
+            )
+            .bind::<diesel::sql_types::BigInt, _>(webhook_id)
+            .execute(conn)?;
+            diesel::sql_query("ANALYZE").execute(conn)?;
+            Ok(started.elapsed())
+        })
+        .await??
+    };
+    println!("stored {STORED_DELIVERIES} deliveries with their attempts in {seeded:.1?}");
     let idle_kib = {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hookboard"))
@@ -388,6 +430,11 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         actix_web::rt::time::sleep(Duration::from_secs(3)).await;
         let rss = rss_kib(child.id());
         logins = login_storm(&pool, &tenant, port).await?;
+        let base = format!("http://127.0.0.1:{port}");
+        pages = (
+            page_load(&base, "/webhooks", child.id()).await?,
+            page_load(&base, &format!("/webhooks/{}", target.id), child.id()).await?,
+        );
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(child.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
@@ -444,6 +491,27 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
             String::new(),
         ),
         (
+            "/webhooks, 16 clients",
+            format!(
+                "{:.0}/s, p50 / p99 {:.1} / {:.1} ms",
+                pages.0.per_second, pages.0.p50, pages.0.p99
+            ),
+            String::new(),
+        ),
+        (
+            "webhook page (1,000,000 deliveries), 16 clients",
+            format!(
+                "{:.0}/s, p50 / p99 {:.1} / {:.1} ms",
+                pages.1.per_second, pages.1.p50, pages.1.p99
+            ),
+            String::new(),
+        ),
+        (
+            "memory of hookboard serve under page load",
+            format!("{:.1} MiB", pages.0.rss_kib.max(pages.1.rss_kib) as f64 / 1024.0),
+            String::new(),
+        ),
+        (
             "idle memory, hookboard serve",
             format!("{:.1} MiB", idle_kib as f64 / 1024.0),
             String::new(),
@@ -475,6 +543,9 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         "idle_rss_kib": idle_kib,
         "logins_per_s": logins.0,
         "page_ms_while_logging_in": { "p50": logins.1, "p99": logins.2 },
+        "list_page": { "per_s": pages.0.per_second, "p50_ms": pages.0.p50, "p99_ms": pages.0.p99, "clients": PAGE_CLIENTS },
+        "webhook_page": { "per_s": pages.1.per_second, "p50_ms": pages.1.p50, "p99_ms": pages.1.p99, "clients": PAGE_CLIENTS, "stored_deliveries": STORED_DELIVERIES },
+        "rss_under_page_load_kib": pages.0.rss_kib.max(pages.1.rss_kib),
     }))
 }
 
@@ -565,4 +636,57 @@ async fn login_storm(
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
     ))
+}
+
+/// Throughput and latency of one page, and the server's memory at the end.
+struct PageLoad {
+    per_second: f64,
+    p50: f64,
+    p99: f64,
+    rss_kib: u64,
+}
+
+/// [`PAGE_CLIENTS`] logged-in clients asking for `path` as fast as it answers, for
+/// [`CEILING_SECONDS`].
+async fn page_load(base: &str, path: &str, server_pid: u32) -> anyhow::Result<PageLoad> {
+    let client = logged_in(base, "user8@bench.example").await?;
+    let url = format!("{base}{path}");
+    // Warm up (first queries, caches) before measuring.
+    for _ in 0..5 {
+        client.get(&url).send().await?.bytes().await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(CEILING_SECONDS);
+    let tasks: Vec<_> = (0..PAGE_CLIENTS)
+        .map(|_| {
+            let (client, url) = (client.clone(), url.clone());
+            actix_web::rt::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let started = Instant::now();
+                    let response = client.get(&url).send().await?;
+                    anyhow::ensure!(response.status() == 200, "{url} answered {}", response.status());
+                    response.bytes().await?;
+                    latencies.push(started.elapsed().as_micros() as u64);
+                }
+                Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let rss_kib = rss_kib(server_pid);
+    latencies.sort_unstable();
+    let load = PageLoad {
+        per_second: latencies.len() as f64 / CEILING_SECONDS as f64,
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+        rss_kib,
+    };
+    println!(
+        "{path}: {:.0}/s, p50 {:.1} ms, p99 {:.1} ms with {PAGE_CLIENTS} clients",
+        load.per_second, load.p50, load.p99
+    );
+    Ok(load)
 }
