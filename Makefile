@@ -1,7 +1,7 @@
 # The README's two commands are `make run` and `make test`; both install what they need.
 CARGO ?= cargo
 
-.PHONY: run test bench api-fuzz deps lint fmt schema
+.PHONY: run test reliability bench api-fuzz deps lint fmt schema
 
 ## Run Hookboard (its own PostgreSQL under ./.hookboard unless DATABASE_URL is set).
 run:
@@ -12,6 +12,18 @@ run:
 test:
 	@.ci/install-deps test
 	$(CARGO) test --all-targets --locked
+
+## The long reliability suites (about 20 minutes): crashes with thousands of events and
+## more kills, each fuzz target for 10 minutes, a 15-minute soak. `make test` runs short
+## versions of the same scenarios.
+RELIABILITY_FUZZ_SECONDS ?= 600
+RELIABILITY_SOAK_SECONDS ?= 900
+reliability:
+	@.ci/install-deps test
+	HOOKBOARD_RELIABILITY=long HOOKBOARD_FUZZ_SECONDS=$(RELIABILITY_FUZZ_SECONDS) \
+	HOOKBOARD_SOAK_SECONDS=$(RELIABILITY_SOAK_SECONDS) \
+	  $(CARGO) test --locked --test integration -- --nocapture --test-threads=8 \
+	  crash:: fuzz:: soak:: delivery::misbehaving
 
 ## Measure Hookboard next to the machine's ceilings (writes target/bench/results.json).
 bench:

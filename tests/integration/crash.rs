@@ -62,15 +62,15 @@ fn scale() -> Scale {
 }
 
 /// One running `hookboard serve` with the worker on.
-struct Node {
+pub(crate) struct Node {
     child: Option<Child>,
-    base: String,
+    pub(crate) base: String,
     /// What the process logged (warnings and errors), shown when a check on it fails.
     log: std::path::PathBuf,
 }
 
 impl Node {
-    fn start(database_url: &str, port: u16) -> Node {
+    pub(crate) fn start(database_url: &str, port: u16) -> Node {
         let log = scratch_dir("node").join("serve.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_hookboard"))
             .arg("serve")
@@ -121,11 +121,20 @@ impl Node {
     }
 
     /// Highest resident memory of the process so far (VmHWM), in KiB.
-    fn peak_kib(&self) -> u64 {
+    pub(crate) fn peak_kib(&self) -> u64 {
+        self.status_kib("VmHWM:")
+    }
+
+    /// Resident memory of the process now (VmRSS), in KiB.
+    pub(crate) fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS:")
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0)
     }
@@ -144,7 +153,7 @@ impl Node {
 
     /// SIGTERM, and the process must end on its own, successfully, within the shutdown
     /// timeout.
-    fn terminate(mut self) {
+    pub(crate) fn terminate(mut self) {
         let mut child = self.child.take().expect("running");
         kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -153,12 +162,15 @@ impl Node {
                 assert!(status.success(), "serve ends cleanly on SIGTERM: {status}");
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "serve did not end within 30 s of SIGTERM; its threads: {}\nits log:\n{}",
-                threads(child.id()),
-                self.log_tail()
-            );
+            if Instant::now() > deadline {
+                let threads = threads(child.id());
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "serve did not end within 30 s of SIGTERM; its threads: {threads}\nits log:\n{}",
+                    self.log_tail()
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -173,7 +185,7 @@ impl Drop for Node {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -183,7 +195,7 @@ fn free_port() -> u16 {
 
 /// A Scale tenant with the tool on, `webhooks` webhooks for booking.created pointing at
 /// the receiver, and an API key; returns the key.
-fn prepare(database_url: &str, receiver: &Receiver, webhooks: usize) -> String {
+pub(crate) fn prepare(database_url: &str, receiver: &Receiver, webhooks: usize) -> String {
     let mut conn = PgConnection::establish(database_url).unwrap();
     hookboard::db::run_migrations(&mut conn).unwrap();
     let tenant = Tenant::create(&mut conn, "Crash Test Tours", Plan::Scale).unwrap();
@@ -342,6 +354,28 @@ fn wait_delivered(receiver: &Receiver, accepted: &[String], per_event: usize) ->
     }
 }
 
+/// Waits until the database agrees: every delivery succeeded and none is claimed. (A
+/// delivery a killed process sent but did not record has arrived, yet stays claimed until
+/// its lease runs out and a live process sends it again.)
+fn wait_settled(database_url: &str) -> Duration {
+    use hookboard::schema::deliveries as d;
+    let started = Instant::now();
+    let deadline = started + LEASE * 3 + Duration::from_secs(60);
+    let mut conn = PgConnection::establish(database_url).unwrap();
+    loop {
+        let open: i64 = d::table
+            .filter(d::status.ne("succeeded").or(d::claimed_by.is_not_null()))
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        if open == 0 {
+            return started.elapsed();
+        }
+        assert!(Instant::now() < deadline, "{open} deliveries never settled");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Waits until a request arrives after `since` and returns how long after `since`.
 fn first_arrival_after(receiver: &Receiver, since: Instant) -> Duration {
     let deadline = since + Duration::from_secs(60);
@@ -488,13 +522,15 @@ async fn sigkill_while_publishing_loses_nothing_and_duplicates_stay_within_what_
         publisher.wait_for(events);
         let (accepted, refused) = publisher.finish();
         let drained = wait_delivered(&receiver, &accepted, 1);
+        let settled = wait_settled(&db.url);
         peak = peak.max(node.peak_kib());
         node.terminate();
         let overdue = watch.finish();
         let duplicates = settle("sigkill", &db.url, &receiver, &accepted, refused, crashes, 1);
         println!(
             "[sigkill] first delivery after each restart: {recoveries:?}; all delivered {drained:?} \
-             after publishing ended; longest claim past its lease {overdue:.1} s; peak RSS {} MiB",
+             after publishing ended, all recorded {settled:?} after that; longest claim past its \
+             lease {overdue:.1} s; peak RSS {} MiB",
             peak / 1024
         );
         assert!(
@@ -537,6 +573,7 @@ async fn two_processes_share_the_work_and_the_survivor_takes_over_from_the_kille
         publisher.wait_for(events);
         let (accepted, refused) = publisher.finish();
         let drained = wait_delivered(&receiver, &accepted, 2);
+        let settled = wait_settled(&db.url);
         for node in nodes.into_iter().flatten() {
             node.terminate();
         }
@@ -552,7 +589,8 @@ async fn two_processes_share_the_work_and_the_survivor_takes_over_from_the_kille
         );
         println!(
             "[two processes] first delivery after each kill: {takeovers:?}; all delivered \
-             {drained:?} after publishing ended; longest claim past its lease {overdue:.1} s"
+             {drained:?} after publishing ended, all recorded {settled:?} after that; longest \
+             claim past its lease {overdue:.1} s"
         );
         assert!(
             duplicates <= crashes * 2 * PER_WEBHOOK,
@@ -594,6 +632,7 @@ async fn postgres_stopped_immediately_and_restarted_loses_nothing() {
         publisher.wait_for(events);
         let (accepted, refused) = publisher.finish();
         let drained = wait_delivered(&receiver, &accepted, 1);
+        wait_settled(&url);
         node.terminate();
         let duplicates = settle(
             "postgres immediate stop",

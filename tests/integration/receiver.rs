@@ -70,6 +70,11 @@ impl Receiver {
         *self.behaviour.lock().unwrap() = behaviour;
     }
 
+    /// How many requests arrived (without copying them).
+    pub fn count(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+
     pub fn requests(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
