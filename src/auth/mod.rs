@@ -173,9 +173,7 @@ impl FromRequest for CurrentUser {
             let pool = state.pool.clone();
             let (user, tenant) = web::block(move || -> Result<_, AppError> {
                 let mut conn = pool.get()?;
-                let user = User::find(&mut conn, user_id)?;
-                let tenant = user.tenant_id.map(|id| Tenant::find(&mut conn, id)).transpose()?;
-                Ok((user, tenant))
+                Ok(User::find_with_tenant(&mut conn, user_id)?)
             })
             .await?
             .map_err(|err| match err {

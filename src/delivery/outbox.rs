@@ -13,7 +13,7 @@ use crate::models::delivery::notify;
 use crate::models::event::{Envelope, new_event_id, wire_time};
 use crate::models::tenant::Tenant;
 use crate::models::webhook::{Status, Webhook};
-use crate::schema::{connections, deliveries, event_types, events, webhooks};
+use crate::schema::{connections, deliveries, events, webhooks};
 
 /// At most this many events in one batch request.
 pub const MAX_BATCH: usize = 500;
@@ -95,7 +95,7 @@ pub fn publish(
     now: DateTime<Utc>,
 ) -> Result<Vec<Accepted>, PublishError> {
     conn.transaction(|conn| {
-        let known: Vec<String> = event_types::table.select(event_types::code).load(conn)?;
+        let known = crate::models::event_type::EventType::all(conn)?;
         let tenant_connections: HashMap<String, (i64, String)> = connections::table
             .filter(connections::tenant_id.eq(tenant.id))
             .select((connections::external_id, connections::id))
@@ -114,7 +114,7 @@ pub fn publish(
         let mut delivery_rows = Vec::new();
         let mut fanned_out: HashMap<i64, i64> = HashMap::new();
         for (index, event) in batch.iter().enumerate() {
-            if !known.contains(&event.kind) {
+            if !known.iter().any(|t| t.code == event.kind) {
                 return Err(PublishError::Invalid {
                     index,
                     field: "type",

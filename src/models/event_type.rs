@@ -1,5 +1,7 @@
 //! The event catalog: fixed data shipped in a migration.
 
+use std::sync::Arc;
+
 use diesel::prelude::*;
 use serde::Serialize;
 
@@ -16,12 +18,21 @@ pub struct EventType {
     pub position: i32,
 }
 
+/// The catalog as read once per process: it only changes with a migration, and `serve`
+/// runs migrations before it answers anything.
+static CATALOG: std::sync::OnceLock<Arc<[EventType]>> = std::sync::OnceLock::new();
+
 impl EventType {
-    pub fn all(conn: &mut PgConnection) -> QueryResult<Vec<EventType>> {
-        event_types::table
+    /// Every event type in catalog order, from memory after the first read.
+    pub fn all(conn: &mut PgConnection) -> QueryResult<Arc<[EventType]>> {
+        if let Some(catalog) = CATALOG.get() {
+            return Ok(catalog.clone());
+        }
+        let loaded: Vec<EventType> = event_types::table
             .order(event_types::position.asc())
             .select(EventType::as_select())
-            .load(conn)
+            .load(conn)?;
+        Ok(CATALOG.get_or_init(|| loaded.into()).clone())
     }
 
     pub fn find(conn: &mut PgConnection, code: &str) -> QueryResult<Option<EventType>> {

@@ -30,6 +30,6 @@ pub async fn show(state: web::Data<AppState>, user: CurrentUser) -> Result<Catal
     let types = state.db(|conn| Ok(EventType::all(conn)?)).await?;
     Ok(CatalogPage {
         chrome: user.chrome("Event catalog", "events"),
-        groups: group_events(types),
+        groups: group_events(&types),
     })
 }

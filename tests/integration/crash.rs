@@ -688,3 +688,169 @@ fn threads(pid: u32) -> String {
     }
     out.join(", ")
 }
+
+/// A real process delivering to every kind of misbehaving endpoint (and one fast one) for a
+/// while: its memory stays flat and the fast webhook keeps receiving every event promptly.
+#[actix_web::test]
+async fn misbehaving_endpoints_keep_a_real_process_flat_and_the_fast_webhook_on_time() {
+    tokio_block(|| {
+        let rounds = if std::env::var("HOOKBOARD_RELIABILITY").as_deref() == Ok("long") {
+            120
+        } else {
+            20
+        };
+        let db = TestDatabase::new();
+        let fast = Receiver::start(Behaviour::Answer(204, Vec::new(), Vec::new()));
+        let key = prepare(&db.url, &fast, 1);
+        let bad = [
+            Receiver::start(Behaviour::Hang),
+            Receiver::start(Behaviour::Drip),
+            Receiver::start(Behaviour::Answer(200, vec![], vec![b'x'; 10 * 1024 * 1024])),
+            Receiver::start(Behaviour::Answer(
+                200,
+                vec![("Content-Encoding".into(), "gzip".into())],
+                crate::delivery::gzip_bomb(),
+            )),
+            Receiver::start(Behaviour::Reset),
+            Receiver::answering(500),
+            Receiver::start(Behaviour::Answer(
+                429,
+                vec![("Retry-After".into(), "1".into())],
+                vec![],
+            )),
+        ];
+        {
+            let mut conn = PgConnection::establish(&db.url).unwrap();
+            let tenant_id: i64 = {
+                use hookboard::schema::tenants as t;
+                t::table.select(t::id).first(&mut conn).unwrap()
+            };
+            let secrets = hookboard::crypto::SecretBox::new(&[0x42; 32]);
+            let urls = bad
+                .iter()
+                .map(|r| r.url.clone())
+                .chain([crate::receiver::tls_with_self_signed_certificate()]);
+            for url in urls {
+                let input = Input {
+                    url,
+                    events: vec!["booking.created".into()],
+                    ..Input::default()
+                };
+                Webhook::create(&mut conn, tenant_id, &input, &secrets).unwrap();
+            }
+        }
+        let node = Node::start(&db.url, free_port());
+        hookboard::delivery::http::install_crypto();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = rt.block_on(async { reqwest::Client::new() });
+        let mut rss = Vec::new();
+        let mut lags = Vec::new();
+        for round in 0..rounds {
+            let sent = Instant::now();
+            let before = fast.count();
+            let status = rt.block_on(async {
+                client
+                    .post(format!("{}/api/v1/events", node.base))
+                    .bearer_auth(&key)
+                    .json(&json!({"type": "booking.created", "data": {"id": format!("bad-{round}")}}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            });
+            assert_eq!(status, 202);
+            while fast.count() == before {
+                assert!(
+                    sent.elapsed() < Duration::from_secs(10),
+                    "the fast webhook waited 10 s"
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            lags.push(sent.elapsed());
+            rss.push(node.rss_kib() as f64 / 1024.0);
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let peak = node.peak_kib() as f64 / 1024.0;
+        node.terminate();
+        lags.sort();
+        let p95 = lags[lags.len() * 95 / 100];
+        let third = rss.len() / 3;
+        let max_of = |part: &[f64]| part.iter().copied().fold(0.0, f64::max);
+        let (middle, last) = (max_of(&rss[third..2 * third]), max_of(&rss[2 * third..]));
+        println!(
+            "[misbehaving] {rounds} events to 8 bad endpoints and a fast one: fast webhook lag \
+             median {:?}, p95 {p95:?}, max {:?}; RSS middle third {middle:.1} MiB, last third \
+             {last:.1} MiB, peak {peak:.1} MiB",
+            lags[lags.len() / 2],
+            lags[lags.len() - 1]
+        );
+        assert!(
+            last <= middle + 16.0,
+            "memory keeps growing: {middle:.1} -> {last:.1} MiB"
+        );
+        assert!(
+            p95 < Duration::from_secs(1),
+            "the fast webhook was held up by the bad ones: p95 {p95:?}"
+        );
+    })
+    .await;
+}
+
+/// SIGTERM in the middle of slow deliveries: the process stops claiming, lets the attempts
+/// in flight finish and records them, gives back what it held, and ends within the
+/// delivery timeout plus its grace.
+#[actix_web::test]
+async fn sigterm_finishes_what_is_in_flight_and_gives_back_the_rest() {
+    tokio_block(|| {
+        let db = TestDatabase::new();
+        let slow = Receiver::start(Behaviour::Slow(Duration::from_millis(700)));
+        let key = prepare(&db.url, &slow, 1);
+        let node = Node::start(&db.url, free_port());
+        let publisher = Publisher::start(vec![node.base.clone()], key, 100);
+        publisher.wait_for(100);
+        let (accepted, _) = publisher.finish();
+        while slow.count() < 8 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let asked = Instant::now();
+        node.terminate();
+        let took = asked.elapsed();
+        let sent = slow.count();
+        let mut conn = PgConnection::establish(&db.url).unwrap();
+        use hookboard::schema::deliveries as d;
+        let by_status: Vec<(String, i64)> = d::table
+            .group_by(d::status)
+            .select((d::status, diesel::dsl::count_star()))
+            .load(&mut conn)
+            .unwrap();
+        let count =
+            |status: &str| by_status.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n) as usize;
+        let claimed: i64 = d::table
+            .filter(d::claimed_by.is_not_null())
+            .count()
+            .get_result(&mut conn)
+            .unwrap();
+        println!(
+            "[sigterm] ended {took:?} after SIGTERM; {sent} sent and recorded, {} given back",
+            count("pending")
+        );
+        assert_eq!(
+            count("succeeded"),
+            sent,
+            "every request sent is recorded: {by_status:?}"
+        );
+        assert_eq!(
+            count("pending"),
+            accepted.len() - sent,
+            "the rest waits: {by_status:?}"
+        );
+        assert_eq!(claimed, 0, "nothing stays claimed after SIGTERM");
+        assert!(sent < accepted.len(), "SIGTERM came before the queue ran dry");
+        // The delivery timeout (2 s) plus the grace (2 s), with room for a busy machine.
+        assert!(took < Duration::from_secs(15), "SIGTERM took {took:?}");
+    })
+    .await;
+}

@@ -533,7 +533,7 @@ async fn misbehaving_endpoints_are_cut_off_classified_and_do_not_delay_another_w
 }
 
 /// 1 GiB of zeros as gzip: one compressed MiB repeated as 1,024 gzip members (about 1 MiB).
-fn gzip_bomb() -> Vec<u8> {
+pub(crate) fn gzip_bomb() -> Vec<u8> {
     use std::io::Write;
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     encoder.write_all(&vec![0u8; 1024 * 1024]).unwrap();

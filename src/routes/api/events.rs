@@ -339,13 +339,13 @@ pub struct EventTypeList {
 pub async fn types(state: web::Data<AppState>, _caller: Caller) -> Result<HttpResponse, ApiError> {
     let all = state.db(|conn| Ok(EventType::all(conn)?)).await?;
     let view: Vec<EventTypeView> = all
-        .into_iter()
+        .iter()
         .map(|t| EventTypeView {
-            code: t.code,
-            category: t.category,
-            label: t.label,
-            description: t.description,
-            example: t.example_payload,
+            code: t.code.clone(),
+            category: t.category.clone(),
+            label: t.label.clone(),
+            description: t.description.clone(),
+            example: t.example_payload.clone(),
         })
         .collect();
     Ok(HttpResponse::Ok().json(EventTypeList { event_types: view }))

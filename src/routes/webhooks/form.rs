@@ -113,9 +113,9 @@ pub struct EventGroup {
     pub types: Vec<EventType>,
 }
 
-pub fn group_events(types: Vec<EventType>) -> Vec<EventGroup> {
+pub fn group_events(types: &[EventType]) -> Vec<EventGroup> {
     let mut groups: Vec<EventGroup> = Vec::new();
-    for event_type in types {
+    for event_type in types.iter().cloned() {
         match groups.last_mut() {
             Some(group) if group.category == event_type.category => group.types.push(event_type),
             _ => groups.push(EventGroup {

@@ -5,6 +5,8 @@
 pub mod form;
 pub mod page;
 
+use std::collections::HashMap;
+
 use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -167,7 +169,7 @@ pub struct TablePage {
     pub chrome: Chrome,
     pub results: Results,
     pub filter: Filter,
-    pub event_types: Vec<EventType>,
+    pub event_types: std::sync::Arc<[EventType]>,
     pub connections: Vec<Connection>,
     pub read_only: Option<&'static str>,
     pub can_edit: bool,
@@ -228,26 +230,49 @@ async fn load_results(
     filter: Filter,
     oob: bool,
 ) -> Result<Results, AppError> {
-    let tenant = user.webhooks_tenant()?.clone();
-    let tenant_id = tenant.id;
+    let tenant_id = user.webhooks_tenant()?.id;
     let query = filter.clone();
-    let (page, names, tenant_total): (Page, _, i64) = state
+    let (listed, names) = state
         .db(move |conn| {
-            let page = Webhook::list(conn, tenant_id, &query)?;
-            let names = Webhook::connection_names(conn, tenant_id)?;
-            let total = if query.is_filtered() {
-                Webhook::count(conn, tenant_id)?
-            } else {
-                page.total
-            };
-            Ok((page, names, total))
+            let listed = Listed::load(conn, tenant_id, &query)?;
+            Ok((listed, Webhook::connection_names(conn, tenant_id)?))
         })
         .await?;
+    results(user, listed, &names, filter, oob)
+}
+
+/// One page of the table, read in one go.
+struct Listed {
+    page: Page,
+    tenant_total: i64,
+}
+
+impl Listed {
+    fn load(conn: &mut diesel::PgConnection, tenant_id: i64, filter: &Filter) -> diesel::QueryResult<Listed> {
+        let page = Webhook::list(conn, tenant_id, filter)?;
+        let tenant_total = if filter.is_filtered() {
+            Webhook::count(conn, tenant_id)?
+        } else {
+            page.total
+        };
+        Ok(Listed { page, tenant_total })
+    }
+}
+
+fn results(
+    user: &CurrentUser,
+    listed: Listed,
+    names: &HashMap<i64, String>,
+    filter: Filter,
+    oob: bool,
+) -> Result<Results, AppError> {
+    let tenant = user.webhooks_tenant()?;
+    let Listed { page, tenant_total } = listed;
     Ok(Results {
         rows: page
             .rows
             .into_iter()
-            .map(|w| row_view(w, &names, &tenant, user))
+            .map(|w| row_view(w, names, tenant, user))
             .collect(),
         page: page.page,
         pages: page.pages,
@@ -277,11 +302,20 @@ pub async fn index(
         let results = load_results(&state, &user, filter, true).await?;
         return render(StatusCode::OK, &results);
     }
-    let results = load_results(&state, &user, filter.clone(), false).await?;
-    let tenant_id = tenant.id;
-    let (event_types, connections) = state
-        .db(move |conn| Ok((EventType::all(conn)?, Connection::list(conn, tenant_id)?)))
+    // The whole page in one trip to the pool: the table, the connections (for the filter
+    // and the table's names) and the catalog (from memory).
+    let (tenant_id, query) = (tenant.id, filter.clone());
+    let (listed, connections, event_types) = state
+        .db(move |conn| {
+            Ok((
+                Listed::load(conn, tenant_id, &query)?,
+                Connection::list(conn, tenant_id)?,
+                EventType::all(conn)?,
+            ))
+        })
         .await?;
+    let names: HashMap<i64, String> = connections.iter().map(|c| (c.id, c.name.clone())).collect();
+    let results = results(&user, listed, &names, filter.clone(), false)?;
     let page = TablePage {
         chrome: user.chrome("Webhooks", "webhooks"),
         results,
@@ -328,7 +362,7 @@ async fn form_view(
         values,
         errors,
         general_error,
-        groups: group_events(types),
+        groups: group_events(&types),
         connections,
         csrf_token: user.csrf_token.clone(),
     })
@@ -436,7 +470,7 @@ pub async fn validate_input(
 ) -> Result<Result<crate::validation::webhook::Input, crate::validation::webhook::FieldErrors>, AppError> {
     let (known, connection_ids) = state
         .db(move |conn| {
-            let known: Vec<String> = EventType::all(conn)?.into_iter().map(|t| t.code).collect();
+            let known: Vec<String> = EventType::all(conn)?.iter().map(|t| t.code.clone()).collect();
             let ids: Vec<i64> = Connection::list(conn, tenant_id)?
                 .into_iter()
                 .map(|c| c.id)

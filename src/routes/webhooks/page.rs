@@ -31,7 +31,7 @@ pub struct LogView {
     pub timezone: String,
     pub can_edit: bool,
     pub csrf_token: String,
-    pub event_types: Vec<EventType>,
+    pub event_types: std::sync::Arc<[EventType]>,
 }
 
 impl LogView {
@@ -123,7 +123,7 @@ pub struct WebhookPage {
     pub overlap_hours: i64,
     pub chart: Chart,
     pub log: LogView,
-    pub event_types: Vec<EventType>,
+    pub event_types: std::sync::Arc<[EventType]>,
     pub can_edit: bool,
     pub can_reveal: bool,
 }
@@ -133,7 +133,7 @@ fn log_view(
     webhook: &Webhook,
     entries: Vec<LogEntry>,
     filter: LogFilter,
-    types: Vec<EventType>,
+    types: std::sync::Arc<[EventType]>,
     timezone: &str,
 ) -> LogView {
     let mut entries = entries;
