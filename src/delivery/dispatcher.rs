@@ -43,6 +43,8 @@ const CLAIM_AFTER: usize = PER_WEBHOOK;
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Results written back in one transaction, at most.
 const WRITE_BATCH: usize = 1000;
+/// How long the writer waits for attempts still in flight to join a batch.
+const GATHER: Duration = Duration::from_millis(1);
 
 /// A claimed delivery, ready to send.
 #[derive(Debug, Clone, QueryableByName)]
@@ -186,16 +188,19 @@ impl Dispatcher {
                  SELECT s.id, row_number() OVER (PARTITION BY s.webhook_id ORDER BY s.id) + COALESCE(b.in_flight, 0) AS slot
                  FROM scan s LEFT JOIN busy b ON b.webhook_id = s.webhook_id
              ), picked AS (
-                 SELECT d.id FROM deliveries d JOIN ranked r ON r.id = d.id
-                 WHERE r.slot <= $6 AND d.status = 'pending'
+                 -- By primary key (`= ANY(ARRAY(...))`), never a join the planner could
+                 -- turn into a scan of the whole table when its estimates are off.
+                 SELECT d.id FROM deliveries d
+                 WHERE d.id = ANY(ARRAY(SELECT r.id FROM ranked r WHERE r.slot <= $6))
+                   AND d.status = 'pending'
                    AND (d.claimed_until IS NULL OR d.claimed_until < $1)
                  ORDER BY d.next_attempt_at
                  LIMIT $7
                  FOR UPDATE OF d SKIP LOCKED
              )
              UPDATE deliveries d SET claimed_by = $2, claimed_until = $8
-             FROM picked p, events e
-             WHERE d.id = p.id AND e.id = d.event_id
+             FROM events e
+             WHERE d.id = ANY(ARRAY(SELECT p.id FROM picked p)) AND e.id = d.event_id
              RETURNING d.id, d.webhook_id, d.tenant_id, d.event_id, e.event_type, d.attempt_count,
                        COALESCE(d.body, e.body) AS body, e.language",
         )
@@ -879,13 +884,23 @@ async fn run(dispatcher: Rc<Dispatcher>, stop: Arc<AtomicBool>, wake: Arc<Notify
     let ended = Rc::new(Notify::new());
     let (results, mut incoming) = mpsc::unbounded_channel::<(Finished, oneshot::Sender<()>)>();
     let writer = {
-        let dispatcher = dispatcher.clone();
+        let (dispatcher, held) = (dispatcher.clone(), held.clone());
         actix_web::rt::spawn(async move {
             while let Some(first) = incoming.recv().await {
                 let mut batch = vec![first];
+                // Lanes that finish together write together: wait up to GATHER for the
+                // attempts still in flight (each lane waits for its result to be written,
+                // so a fuller batch means fewer commits per delivery).
+                let gathered_by = tokio::time::Instant::now() + GATHER;
                 while batch.len() < WRITE_BATCH {
                     match incoming.try_recv() {
                         Ok(next) => batch.push(next),
+                        Err(_) if batch.len() < held.borrow().running => {
+                            match tokio::time::timeout_at(gathered_by, incoming.recv()).await {
+                                Ok(Some(next)) => batch.push(next),
+                                _ => break,
+                            }
+                        }
                         Err(_) => break,
                     }
                 }
