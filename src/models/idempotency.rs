@@ -19,41 +19,105 @@ pub struct StoredAnswer {
     pub created_at: DateTime<Utc>,
 }
 
+/// The `status` of a key whose first request is still being answered.
+pub const IN_PROGRESS: i32 = 0;
+/// A key held "in progress" longer than this was left by a process that died mid-request;
+/// the next request with it may take it over.
+pub const ABANDONED_AFTER_SECONDS: i64 = 60;
+
+/// What a POST with an `Idempotency-Key` may do.
+#[derive(Debug)]
+pub enum Reservation {
+    /// This request holds the key: answer it, then [`StoredAnswer::finish`] or
+    /// [`StoredAnswer::release`].
+    Mine,
+    /// An earlier request was answered; replay its answer (when the request is the same).
+    Answered(StoredAnswer),
+    /// An earlier request with this key is being answered right now.
+    InProgress { request_hash: String },
+}
+
 impl StoredAnswer {
-    /// The answer kept for `key`, if it is younger than 24 hours.
-    pub fn find(
+    /// Takes the key for this request, atomically: of two requests sent at the same moment
+    /// with the same key, only one is answered; the other learns it is in progress. A key
+    /// older than 24 hours, or abandoned in progress, is taken over.
+    pub fn reserve(
         conn: &mut PgConnection,
         tenant_id: i64,
         key: &str,
+        request_hash: &str,
         now: DateTime<Utc>,
-    ) -> QueryResult<Option<StoredAnswer>> {
-        idempotency_keys::table
-            .filter(idempotency_keys::tenant_id.eq(tenant_id))
-            .filter(idempotency_keys::key.eq(key))
-            .filter(idempotency_keys::created_at.gt(now - Duration::hours(KEEP_HOURS)))
-            .select(StoredAnswer::as_select())
-            .first(conn)
-            .optional()
-    }
-
-    /// Keeps the first answer; an expired one under the same key is replaced.
-    pub fn keep(conn: &mut PgConnection, answer: &StoredAnswer) -> QueryResult<()> {
+    ) -> QueryResult<Reservation> {
         use diesel::sql_types::{BigInt, Integer, Text, Timestamptz};
-        diesel::sql_query(
+        let taken = diesel::sql_query(
             "INSERT INTO idempotency_keys (tenant_id, key, request_hash, status, body, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
+             VALUES ($1, $2, $3, $4, '', $5)
              ON CONFLICT (tenant_id, key) DO UPDATE
                  SET request_hash = EXCLUDED.request_hash, status = EXCLUDED.status,
-                     body = EXCLUDED.body, created_at = EXCLUDED.created_at
-                 WHERE idempotency_keys.created_at <= $7",
+                     body = '', created_at = EXCLUDED.created_at
+                 WHERE idempotency_keys.created_at <= $6
+                    OR (idempotency_keys.status = $4 AND idempotency_keys.created_at <= $7)",
         )
-        .bind::<BigInt, _>(answer.tenant_id)
-        .bind::<Text, _>(&answer.key)
-        .bind::<Text, _>(&answer.request_hash)
-        .bind::<Integer, _>(answer.status)
-        .bind::<Text, _>(&answer.body)
-        .bind::<Timestamptz, _>(answer.created_at)
-        .bind::<Timestamptz, _>(answer.created_at - Duration::hours(KEEP_HOURS))
+        .bind::<BigInt, _>(tenant_id)
+        .bind::<Text, _>(key)
+        .bind::<Text, _>(request_hash)
+        .bind::<Integer, _>(IN_PROGRESS)
+        .bind::<Timestamptz, _>(now)
+        .bind::<Timestamptz, _>(now - Duration::hours(KEEP_HOURS))
+        .bind::<Timestamptz, _>(now - Duration::seconds(ABANDONED_AFTER_SECONDS))
+        .execute(conn)?;
+        if taken == 1 {
+            return Ok(Reservation::Mine);
+        }
+        let held: Option<StoredAnswer> = idempotency_keys::table
+            .filter(idempotency_keys::tenant_id.eq(tenant_id))
+            .filter(idempotency_keys::key.eq(key))
+            .select(StoredAnswer::as_select())
+            .first(conn)
+            .optional()?;
+        Ok(match held {
+            Some(answer) if answer.status != IN_PROGRESS => Reservation::Answered(answer),
+            Some(answer) => Reservation::InProgress {
+                request_hash: answer.request_hash,
+            },
+            // Released between the two statements: the holder failed; so may this one.
+            None => Reservation::InProgress {
+                request_hash: request_hash.to_owned(),
+            },
+        })
+    }
+
+    /// Keeps the answer of the request that holds the key.
+    pub fn finish(conn: &mut PgConnection, answer: &StoredAnswer) -> QueryResult<()> {
+        diesel::update(
+            idempotency_keys::table
+                .filter(idempotency_keys::tenant_id.eq(answer.tenant_id))
+                .filter(idempotency_keys::key.eq(&answer.key))
+                .filter(idempotency_keys::request_hash.eq(&answer.request_hash))
+                .filter(idempotency_keys::status.eq(IN_PROGRESS)),
+        )
+        .set((
+            idempotency_keys::status.eq(answer.status),
+            idempotency_keys::body.eq(&answer.body),
+        ))
+        .execute(conn)
+        .map(drop)
+    }
+
+    /// Gives the key back unanswered (the request failed on our side), so a retry runs.
+    pub fn release(
+        conn: &mut PgConnection,
+        tenant_id: i64,
+        key: &str,
+        request_hash: &str,
+    ) -> QueryResult<()> {
+        diesel::delete(
+            idempotency_keys::table
+                .filter(idempotency_keys::tenant_id.eq(tenant_id))
+                .filter(idempotency_keys::key.eq(key))
+                .filter(idempotency_keys::request_hash.eq(request_hash))
+                .filter(idempotency_keys::status.eq(IN_PROGRESS)),
+        )
         .execute(conn)
         .map(drop)
     }

@@ -380,6 +380,40 @@ async fn an_idempotency_key_replays_the_first_answer_and_refuses_a_different_req
         .await
         .unwrap();
     assert_eq!(other.status(), 422);
+
+    // The same new key sent eight times at once: one request does it; the others are told
+    // it is in progress (409, Retry-After) or, once it is done, get its answer.
+    let racing = (0..8).map(|_| {
+        api.client
+            .post(app.url("/api/v1/webhooks"))
+            .bearer_auth(&api.key)
+            .header("Idempotency-Key", "retry-storm")
+            .json(&json!({"url": "https://storm.example/in", "events": ["booking.created"]}))
+            .send()
+    });
+    let mut created_ids = std::collections::HashSet::new();
+    for response in futures_util::future::join_all(racing).await {
+        let response = response.unwrap();
+        match response.status().as_u16() {
+            201 => {
+                let body: Value = response.json().await.unwrap();
+                created_ids.insert(body["id"].as_i64().unwrap());
+            }
+            409 => {
+                assert_eq!(response.headers()["retry-after"], "1");
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(body["error"]["code"], "idempotency_in_progress");
+            }
+            other => panic!("answered {other}"),
+        }
+    }
+    assert_eq!(created_ids.len(), 1, "every 201 is the same webhook");
+    assert_eq!(
+        app.with_conn(move |conn| hookboard::models::webhook::Webhook::count(conn, tenant_id).unwrap())
+            .await,
+        2,
+        "the racing requests created one webhook"
+    );
 }
 
 #[actix_web::test]

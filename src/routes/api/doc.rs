@@ -169,6 +169,17 @@ fn add_shared_answers(doc: &mut Value) {
                 }),
             );
             if method == "post" {
+                let in_progress = "a request with the same Idempotency-Key is still being answered \
+                                   (`idempotency_in_progress`, with Retry-After)";
+                match responses.get_mut("409") {
+                    Some(existing) => {
+                        let said = existing["description"].as_str().unwrap_or_default().to_owned();
+                        existing["description"] = json!(format!("{said}; or {in_progress}"));
+                    }
+                    None => {
+                        responses.insert("409".into(), error(&format!("Conflict: {in_progress}")));
+                    }
+                }
                 let parameters = operation["parameters"].as_array_mut();
                 let header = json!({
                     "name": "Idempotency-Key",

@@ -15,8 +15,9 @@ use actix_web::{HttpResponse, ResponseError, web};
 use sha2::{Digest, Sha256};
 
 use super::ApiError;
+use crate::error::AppError;
 use crate::models::api_key::ApiKey;
-use crate::models::idempotency::StoredAnswer;
+use crate::models::idempotency::{Reservation, StoredAnswer};
 use crate::startup::AppState;
 
 /// Token buckets by API key (keyed by a hash of the key, never the key itself).
@@ -132,30 +133,69 @@ pub async fn guard(
     let request_hash = hex::encode(hasher.finalize());
     req.set_payload(actix_http::Payload::from(body));
     let now = state.clock.now();
-    let lookup_key = key.clone();
-    let earlier = state
-        .db(move |conn| Ok(StoredAnswer::find(conn, tenant_id, &lookup_key, now)?))
+    let (reserve_key, reserve_hash) = (key.clone(), request_hash.clone());
+    let reservation = state
+        .db(move |conn| {
+            Ok(StoredAnswer::reserve(
+                conn,
+                tenant_id,
+                &reserve_key,
+                &reserve_hash,
+                now,
+            )?)
+        })
         .await;
-    if let Ok(Some(earlier)) = earlier {
-        if earlier.request_hash != request_hash {
-            let error = ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_mismatch",
-                "This Idempotency-Key was used for a different request in the last 24 hours; use a new key.",
-            );
-            return Ok(refuse(req, error));
+    let mismatch = || {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_mismatch",
+            "This Idempotency-Key was used for a different request in the last 24 hours; use a new key.",
+        )
+    };
+    match reservation {
+        Ok(Reservation::Mine) => {}
+        Ok(Reservation::Answered(earlier)) => {
+            if earlier.request_hash != request_hash {
+                return Ok(refuse(req, mismatch()));
+            }
+            let (req, _) = req.into_parts();
+            let response =
+                HttpResponse::build(StatusCode::from_u16(earlier.status as u16).unwrap_or(StatusCode::OK))
+                    .content_type("application/json")
+                    .insert_header(("Idempotent-Replayed", "true"))
+                    .body(earlier.body);
+            return Ok(ServiceResponse::new(req, response));
         }
-        let (req, _) = req.into_parts();
-        let response =
-            HttpResponse::build(StatusCode::from_u16(earlier.status as u16).unwrap_or(StatusCode::OK))
-                .content_type("application/json")
-                .insert_header(("Idempotent-Replayed", "true"))
-                .body(earlier.body);
-        return Ok(ServiceResponse::new(req, response));
+        Ok(Reservation::InProgress { request_hash: theirs }) => {
+            if theirs != request_hash {
+                return Ok(refuse(req, mismatch()));
+            }
+            let (req, _) = req.into_parts();
+            let mut response = ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_in_progress",
+                "A request with this Idempotency-Key is still being answered; send it again in a moment to get its answer.",
+            )
+            .error_response();
+            response.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from_static("1"),
+            );
+            return Ok(ServiceResponse::new(req, response));
+        }
+        Err(AppError::Unavailable) => return Ok(refuse(req, ApiError::unavailable())),
+        Err(err) => return Ok(refuse(req, ApiError::from(err))),
     }
     let response = next.call(req).await?;
     let status = response.status();
     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        // Nothing was done (or we cannot tell): the key goes back so a retry runs.
+        let released = state
+            .db(move |conn| Ok(StoredAnswer::release(conn, tenant_id, &key, &request_hash)?))
+            .await;
+        if let Err(err) = released {
+            tracing::warn!(error = %err, "could not give back an idempotency key");
+        }
         return Ok(response.map_into_boxed_body());
     }
     let (req, response) = response.into_parts();
@@ -171,7 +211,10 @@ pub async fn guard(
         body: String::from_utf8_lossy(&bytes).into_owned(),
         created_at: now,
     };
-    if let Err(err) = state.db(move |conn| Ok(StoredAnswer::keep(conn, &answer)?)).await {
+    if let Err(err) = state
+        .db(move |conn| Ok(StoredAnswer::finish(conn, &answer)?))
+        .await
+    {
         tracing::warn!(error = %err, "could not keep the idempotent answer");
     }
     let response = head.set_body(bytes).map_into_boxed_body();
