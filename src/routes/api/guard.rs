@@ -11,12 +11,11 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::{HttpMessage, HttpResponse, ResponseError, web};
 use sha2::{Digest, Sha256};
 
-use super::ApiError;
+use super::{ApiError, Caller};
 use crate::error::AppError;
-use crate::models::api_key::ApiKey;
 use crate::models::idempotency::{Reservation, StoredAnswer};
 use crate::startup::AppState;
 
@@ -92,7 +91,7 @@ pub async fn guard(
         .get("Idempotency-Key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let (Some(key), Some(token), true) = (key, token, req.method() == Method::POST) else {
+    let (Some(key), Some(_), true) = (key, token, req.method() == Method::POST) else {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
     if key.is_empty() || key.chars().count() > 200 {
@@ -105,22 +104,24 @@ pub async fn guard(
         ));
     }
     let state = req.app_data::<web::Data<AppState>>().cloned().expect("app state");
-    // Only tenant keys publish or change things; anything else is refused by the handler.
-    let tenant_id = {
-        let token = token.clone();
-        state
-            .db(move |conn| {
-                Ok(ApiKey::find_by_secret(conn, &token)?
-                    .filter(|k| k.enabled)
-                    .map(|k| k.tenant_id))
-            })
-            .await
+    // Only tenant keys publish or change things; anything else is refused by the handler,
+    // which finds the caller resolved here instead of looking the key up again.
+    let tenant_id = match super::authenticate(req.request().clone()).await {
+        Ok(caller) => {
+            let tenant_id = match &caller {
+                Caller::Tenant { key, .. } => Some(key.tenant_id),
+                Caller::Webhook { .. } => None,
+            };
+            req.extensions_mut().insert(caller);
+            tenant_id
+        }
+        Err(_) => None,
     };
-    let Ok(Some(tenant_id)) = tenant_id else {
+    let Some(tenant_id) = tenant_id else {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
     let headers = req.headers().clone();
-    let body = match super::read_body(&headers, actix_web::HttpMessage::take_payload(&mut req)).await {
+    let body = match super::read_body(&headers, req.take_payload()).await {
         Ok(body) => body,
         Err(error) => return Ok(refuse(req, error)),
     };

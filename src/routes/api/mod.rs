@@ -241,7 +241,9 @@ fn bearer(headers: &actix_web::http::header::HeaderMap) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
-async fn authenticate(req: HttpRequest) -> Result<Caller, ApiError> {
+/// Finds who calls from the bearer key (once per request: the idempotency guard leaves the
+/// caller it resolved in the request's extensions).
+pub(super) async fn authenticate(req: HttpRequest) -> Result<Caller, ApiError> {
     let state = req.app_data::<web::Data<AppState>>().cloned().expect("app state");
     let token = bearer(req.headers())
         .ok_or_else(|| ApiError::unauthorized("Send an API key as `Authorization: Bearer <key>`."))?;
@@ -283,6 +285,10 @@ impl FromRequest for Caller {
     type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        use actix_web::HttpMessage;
+        if let Some(caller) = req.extensions().get::<Caller>().cloned() {
+            return Box::pin(std::future::ready(Ok(caller)));
+        }
         Box::pin(authenticate(req.clone()))
     }
 }
