@@ -43,7 +43,7 @@ pub mod webhook {
     /// Payload sections a webhook may choose to receive (seed 003 "capabilities").
     pub const CAPABILITIES: [&str; 5] = ["customer", "pricing", "units", "payment", "questions"];
     /// Headers Hookboard sets itself, or that would break the request.
-    const RESERVED_HEADERS: [&str; 6] = [
+    pub const RESERVED_HEADERS: [&str; 6] = [
         "host",
         "content-length",
         "content-type",

@@ -33,6 +33,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
 
+use crate::embedded::{alive, postmaster_pid};
 use crate::helpers::{TestDatabase, scratch_dir, tokio_block};
 use crate::receiver::{Behaviour, Receiver};
 
@@ -197,25 +198,44 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
-/// A Scale tenant with the tool on, `webhooks` webhooks for booking.created pointing at
-/// the receiver, and an API key; returns the key.
-pub(crate) fn prepare(database_url: &str, receiver: &Receiver, webhooks: usize) -> String {
+/// What [`prepare`] made.
+pub(crate) struct Prepared {
+    /// A tenant API key.
+    pub(crate) key: String,
+    pub(crate) tenant_id: i64,
+    pub(crate) webhook_ids: Vec<i64>,
+}
+
+/// A migrated database with a Scale tenant (tool on), one webhook for booking.created per
+/// URL, and an API key.
+pub(crate) fn prepare(database_url: &str, urls: &[&str]) -> Prepared {
     let mut conn = PgConnection::establish(database_url).unwrap();
     hookboard::db::run_migrations(&mut conn).unwrap();
     let tenant = Tenant::create(&mut conn, "Crash Test Tours", Plan::Scale).unwrap();
     Tenant::set_webhooks_enabled(&mut conn, tenant.id, true).unwrap();
     let secrets = hookboard::crypto::SecretBox::new(&[0x42; 32]);
-    for _ in 0..webhooks {
-        let input = Input {
-            url: receiver.url.clone(),
-            events: vec!["booking.created".into()],
-            ..Input::default()
-        };
-        Webhook::create(&mut conn, tenant.id, &input, &secrets).unwrap();
-    }
-    ApiKey::create(&mut conn, tenant.id, "Booking platform", None)
+    let webhook_ids = urls
+        .iter()
+        .map(|url| {
+            let input = Input {
+                url: url.to_string(),
+                events: vec!["booking.created".into()],
+                ..Input::default()
+            };
+            Webhook::create(&mut conn, tenant.id, &input, &secrets)
+                .unwrap()
+                .0
+                .id
+        })
+        .collect();
+    let key = ApiKey::create(&mut conn, tenant.id, "Booking platform", None)
         .unwrap()
-        .1
+        .1;
+    Prepared {
+        key,
+        tenant_id: tenant.id,
+        webhook_ids,
+    }
 }
 
 /// Publishes batches of 20 events round-robin to the given nodes until `target` were
@@ -509,7 +529,7 @@ async fn sigkill_while_publishing_loses_nothing_and_duplicates_stay_within_what_
         let Scale { events, crashes } = scale();
         let db = TestDatabase::new();
         let receiver = Receiver::start(Behaviour::Answer(204, Vec::new(), Vec::new()));
-        let key = prepare(&db.url, &receiver, 1);
+        let key = prepare(&db.url, &[&receiver.url]).key;
         let port = free_port();
         let watch = LeaseWatch::start(&db.url);
         let mut node = Node::start(&db.url, port);
@@ -554,7 +574,7 @@ async fn two_processes_share_the_work_and_the_survivor_takes_over_from_the_kille
         let Scale { events, crashes } = scale();
         let db = TestDatabase::new();
         let receiver = Receiver::start(Behaviour::Answer(204, Vec::new(), Vec::new()));
-        let key = prepare(&db.url, &receiver, 2);
+        let key = prepare(&db.url, &[&receiver.url, &receiver.url]).key;
         let ports = [free_port(), free_port()];
         let watch = LeaseWatch::start(&db.url);
         let mut nodes = [
@@ -620,13 +640,13 @@ async fn postgres_stopped_immediately_and_restarted_loses_nothing() {
         let mut server = Some(EmbeddedPostgres::start(&options).expect("a cluster of its own starts"));
         let url = server.as_ref().unwrap().url("hookboard");
         let receiver = Receiver::start(Behaviour::Answer(204, Vec::new(), Vec::new()));
-        let key = prepare(&url, &receiver, 1);
+        let key = prepare(&url, &[&receiver.url]).key;
         let node = Node::start(&url, free_port());
         let publisher = Publisher::start(vec![node.base.clone()], key, events);
         let mut reconnects = Vec::new();
         for crash in 1..=crashes {
             publisher.wait_for(events * crash / (crashes + 1));
-            stop_immediately(&data_dir.join("postgres"));
+            stop_immediately(&data_dir);
             drop(server.take());
             std::thread::sleep(Duration::from_secs(1));
             server = Some(EmbeddedPostgres::start(&options).expect("the cluster recovers"));
@@ -664,16 +684,11 @@ async fn postgres_stopped_immediately_and_restarted_loses_nothing() {
 
 /// What `pg_ctl stop -m immediate` does: SIGQUIT to the postmaster, which ends every
 /// backend at once without a checkpoint; waits until it is gone.
-fn stop_immediately(cluster_dir: &Path) {
-    let text = std::fs::read_to_string(cluster_dir.join("postmaster.pid")).expect("postgres runs");
-    let pid: i32 = text.lines().next().unwrap().trim().parse().unwrap();
+fn stop_immediately(data_dir: &Path) {
+    let pid = postmaster_pid(data_dir).expect("postgres runs");
     kill(Pid::from_raw(pid), Signal::SIGQUIT).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while kill(Pid::from_raw(pid), None).is_ok()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .unwrap_or_default()
-            .contains(") Z ")
-    {
+    while alive(pid) {
         assert!(Instant::now() < deadline, "postgres did not stop");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -705,7 +720,6 @@ async fn misbehaving_endpoints_keep_a_real_process_flat_and_the_fast_webhook_on_
         };
         let db = TestDatabase::new();
         let fast = Receiver::start(Behaviour::Answer(204, Vec::new(), Vec::new()));
-        let key = prepare(&db.url, &fast, 1);
         let bad = [
             Receiver::start(Behaviour::Hang),
             Receiver::start(Behaviour::Drip),
@@ -723,26 +737,12 @@ async fn misbehaving_endpoints_keep_a_real_process_flat_and_the_fast_webhook_on_
                 vec![],
             )),
         ];
-        {
-            let mut conn = PgConnection::establish(&db.url).unwrap();
-            let tenant_id: i64 = {
-                use hookboard::schema::tenants as t;
-                t::table.select(t::id).first(&mut conn).unwrap()
-            };
-            let secrets = hookboard::crypto::SecretBox::new(&[0x42; 32]);
-            let urls = bad
-                .iter()
-                .map(|r| r.url.clone())
-                .chain([crate::receiver::tls_with_self_signed_certificate()]);
-            for url in urls {
-                let input = Input {
-                    url,
-                    events: vec!["booking.created".into()],
-                    ..Input::default()
-                };
-                Webhook::create(&mut conn, tenant_id, &input, &secrets).unwrap();
-            }
-        }
+        let tls = crate::receiver::tls_with_self_signed_certificate();
+        let urls: Vec<&str> = std::iter::once(fast.url.as_str())
+            .chain(bad.iter().map(|r| r.url.as_str()))
+            .chain([tls.as_str()])
+            .collect();
+        let key = prepare(&db.url, &urls).key;
         let node = Node::start(&db.url, free_port());
         hookboard::delivery::http::install_crypto();
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -811,7 +811,7 @@ async fn sigterm_finishes_what_is_in_flight_and_gives_back_the_rest() {
     tokio_block(|| {
         let db = TestDatabase::new();
         let slow = Receiver::start(Behaviour::Slow(Duration::from_millis(700)));
-        let key = prepare(&db.url, &slow, 1);
+        let key = prepare(&db.url, &[&slow.url]).key;
         let node = Node::start(&db.url, free_port());
         let publisher = Publisher::start(vec![node.base.clone()], key, 100);
         publisher.wait_for(100);

@@ -11,12 +11,13 @@ use nix::unistd::Pid;
 use crate::cli::{hookboard, last_word};
 use crate::helpers::{scratch_dir, tokio_block};
 
-fn postmaster_pid(data_dir: &Path) -> Option<i32> {
+pub(crate) fn postmaster_pid(data_dir: &Path) -> Option<i32> {
     let text = std::fs::read_to_string(data_dir.join("postgres/postmaster.pid")).ok()?;
     text.lines().next()?.trim().parse().ok()
 }
 
-fn alive(pid: i32) -> bool {
+/// Whether the process runs (a zombie, dead but not yet reaped by its parent, does not).
+pub(crate) fn alive(pid: i32) -> bool {
     kill(Pid::from_raw(pid), None).is_ok()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .unwrap_or_default()

@@ -219,7 +219,7 @@ async fn the_reference_page_shows_every_operation_with_a_curl_example_linked_fro
 }
 
 /// Any JSON value, with strings that include control characters and odd Unicode.
-fn any_json() -> impl Strategy<Value = Value> {
+pub(crate) fn any_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),

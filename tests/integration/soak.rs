@@ -16,7 +16,7 @@ use hookboard::auth::password;
 use hookboard::models::user::{NewUser, Role, User};
 use serde_json::{Value, json};
 
-use crate::crash::{Node, free_port, prepare};
+use crate::crash::{Node, Prepared, free_port, prepare};
 use crate::helpers::{PASSWORD, TestDatabase, meta_csrf, tokio_block};
 use crate::receiver::{Behaviour, Receiver};
 
@@ -54,12 +54,12 @@ async fn a_steady_load_keeps_memory_connections_and_the_queue_flat() {
         let every = Duration::from_secs(if seconds >= 300 { 15 } else { 2 });
         let db = TestDatabase::new();
         let receiver = Receiver::start(Behaviour::Answer(204, Vec::new(), Vec::new()));
-        let key = prepare(&db.url, &receiver, 2);
+        let Prepared {
+            key,
+            tenant_id,
+            webhook_ids,
+        } = prepare(&db.url, &[&receiver.url, &receiver.url]);
         let mut conn = PgConnection::establish(&db.url).unwrap();
-        let tenant_id: i64 = {
-            use hookboard::schema::tenants as t;
-            t::table.select(t::id).first(&mut conn).unwrap()
-        };
         let hash = password::hash(PASSWORD).unwrap();
         User::create(
             &mut conn,
@@ -71,10 +71,7 @@ async fn a_steady_load_keeps_memory_connections_and_the_queue_flat() {
             },
         )
         .unwrap();
-        let webhook_id: i64 = {
-            use hookboard::schema::webhooks as w;
-            w::table.select(w::id).first(&mut conn).unwrap()
-        };
+        let webhook_id = webhook_ids[0];
         let node = Node::start(&db.url, free_port());
         let stop = Arc::new(AtomicBool::new(false));
         let accepted: Arc<Mutex<Vec<String>>> = Arc::default();
