@@ -143,10 +143,7 @@ fn main() -> anyhow::Result<()> {
     } else {
         "target/bench/results.json"
     };
-    std::fs::write(
-        file,
-        serde_json::to_string_pretty(&results)?,
-    )?;
+    std::fs::write(file, serde_json::to_string_pretty(&results)?)?;
     println!("\nwritten to {file}");
     Ok(())
 }
@@ -258,6 +255,8 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         "DATABASE_URL" => Some(url.clone()),
         "HOOKBOARD_ALLOW_PRIVATE_TARGETS" => Some("127.0.0.0/8".into()),
         "HOOKBOARD_SECRET_KEY" => Some("07".repeat(32)),
+        // The dispatcher's own settings may be varied for a run.
+        "HOOKBOARD_WORKER_CONCURRENCY" => std::env::var(name).ok(),
         _ => None,
     })?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -296,14 +295,37 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         .await??;
     }
     let published = started.elapsed();
+    let during = seen.count.load(Ordering::Relaxed) - before;
     while seen.count.load(Ordering::Relaxed) - before < EVENTS {
         assert!(started.elapsed() < Duration::from_secs(600), "deliveries stalled");
         actix_web::rt::time::sleep(Duration::from_millis(5)).await;
     }
     let e2e = started.elapsed();
+    let hot: (i64, i64) = {
+        #[derive(QueryableByName)]
+        struct Updates {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            all: i64,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            hot: i64,
+        }
+        let conn = &mut pool.get()?;
+        diesel::sql_query("SELECT pg_stat_force_next_flush()").execute(conn)?;
+        let u: Updates = diesel::sql_query(
+            "SELECT n_tup_upd AS all, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE relname = 'deliveries'",
+        )
+        .get_result(conn)?;
+        (u.all, u.hot)
+    };
+    println!(
+        "deliveries updated: {} times, {} in place (HOT); statistics may lag a second",
+        hot.0, hot.1
+    );
     let per_second = EVENTS as f64 / e2e.as_secs_f64();
     println!(
-        "end to end: {EVENTS} deliveries in {e2e:.2?} = {per_second:.0}/s (publishing took {published:.2?})"
+        "end to end: {EVENTS} deliveries in {e2e:.2?} = {per_second:.0}/s (publishing took {published:.2?}, \
+         {during} delivered meanwhile; then {:.0}/s)",
+        (EVENTS - during) as f64 / (e2e - published).as_secs_f64()
     );
 
     // Lag at a steady 200 events/s, published one by one.
