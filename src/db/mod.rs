@@ -1,6 +1,7 @@
 //! The database: where it is (embedded or `DATABASE_URL`), the connection pool, migrations.
 
 pub mod embedded;
+pub mod prepared;
 
 use std::time::Duration;
 
