@@ -6,9 +6,11 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
 use serde::Serialize;
 
 use super::payload::{Published, tailor};
+use crate::db::prepared::prepared;
 use crate::models::delivery::notify;
 use crate::models::event::{Envelope, new_event_id, wire_time};
 use crate::models::tenant::Tenant;
@@ -56,11 +58,8 @@ pub enum PublishError {
     Database(#[from] diesel::result::Error),
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = events)]
 struct EventRow<'a> {
     id: String,
-    tenant_id: i64,
     event_type: &'a str,
     connection_id: Option<i64>,
     language: Option<&'a str>,
@@ -69,16 +68,52 @@ struct EventRow<'a> {
     body: String,
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = deliveries)]
 struct DeliveryRow {
-    tenant_id: i64,
     webhook_id: i64,
     event_id: String,
     event_type: String,
     status: &'static str,
-    next_attempt_at: DateTime<Utc>,
     body: Option<String>,
+}
+
+/// Writes the events of a batch: one prepared statement, whatever the batch size.
+fn insert_events(conn: &mut PgConnection, tenant_id: i64, rows: &[EventRow<'_>]) -> QueryResult<usize> {
+    prepared("INSERT INTO events (id, tenant_id, event_type, connection_id, language, occurred_at, idempotency_key, body)
+             SELECT v.id, $1, v.event_type, v.connection_id, v.language, v.occurred_at, v.idempotency_key, v.body
+             FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::timestamptz[], $7::text[], $8::text[])
+                 AS v(id, event_type, connection_id, language, occurred_at, idempotency_key, body)")
+        .bind::<BigInt, _>(tenant_id)
+        .bind::<Array<Text>, _>(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(rows.iter().map(|r| r.event_type).collect::<Vec<_>>())
+        .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.connection_id).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.language).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.idempotency_key).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(rows.iter().map(|r| r.body.as_str()).collect::<Vec<_>>())
+    .execute(conn)
+}
+
+/// Writes the deliveries of a batch, all due at `now`: one prepared statement.
+fn insert_deliveries(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    rows: &[DeliveryRow],
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    prepared(
+        "INSERT INTO deliveries (tenant_id, webhook_id, event_id, event_type, status, body, next_attempt_at)
+             SELECT $1, v.webhook_id, v.event_id, v.event_type, v.status, v.body, $2
+             FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
+                 AS v(webhook_id, event_id, event_type, status, body)",
+    )
+    .bind::<BigInt, _>(tenant_id)
+    .bind::<Timestamptz, _>(now)
+    .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.webhook_id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.event_type.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.status).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.body.as_deref()).collect::<Vec<_>>())
+    .execute(conn)
 }
 
 /// Whether a webhook receives an event of this type and connection.
@@ -198,7 +233,6 @@ pub fn publish(
                 .filter(|w| matches(w, &event.kind, connection.map(|(id, _)| *id)))
             {
                 delivery_rows.push(DeliveryRow {
-                    tenant_id: tenant.id,
                     webhook_id: webhook.id,
                     event_id: id.clone(),
                     event_type: event.kind.clone(),
@@ -207,7 +241,6 @@ pub fn publish(
                     } else {
                         "parked"
                     },
-                    next_attempt_at: now,
                     body: tailor(&published, &webhook.capabilities, webhook.use_customer_language),
                 });
                 *fanned_out.entry(webhook.id).or_default() += 1;
@@ -220,7 +253,6 @@ pub fn publish(
             });
             event_rows.push(EventRow {
                 id,
-                tenant_id: tenant.id,
                 event_type: &event.kind,
                 connection_id: connection.map(|(id, _)| *id),
                 language: event.language.as_deref(),
@@ -229,13 +261,11 @@ pub fn publish(
                 body,
             });
         }
-        for chunk in event_rows.chunks(1000) {
-            diesel::insert_into(events::table).values(chunk).execute(conn)?;
+        if !event_rows.is_empty() {
+            insert_events(conn, tenant.id, &event_rows)?;
         }
-        for chunk in delivery_rows.chunks(1000) {
-            diesel::insert_into(deliveries::table)
-                .values(chunk)
-                .execute(conn)?;
+        if !delivery_rows.is_empty() {
+            insert_deliveries(conn, tenant.id, &delivery_rows, now)?;
         }
         // In id order, as every writer locks webhook rows: no deadlocks.
         let mut fanned_out: Vec<(i64, i64)> = fanned_out.into_iter().collect();

@@ -11,6 +11,7 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::delivery::notify;
 use super::{random_hex, token_hash};
 use crate::crypto::{SecretBox, new_signing_secret};
 use crate::schema::{connections, deliveries, tenants, webhooks};
@@ -623,6 +624,8 @@ impl Webhook {
             .returning(WebhookRow::as_returning())
             .get_result(conn)?;
             let updated = Webhook::from(row);
+            // Deliveries a worker already queued take the new settings.
+            notify(conn)?;
             if input.active != current.is_active() {
                 return Webhook::set_active(conn, tenant_id, id, input.active, Parked::Keep, Utc::now());
             }
@@ -697,6 +700,8 @@ impl Webhook {
                     Parked::Keep => {}
                 }
             }
+            // A worker drops what it queued for a webhook switched off, or resends.
+            notify(conn)?;
             Ok(Webhook::from(row))
         })
     }
@@ -732,6 +737,8 @@ impl Webhook {
             ))
             .execute(conn)?;
             diesel::delete(webhooks::table.filter(webhooks::id.eq(webhook.id))).execute(conn)?;
+            // A worker drops what it queued for this webhook.
+            notify(conn)?;
             Ok(waiting as i64)
         })
     }
@@ -751,7 +758,7 @@ impl Webhook {
     ) -> QueryResult<Webhook> {
         conn.transaction(|conn| {
             let current = Webhook::find(conn, tenant_id, id)?;
-            diesel::update(webhooks::table.filter(webhooks::id.eq(current.id)))
+            let rotated = diesel::update(webhooks::table.filter(webhooks::id.eq(current.id)))
                 .set((
                     webhooks::secret_ciphertext.eq(secrets.seal(&new_signing_secret())),
                     webhooks::previous_secret_ciphertext.eq(Some(current.secret_ciphertext)),
@@ -761,7 +768,10 @@ impl Webhook {
                 ))
                 .returning(WebhookRow::as_returning())
                 .get_result(conn)
-                .map(Webhook::from)
+                .map(Webhook::from)?;
+            // Deliveries a worker already queued are signed with the new secret too.
+            notify(conn)?;
+            Ok(rotated)
         })
     }
 

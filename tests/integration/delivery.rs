@@ -20,6 +20,10 @@ use crate::helpers::{TestApp, test_settings};
 use crate::receiver::{Behaviour, Receiver};
 
 fn engine_with(app: &TestApp, allow_loopback: bool, timeout: &str) -> Dispatcher {
+    engine_on(app, app.pool.clone(), allow_loopback, timeout)
+}
+
+fn engine_on(app: &TestApp, pool: hookboard::db::DbPool, allow_loopback: bool, timeout: &str) -> Dispatcher {
     let url = app.database_url.clone();
     let allow = if allow_loopback { "127.0.0.0/8,::1/128" } else { "" }.to_owned();
     let timeout = timeout.to_owned();
@@ -34,7 +38,7 @@ fn engine_with(app: &TestApp, allow_loopback: bool, timeout: &str) -> Dispatcher
     .unwrap();
     assert_eq!(base.secret_key, settings.secret_key);
     Dispatcher::new(
-        app.pool.clone(),
+        pool,
         &settings,
         app.secrets(),
         Arc::new(app.clock.clone()),
@@ -994,6 +998,149 @@ async fn wait_for(receiver: &Receiver, at_least: usize) {
         );
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Deliveries a worker already queued follow an edit of their webhook: once the address
+/// changes, the rest go to the new address (the old one gets only those in flight), each
+/// exactly once.
+#[actix_web::test]
+async fn queued_deliveries_follow_an_edit_of_their_webhook() {
+    let app = TestApp::spawn().await;
+    let tenant = scale_tenant(&app).await;
+    let old = Receiver::start(Behaviour::Slow(Duration::from_millis(50)));
+    let new = Receiver::answering(204);
+    let webhook = webhook_to(&app, &tenant, &old.url, &["booking.created"], |_| {}).await;
+    let key = tenant_key(&app, &tenant).await;
+    publish_many(&app, &key, 300).await;
+    let handle = dispatcher::start(engine(&app), &app.database_url);
+    wait_for(&old, 20).await;
+    let (tenant_id, id, url, secrets) = (tenant.id, webhook.id, new.url.clone(), app.secrets());
+    app.with_conn(move |conn| {
+        let input = Input {
+            url,
+            events: vec!["booking.created".into()],
+            ..Input::default()
+        };
+        Webhook::update(conn, tenant_id, id, &input, &secrets).unwrap()
+    })
+    .await;
+    let at_edit = old.requests().len();
+    wait_for(&new, 300 - at_edit - 2 * dispatcher::PER_WEBHOOK).await;
+    let after_edit = old.requests().len() - at_edit;
+    let started = Instant::now();
+    while old.requests().len() + new.requests().len() < 300 {
+        assert!(started.elapsed() < Duration::from_secs(20), "not all deliveries went out");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    crate::helpers::tokio_block(move || handle.shutdown(Duration::from_secs(5))).await;
+    assert!(
+        after_edit <= 2 * dispatcher::PER_WEBHOOK,
+        "{after_edit} deliveries went to the old address after the edit"
+    );
+    let mut ids: Vec<String> = old
+        .requests()
+        .iter()
+        .chain(new.requests().iter())
+        .map(|r| r.headers["webhook-id"].clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 300, "each delivery went out once");
+    assert_eq!(old.requests().len() + new.requests().len(), 300);
+    assert_eq!(
+        count_by_status(&app, webhook.id).await.get("succeeded").copied(),
+        Some(300)
+    );
+}
+
+/// The dispatcher's statements are prepared once per connection (diesel leaves hand-written
+/// SQL unprepared, so PostgreSQL parsed and planned each one on every call): the claim is
+/// planned for each call, as its best plan depends on the queue; the result statements
+/// keep one plan.
+#[actix_web::test]
+async fn the_dispatchers_statements_are_prepared_once_per_connection() {
+    let app = TestApp::spawn().await;
+    let tenant = scale_tenant(&app).await;
+    let receiver = Receiver::answering(204);
+    webhook_to(&app, &tenant, &receiver.url, &["booking.created"], |_| {}).await;
+    let key = tenant_key(&app, &tenant).await;
+    // One connection, so that every statement runs in the session inspected below.
+    let pool = hookboard::db::connect(&app.database_url, 1).unwrap();
+    let engine = engine_on(&app, pool.clone(), true, "2s");
+    for round in 0..3 {
+        publish_many(&app, &key, 2).await;
+        let summary = engine.run_due_once(app.clock.now()).await.unwrap();
+        assert_eq!(summary.succeeded, 2, "round {round}");
+    }
+    #[derive(QueryableByName, Debug)]
+    struct Prepared {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        statement: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        generic_plans: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        custom_plans: i64,
+    }
+    let prepared: Vec<Prepared> = crate::helpers::tokio_block(move || {
+        diesel::sql_query("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements")
+            .load(&mut pool.get().unwrap())
+            .unwrap()
+    })
+    .await;
+    let find = |part: &str| {
+        let found: Vec<&Prepared> = prepared.iter().filter(|p| p.statement.contains(part)).collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "one prepared statement with {part:?}: {prepared:#?}"
+        );
+        found[0]
+    };
+    let claim = find("due_webhooks");
+    assert!(claim.custom_plans >= 3 && claim.generic_plans == 0, "{claim:?}");
+    for part in [
+        "INSERT INTO delivery_attempts",
+        "UPDATE deliveries d SET status = v.status",
+        "UPDATE webhooks w SET error_count",
+    ] {
+        let statement = find(part);
+        assert!(
+            statement.generic_plans >= 3 && statement.custom_plans == 0,
+            "{statement:?}"
+        );
+    }
+    assert_eq!(receiver.requests().len(), 6);
+}
+
+/// A webhook with a long backlog does not keep another webhook waiting: webhooks with due
+/// deliveries take turns in each claim, instead of the queue being read in due order
+/// (which showed the other webhook's delivery only once the backlog had drained).
+#[actix_web::test]
+async fn a_long_backlog_of_one_webhook_does_not_hold_up_another() {
+    let app = TestApp::spawn().await;
+    let tenant = scale_tenant(&app).await;
+    let slow = Receiver::start(Behaviour::Slow(Duration::from_millis(200)));
+    let fast = Receiver::answering(204);
+    webhook_to(&app, &tenant, &slow.url, &["booking.created"], |_| {}).await;
+    webhook_to(&app, &tenant, &fast.url, &["payment.completed"], |_| {}).await;
+    let key = tenant_key(&app, &tenant).await;
+    // Far more due deliveries than one claim takes; 8 at a time at 200 ms each, over a
+    // minute of work.
+    publish_many(&app, &key, 3000).await;
+    let handle = dispatcher::start(engine(&app), &app.database_url);
+    wait_for(&slow, dispatcher::PER_WEBHOOK).await;
+    let payment = json!({"type": "payment.completed", "data": {"id": "pay_1", "amount": 10800}});
+    let (status, body) = post(&app, &key, "/api/v1/events", &payment).await;
+    assert_eq!(status, 202, "{body}");
+    wait_for(&fast, 1).await;
+    let backlog_sent = slow.requests().len();
+    crate::helpers::tokio_block(move || handle.shutdown(Duration::from_secs(5))).await;
+    assert!(
+        backlog_sent < 300,
+        "the payment waited for {backlog_sent} of the 3,000 backlogged bookings"
+    );
+    assert_eq!(fast.requests().len(), 1);
+    assert_eq!(still_claimed(&app).await, 0);
 }
 
 /// The worker holds a queue per webhook so the next attempt starts without a round trip,
