@@ -2,4 +2,4 @@
 -- on the row's page PostgreSQL writes the new version there and skips the indexes (a HOT
 -- update); on a full page it adds an entry to every index of the table. Deliveries are
 -- written once and claimed moments later, so leave that room in new pages.
-ALTER TABLE deliveries SET (fillfactor = 70);
+ALTER TABLE deliveries SET (fillfactor = 50);

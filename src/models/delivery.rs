@@ -188,7 +188,7 @@ impl Delivery {
     /// The deliveries with these ids, newest first, with their event and attempts.
     fn entries(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<Vec<LogEntry>> {
         let rows: Vec<LogRow> = deliveries::table
-            .inner_join(events::table)
+            .inner_join(events::table.on(events::id.eq(deliveries::event_id)))
             .filter(deliveries::id.eq_any(ids))
             .order(deliveries::id.desc())
             .select((

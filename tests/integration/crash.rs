@@ -39,9 +39,10 @@ use crate::receiver::{Behaviour, Receiver};
 
 /// The delivery timeout the processes run with; their lease is twice this plus 5 s.
 const TIMEOUT: Duration = Duration::from_secs(2);
-/// `HOOKBOARD_WORKER_CONCURRENCY` of the processes: deliveries sent and not yet written,
-/// at most, so what one crash can make go out twice.
-const IN_FLIGHT: usize = 64;
+/// `HOOKBOARD_WORKER_CONCURRENCY` of the processes.
+const CONCURRENCY: usize = 64;
+/// Deliveries sent and not yet written, at most, so what one crash can make go out twice.
+const IN_FLIGHT: usize = CONCURRENCY * hookboard::delivery::dispatcher::UNRECORDED_PER_REQUEST;
 const LEASE: Duration = Duration::from_secs(2 * 2 + 5);
 
 /// How hard a run pushes: the short version for `make test`, the long one for
@@ -88,7 +89,7 @@ impl Node {
             .env("HOOKBOARD_RETRY_SCHEDULE", "1s")
             .env("HOOKBOARD_API_RATE_LIMIT", "0")
             .env("HOOKBOARD_WORKER", "on")
-            .env("HOOKBOARD_WORKER_CONCURRENCY", IN_FLIGHT.to_string())
+            .env("HOOKBOARD_WORKER_CONCURRENCY", CONCURRENCY.to_string())
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -559,7 +560,7 @@ async fn sigkill_while_publishing_loses_nothing_and_duplicates_stay_within_what_
         );
         assert!(
             duplicates <= crashes * IN_FLIGHT,
-            "{duplicates} duplicates after {crashes} crashes (at most {IN_FLIGHT} in flight each)"
+            "{duplicates} duplicates after {crashes} crashes (at most {IN_FLIGHT} unrecorded each)"
         );
         assert!(overdue < 5.0, "a claim stayed {overdue:.1} s past its lease");
     })
@@ -618,7 +619,7 @@ async fn two_processes_share_the_work_and_the_survivor_takes_over_from_the_kille
         );
         assert!(
             duplicates <= crashes * IN_FLIGHT,
-            "{duplicates} duplicates after {crashes} kills (at most {IN_FLIGHT} in flight each)"
+            "{duplicates} duplicates after {crashes} kills (at most {IN_FLIGHT} unrecorded each)"
         );
         assert!(overdue < 5.0, "a claim stayed {overdue:.1} s past its lease");
     })
