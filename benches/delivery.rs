@@ -24,6 +24,8 @@ use hookboard::validation::webhook::Input;
 use serde_json::json;
 
 const EVENTS: usize = 20_000;
+/// Rounds of the end-to-end figure; the median is reported.
+const ROUNDS: usize = 3;
 const OTHER_WEBHOOKS: usize = 60;
 const LAG_RATE: u64 = 200;
 const LAG_SECONDS: u64 = 10;
@@ -270,37 +272,25 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
     let handle = dispatcher::start(worker, &url);
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;
 
-    // End to end: 20,000 events in batches of 500, until all have arrived.
-    let before = seen.count.load(Ordering::Relaxed);
-    let started = Instant::now();
-    {
-        let (pool, tenant) = (pool.clone(), tenant.clone());
-        actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<()> {
-            let conn = &mut pool.get()?;
-            for chunk in 0..(EVENTS / 500) {
-                let batch: Vec<NewEvent> = (0..500)
-                    .map(|i| NewEvent {
-                        kind: "booking.created".into(),
-                        data: json!({"id": format!("bkg_{chunk}_{i}"), "total": 10800}),
-                        occurred_at: None,
-                        connection: None,
-                        language: None,
-                        idempotency_key: None,
-                    })
-                    .collect();
-                outbox::publish(conn, &tenant, &batch, Clock::now(&SystemClock))?;
-            }
-            Ok(())
-        })
-        .await??;
+    // End to end: 20,000 events in batches of 500, until all have arrived; three rounds,
+    // the median counts (one round moves by a tenth from run to run on this machine).
+    let mut rounds = Vec::new();
+    for round in 1..=ROUNDS {
+        let r = end_to_end(&pool, &tenant, &seen).await?;
+        println!(
+            "end to end, round {round}: {EVENTS} deliveries in {:.2?} = {:.0}/s (publishing took {:.2?}, \
+             {} delivered meanwhile; then {:.0}/s)",
+            r.took,
+            r.per_second(),
+            r.published,
+            r.during,
+            (EVENTS - r.during) as f64 / (r.took - r.published).as_secs_f64()
+        );
+        rounds.push(r);
     }
-    let published = started.elapsed();
-    let during = seen.count.load(Ordering::Relaxed) - before;
-    while seen.count.load(Ordering::Relaxed) - before < EVENTS {
-        assert!(started.elapsed() < Duration::from_secs(600), "deliveries stalled");
-        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
-    }
-    let e2e = started.elapsed();
+    rounds.sort_by(|a, b| a.took.cmp(&b.took));
+    let per_second = rounds[rounds.len() / 2].per_second();
+    let round_figures: Vec<f64> = rounds.iter().map(Round::per_second).collect();
     let hot: (i64, i64) = {
         #[derive(QueryableByName)]
         struct Updates {
@@ -310,7 +300,6 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
             hot: i64,
         }
         let conn = &mut pool.get()?;
-        diesel::sql_query("SELECT pg_stat_force_next_flush()").execute(conn)?;
         let u: Updates = diesel::sql_query(
             "SELECT n_tup_upd AS all, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE relname = 'deliveries'",
         )
@@ -318,14 +307,8 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         (u.all, u.hot)
     };
     println!(
-        "deliveries updated: {} times, {} in place (HOT); statistics may lag a second",
+        "end to end: median {per_second:.0}/s; deliveries updated {} times, {} in place (HOT; statistics may lag a second)",
         hot.0, hot.1
-    );
-    let per_second = EVENTS as f64 / e2e.as_secs_f64();
-    println!(
-        "end to end: {EVENTS} deliveries in {e2e:.2?} = {per_second:.0}/s (publishing took {published:.2?}, \
-         {during} delivered meanwhile; then {:.0}/s)",
-        (EVENTS - during) as f64 / (e2e - published).as_secs_f64()
     );
 
     // Lag at a steady 200 events/s, published one by one.
@@ -370,13 +353,14 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
     actix_web::rt::task::spawn_blocking(move || handle.shutdown(Duration::from_secs(20))).await?;
     if deliveries_only() {
         println!(
-            "\n| measure | figure | ratio |\n|---|---|---|\n| single-row commits/s (ceiling) | {commits:.0} | |\n| raw HTTP POSTs/s (ceiling) | {raw_http:.0} | |\n| deliveries/s end to end | {per_second:.0} | {:.2}x commits |\n| lag p50 / p95 / p99 at 200/s | {p50:.1} / {p95:.1} / {p99:.1} ms | |",
+            "\n| measure | figure | ratio |\n|---|---|---|\n| single-row commits/s (ceiling) | {commits:.0} | |\n| raw HTTP POSTs/s (ceiling) | {raw_http:.0} | |\n| deliveries/s end to end (median of {ROUNDS}) | {per_second:.0} | {:.2}x commits |\n| lag p50 / p95 / p99 at 200/s | {p50:.1} / {p95:.1} / {p99:.1} ms | |",
             per_second / commits
         );
         return Ok(json!({
             "ceiling_commits_per_s": commits,
             "ceiling_raw_http_per_s": raw_http,
             "deliveries_per_s": per_second,
+            "deliveries_per_s_rounds": round_figures,
             "ratio_to_commits": per_second / commits,
             "lag_ms": { "p50": p50, "p95": p95, "p99": p99, "rate_per_s": LAG_RATE },
         }));
@@ -508,7 +492,7 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
             String::new(),
         ),
         (
-            "deliveries/s end to end",
+            "deliveries/s end to end (median of 3 rounds)",
             format!("{per_second:.0}"),
             format!(
                 "{:.2}x commits, {:.2}x raw HTTP",
@@ -585,6 +569,7 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         "ceiling_commits_per_s": commits,
         "ceiling_raw_http_per_s": raw_http,
         "deliveries_per_s": per_second,
+        "deliveries_per_s_rounds": round_figures,
         "ratio_to_commits": per_second / commits,
         "lag_ms": { "p50": p50, "p95": p95, "p99": p99, "rate_per_s": LAG_RATE },
         "export_100_webhooks": { "ms": export_webhooks.0.as_secs_f64() * 1000.0, "peak_growth_kib": export_webhooks.1 },
@@ -685,6 +670,63 @@ async fn login_storm(
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
     ))
+}
+
+/// One round of the end-to-end figure.
+struct Round {
+    took: Duration,
+    published: Duration,
+    /// Deliveries that arrived while publishing went on.
+    during: usize,
+}
+
+impl Round {
+    fn per_second(&self) -> f64 {
+        EVENTS as f64 / self.took.as_secs_f64()
+    }
+}
+
+/// Publishes [`EVENTS`] events in batches of 500 for the target webhook and waits until
+/// every delivery has arrived.
+async fn end_to_end(
+    pool: &hookboard::db::DbPool,
+    tenant: &Tenant,
+    seen: &web::Data<Seen>,
+) -> anyhow::Result<Round> {
+    let before = seen.count.load(Ordering::Relaxed);
+    let started = Instant::now();
+    {
+        let (pool, tenant) = (pool.clone(), tenant.clone());
+        actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let conn = &mut pool.get()?;
+            for chunk in 0..(EVENTS / 500) {
+                let batch: Vec<NewEvent> = (0..500)
+                    .map(|i| NewEvent {
+                        kind: "booking.created".into(),
+                        data: json!({"id": format!("bkg_{chunk}_{i}"), "total": 10800}),
+                        occurred_at: None,
+                        connection: None,
+                        language: None,
+                        idempotency_key: None,
+                    })
+                    .collect();
+                outbox::publish(conn, &tenant, &batch, Clock::now(&SystemClock))?;
+            }
+            Ok(())
+        })
+        .await??;
+    }
+    let published = started.elapsed();
+    let during = seen.count.load(Ordering::Relaxed) - before;
+    while seen.count.load(Ordering::Relaxed) - before < EVENTS {
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(600), "deliveries stalled");
+        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(Round {
+        took: started.elapsed(),
+        published,
+        during,
+    })
 }
 
 /// Throughput and latency of one page, and the server's memory at the end.

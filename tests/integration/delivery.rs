@@ -1029,7 +1029,10 @@ async fn queued_deliveries_follow_an_edit_of_their_webhook() {
     let after_edit = old.requests().len() - at_edit;
     let started = Instant::now();
     while old.requests().len() + new.requests().len() < 300 {
-        assert!(started.elapsed() < Duration::from_secs(20), "not all deliveries went out");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "not all deliveries went out"
+        );
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
     crate::helpers::tokio_block(move || handle.shutdown(Duration::from_secs(5))).await;
