@@ -490,13 +490,34 @@ impl Dispatcher {
         let mut conn = self.pool.get()?;
         let plan = Plan::of(finished, &self.schedule, now);
         by_key(&mut conn, Planning::Cached, |conn| {
-            // Webhook rows first, in id order, as every other writer takes them (a user
-            // switching a webhook off locks it, then its deliveries): no deadlocks.
+            // The webhook rows whose counters change (failures, or a success after
+            // failures), locked first, in id order, as every other writer takes them (a
+            // user switching a webhook off locks it, then its deliveries): no deadlocks.
+            // A batch of successes leaves the webhook row alone: locking it held up
+            // publishing, which counts the webhook's events in the same row.
             let mut webhook_ids: Vec<i64> = plan.webhooks.iter().map(|w| w.id).collect();
             webhook_ids.sort_unstable();
-            prepared("SELECT id FROM webhooks WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
-                .bind::<Array<BigInt>, _>(&webhook_ids)
-                .execute(conn)?;
+            let failing: Vec<i64> = plan
+                .webhooks
+                .iter()
+                .filter(|w| w.changes_counters())
+                .map(|w| w.id)
+                .collect();
+            #[derive(QueryableByName)]
+            struct Locked {
+                #[diesel(sql_type = BigInt)]
+                id: i64,
+            }
+            let touched: Vec<i64> = prepared(
+                "SELECT id FROM webhooks WHERE id = ANY($1) AND (id = ANY($2) OR consecutive_failures > 0)
+                 ORDER BY id FOR NO KEY UPDATE",
+            )
+            .bind::<Array<BigInt>, _>(&webhook_ids)
+            .bind::<Array<BigInt>, _>(&failing)
+            .load::<Locked>(conn)?
+            .into_iter()
+            .map(|l| l.id)
+            .collect();
             prepared("INSERT INTO delivery_attempts (delivery_id, tenant_id, webhook_id, attempt_number, started_at, duration_ms,
                      status_code, succeeded, error_class, error_message, request_headers, response_headers, response_body)
                  SELECT v.* FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::int[], $5::timestamptz[], $6::int[],
@@ -548,15 +569,21 @@ impl Dispatcher {
                 #[diesel(sql_type = Text)]
                 status: String,
             }
-            let counted: Vec<Counted> = prepared("UPDATE webhooks w SET error_count = w.error_count + v.errors,
+            let counting: Vec<&WebhookPlan> =
+                plan.webhooks.iter().filter(|w| touched.contains(&w.id)).collect();
+            let counted: Vec<Counted> = if counting.is_empty() {
+                Vec::new()
+            } else {
+                prepared("UPDATE webhooks w SET error_count = w.error_count + v.errors,
                      consecutive_failures = CASE WHEN v.reset THEN v.after ELSE w.consecutive_failures + v.after END
                  FROM unnest($1::bigint[], $2::bigint[], $3::bool[], $4::int[]) AS v(id, errors, reset, after)
                  WHERE w.id = v.id
                  RETURNING w.id, w.tenant_id, w.number, w.consecutive_failures, w.retry_on_error, w.status")
-            .bind::<Array<BigInt>, _>(plan.webhooks.iter().map(|w| w.id).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(plan.webhooks.iter().map(|w| w.errors).collect::<Vec<_>>())
-            .bind::<Array<Bool>, _>(plan.webhooks.iter().map(|w| w.reset).collect::<Vec<_>>())
-            .bind::<Array<Integer>, _>(plan.webhooks.iter().map(|w| w.failed_after).collect::<Vec<_>>()).load(conn)?;
+            .bind::<Array<BigInt>, _>(counting.iter().map(|w| w.id).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(counting.iter().map(|w| w.errors).collect::<Vec<_>>())
+            .bind::<Array<Bool>, _>(counting.iter().map(|w| w.reset).collect::<Vec<_>>())
+            .bind::<Array<Integer>, _>(counting.iter().map(|w| w.failed_after).collect::<Vec<_>>()).load(conn)?
+            };
 
             for webhook in counted.iter().filter(|w| w.status == Status::Active.as_str()) {
                 let planned = plan.webhooks.iter().find(|w| w.id == webhook.id);
@@ -705,6 +732,14 @@ struct WebhookPlan {
     /// Deliveries that failed for good after the last success.
     failed_after: i32,
     disable_reason: Option<String>,
+}
+
+impl WebhookPlan {
+    /// Whether the batch adds to the webhook's error counts (a success alone only resets
+    /// them, which matters only when they are not zero).
+    fn changes_counters(&self) -> bool {
+        self.errors > 0 || self.failed_after > 0 || self.disable_reason.is_some()
+    }
 }
 
 struct Plan {

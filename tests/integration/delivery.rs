@@ -1104,7 +1104,7 @@ async fn the_dispatchers_statements_are_prepared_once_per_connection() {
     for part in [
         "INSERT INTO delivery_attempts",
         "UPDATE deliveries d SET status = v.status",
-        "UPDATE webhooks w SET error_count",
+        "ORDER BY id FOR NO KEY UPDATE",
     ] {
         let statement = find(part);
         assert!(
