@@ -443,7 +443,7 @@ impl Dispatcher {
             summary.attempted += finished.len();
             summary.succeeded += finished.iter().filter(|f| f.outcome.succeeded).count();
             summary.failed += finished.iter().filter(|f| !f.outcome.succeeded).count();
-            self.record_blocking(finished, now).await?;
+            self.record_blocking(Arc::new(finished), now).await?;
         }
     }
 
@@ -459,7 +459,7 @@ impl Dispatcher {
         tokio::task::spawn_blocking(move || this.claim(now, limit, per_webhook, &held, after)).await?
     }
 
-    async fn record_blocking(&self, finished: Vec<Finished>, now: DateTime<Utc>) -> anyhow::Result<()> {
+    async fn record_blocking(&self, finished: Arc<Vec<Finished>>, now: DateTime<Utc>) -> anyhow::Result<()> {
         let this = self.clone_handle();
         tokio::task::spawn_blocking(move || this.record(&finished, now)).await?
     }
@@ -1098,10 +1098,12 @@ async fn run(dispatcher: Rc<Dispatcher>, stop: Arc<AtomicBool>, wake: Arc<Notify
                 }
                 let (finished, permits): (Vec<Finished>, Vec<Option<OwnedSemaphorePermit>>) =
                     batch.into_iter().unzip();
+                // Shared with each try, not copied.
+                let finished = Arc::new(finished);
                 // The database may be restarting: keep the batch and try again.
                 loop {
                     let now = dispatcher.clock.now();
-                    match dispatcher.record_blocking(finished.clone(), now).await {
+                    match dispatcher.record_blocking(Arc::clone(&finished), now).await {
                         Ok(()) => {
                             // Written: these no longer count against the unwritten limit.
                             drop(permits);
