@@ -316,6 +316,7 @@ impl Dispatcher {
             return Ok(0);
         }
         by_key(conn, Planning::Cached, |conn| {
+            share_webhooks_of(conn, ids)?;
             Ok(prepared(
                 "UPDATE deliveries SET status = 'parked', claimed_by = NULL, claimed_until = NULL
                  WHERE id = ANY($1) AND claimed_by = $2 AND status IN ('pending', 'parked')",
@@ -334,6 +335,7 @@ impl Dispatcher {
         }
         let mut conn = self.pool.get()?;
         by_key(&mut conn, Planning::Cached, |conn| {
+            share_webhooks_of(conn, ids)?;
             Ok(prepared(
                 "UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL
                  WHERE id = ANY($1) AND claimed_by = $2 AND status = 'pending'",
@@ -350,6 +352,7 @@ impl Dispatcher {
         let mut conn = self.pool.get()?;
         let until = now + chrono::Duration::from_std(self.lease)?;
         by_key(&mut conn, Planning::Cached, |conn| {
+            share_webhooks_of(conn, ids)?;
             Ok(prepared(
                 "UPDATE deliveries SET claimed_until = $3
                  WHERE id = ANY($1) AND claimed_by = $2 AND status = 'pending'",
@@ -490,11 +493,14 @@ impl Dispatcher {
         let mut conn = self.pool.get()?;
         let plan = Plan::of(finished, &self.schedule, now);
         by_key(&mut conn, Planning::Cached, |conn| {
-            // The webhook rows whose counters change (failures, or a success after
-            // failures), locked first, in id order, as every other writer takes them (a
-            // user switching a webhook off locks it, then its deliveries): no deadlocks.
-            // A batch of successes leaves the webhook row alone: locking it held up
-            // publishing, which counts the webhook's events in the same row.
+            // Webhook rows first, in id order, as every writer of deliveries takes them, so
+            // no two writers wait for each other's delivery rows: `FOR KEY SHARE` for every
+            // webhook of the batch (a user switching off, editing or deleting a webhook
+            // takes `FOR UPDATE`, then its deliveries), and `FOR NO KEY UPDATE` for those
+            // whose counters change (failures, or a success after failures). Publishing
+            // counts a webhook's events in the same row with an UPDATE, which the share lock
+            // does not hold up (a batch of successes used to lock the row for update:
+            // publishing 20,000 events took 0.92 s instead of 0.70 s in `make bench`).
             let mut webhook_ids: Vec<i64> = plan.webhooks.iter().map(|w| w.id).collect();
             webhook_ids.sort_unstable();
             let failing: Vec<i64> = plan
@@ -508,6 +514,9 @@ impl Dispatcher {
                 #[diesel(sql_type = BigInt)]
                 id: i64,
             }
+            prepared("SELECT id FROM webhooks WHERE id = ANY($1) ORDER BY id FOR KEY SHARE")
+                .bind::<Array<BigInt>, _>(&webhook_ids)
+                .execute(conn)?;
             let touched: Vec<i64> = prepared(
                 "SELECT id FROM webhooks WHERE id = ANY($1) AND (id = ANY($2) OR consecutive_failures > 0)
                  ORDER BY id FOR NO KEY UPDATE",
@@ -627,6 +636,19 @@ impl Dispatcher {
             .bind::<Text, _>(&self.worker_id)
             .execute(&mut conn)?)
     }
+}
+
+/// Takes `FOR KEY SHARE` on the webhooks of these deliveries, in id order, before their
+/// rows are written: the order every writer keeps (see [`Dispatcher::record`]).
+fn share_webhooks_of(conn: &mut PgConnection, deliveries: &[i64]) -> anyhow::Result<()> {
+    prepared(
+        "SELECT w.id FROM webhooks w
+         WHERE w.id IN (SELECT d.webhook_id FROM deliveries d WHERE d.id = ANY($1))
+         ORDER BY w.id FOR KEY SHARE OF w",
+    )
+    .bind::<Array<BigInt>, _>(deliveries)
+    .execute(conn)?;
+    Ok(())
 }
 
 /// How PostgreSQL plans a prepared statement of the dispatcher.

@@ -603,6 +603,7 @@ impl Webhook {
         secrets: &SecretBox,
     ) -> QueryResult<Webhook> {
         conn.transaction(|conn| {
+            lock_for_update(conn, tenant_id, id)?;
             let current = Webhook::find(conn, tenant_id, id)?;
             let row: WebhookRow = diesel::update(
                 webhooks::table
@@ -647,6 +648,7 @@ impl Webhook {
             let target = webhooks::table
                 .filter(webhooks::tenant_id.eq(tenant_id))
                 .filter(webhooks::id.eq(id));
+            lock_for_update(conn, tenant_id, id)?;
             let row: WebhookRow = if active {
                 diesel::update(target)
                     .set((
@@ -719,13 +721,8 @@ impl Webhook {
     /// Returns how many deliveries were still waiting.
     pub fn delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<i64> {
         conn.transaction(|conn| {
+            lock_for_update(conn, tenant_id, id)?;
             let webhook = Webhook::find(conn, tenant_id, id)?;
-            // The webhook row first, then its deliveries: the order every writer keeps.
-            webhooks::table
-                .filter(webhooks::id.eq(webhook.id))
-                .select(webhooks::id)
-                .for_update()
-                .first::<i64>(conn)?;
             let waiting = diesel::update(
                 deliveries::table
                     .filter(deliveries::webhook_id.eq(webhook.id))
@@ -898,4 +895,18 @@ mod tests {
     fn typed_wildcards_are_literal() {
         assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
     }
+}
+
+/// Locks a webhook's row `FOR UPDATE` before its deliveries are written: the order every
+/// writer of deliveries keeps (the delivery worker takes `FOR KEY SHARE` on the webhook
+/// first, which this waits for and holds up), so the two never wait for each other's
+/// delivery rows.
+fn lock_for_update(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<()> {
+    webhooks::table
+        .filter(webhooks::tenant_id.eq(tenant_id))
+        .filter(webhooks::id.eq(id))
+        .select(webhooks::id)
+        .for_update()
+        .first::<i64>(conn)
+        .map(drop)
 }

@@ -1056,6 +1056,49 @@ async fn queued_deliveries_follow_an_edit_of_their_webhook() {
     );
 }
 
+/// Switching webhooks off and on and deleting them while the worker writes their results
+/// never deadlocks (PostgreSQL would end one side after a second): the user's action and
+/// the worker both lock the webhook row before its deliveries.
+#[actix_web::test]
+async fn switching_and_deleting_webhooks_while_results_are_written_never_deadlocks() {
+    let app = TestApp::spawn().await;
+    let tenant = scale_tenant(&app).await;
+    let receiver = Receiver::answering(204);
+    let mut webhooks = Vec::new();
+    for _ in 0..4 {
+        webhooks.push(webhook_to(&app, &tenant, &receiver.url, &["booking.created"], |_| {}).await);
+    }
+    let key = tenant_key(&app, &tenant).await;
+    publish_many(&app, &key, 1500).await;
+    let handle = dispatcher::start(engine(&app), &app.database_url);
+    wait_for(&receiver, 100).await;
+    for round in 0..20 {
+        for webhook in &webhooks {
+            let (tenant_id, id, now) = (tenant.id, webhook.id, app.clock.now());
+            app.with_conn(move |conn| {
+                Webhook::set_active(conn, tenant_id, id, false, Parked::Keep, now)
+                    .unwrap_or_else(|e| panic!("switching off in round {round}: {e}"));
+                Webhook::set_active(conn, tenant_id, id, true, Parked::Resend, now)
+                    .unwrap_or_else(|e| panic!("switching on in round {round}: {e}"));
+            })
+            .await;
+        }
+    }
+    for webhook in &webhooks[..2] {
+        let (tenant_id, id) = (tenant.id, webhook.id);
+        app.with_conn(move |conn| {
+            Webhook::delete(conn, tenant_id, id).unwrap_or_else(|e| panic!("deleting: {e}"))
+        })
+        .await;
+    }
+    crate::helpers::tokio_block(move || handle.shutdown(Duration::from_secs(5))).await;
+    assert_eq!(still_claimed(&app).await, 0);
+    for webhook in &webhooks[2..] {
+        let counts = count_by_status(&app, webhook.id).await;
+        assert_eq!(counts.values().sum::<usize>(), 1500, "nothing lost: {counts:?}");
+    }
+}
+
 /// The dispatcher's statements are prepared once per connection (diesel leaves hand-written
 /// SQL unprepared, so PostgreSQL parsed and planned each one on every call): the claim is
 /// planned for each call, as its best plan depends on the queue; the result statements
