@@ -117,8 +117,10 @@ mod tests {
             .bind::<BigInt, _>(7_i64)
             .bind::<Text, _>("x");
         assert!(query.is_safe_to_cache_prepared(&Pg).unwrap());
+        // `execute` hands diesel a reference, whose QueryFragment impl walks the AST.
+        let by_reference = &query;
         assert!(
-            (&query).is_safe_to_cache_prepared(&Pg).unwrap(),
+            <&_ as QueryFragment<Pg>>::is_safe_to_cache_prepared(&by_reference, &Pg).unwrap(),
             "also when run by reference"
         );
         let shown = diesel::debug_query::<Pg, _>(&query).to_string();

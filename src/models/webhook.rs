@@ -857,6 +857,20 @@ pub struct StatusCounts {
     pub auto_disabled: i64,
 }
 
+/// Locks a webhook's row `FOR UPDATE` before its deliveries are written: the order every
+/// writer of deliveries keeps (the delivery worker takes `FOR KEY SHARE` on the webhook
+/// first, which this waits for and holds up), so the two never wait for each other's
+/// delivery rows.
+fn lock_for_update(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<()> {
+    webhooks::table
+        .filter(webhooks::tenant_id.eq(tenant_id))
+        .filter(webhooks::id.eq(id))
+        .select(webhooks::id)
+        .for_update()
+        .first::<i64>(conn)
+        .map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -895,18 +909,4 @@ mod tests {
     fn typed_wildcards_are_literal() {
         assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
     }
-}
-
-/// Locks a webhook's row `FOR UPDATE` before its deliveries are written: the order every
-/// writer of deliveries keeps (the delivery worker takes `FOR KEY SHARE` on the webhook
-/// first, which this waits for and holds up), so the two never wait for each other's
-/// delivery rows.
-fn lock_for_update(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<()> {
-    webhooks::table
-        .filter(webhooks::tenant_id.eq(tenant_id))
-        .filter(webhooks::id.eq(id))
-        .select(webhooks::id)
-        .for_update()
-        .first::<i64>(conn)
-        .map(drop)
 }
