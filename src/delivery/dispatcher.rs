@@ -222,11 +222,13 @@ impl Dispatcher {
                      -- Each webhook's oldest due deliveries, taken in turns.
                      SELECT c.id FROM wanted w
                      CROSS JOIN LATERAL (
-                         SELECT d.id, row_number() OVER (ORDER BY d.next_attempt_at, d.id) AS turn
+                         -- A ROWS frame: with the default frame PostgreSQL 15 read every
+                         -- delivery due at the same moment (a whole published batch) first.
+                         SELECT d.id, row_number() OVER (ORDER BY d.next_attempt_at ROWS UNBOUNDED PRECEDING) AS turn
                          FROM deliveries d
                          WHERE d.webhook_id = w.webhook_id AND d.status = 'pending' AND d.next_attempt_at <= $1
                            AND (d.claimed_until IS NULL OR d.claimed_until < $1)
-                         ORDER BY d.next_attempt_at, d.id
+                         ORDER BY d.next_attempt_at
                          LIMIT least(w.room, $7)
                      ) c
                      ORDER BY c.turn, w.webhook_id
