@@ -359,18 +359,20 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         lags.len()
     );
     actix_web::rt::task::spawn_blocking(move || handle.shutdown(Duration::from_secs(20))).await?;
+    let mut delivery_figures = json!({
+        "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
+        "ceiling_commits_per_s": commits,
+        "ceiling_raw_http_per_s": raw_http,
+        "deliveries_per_s": per_second,
+        "deliveries_per_s_rounds": round_figures,
+        "ratio_to_commits": ratio,
+        "lag_ms": { "p50": p50, "p95": p95, "p99": p99, "rate_per_s": LAG_RATE },
+    });
     if deliveries_only() {
         println!(
             "\n| measure | figure | ratio |\n|---|---|---|\n| single-row commits/s (ceiling) | {commits:.0} | |\n| raw HTTP POSTs/s (ceiling) | {raw_http:.0} | |\n| deliveries/s end to end (median of {ROUNDS}) | {per_second:.0} | {ratio:.2}x the {round_ceiling:.0} commits/s just before |\n| lag p50 / p95 / p99 at 200/s | {p50:.1} / {p95:.1} / {p99:.1} ms | |"
         );
-        return Ok(json!({
-            "ceiling_commits_per_s": commits,
-            "ceiling_raw_http_per_s": raw_http,
-            "deliveries_per_s": per_second,
-            "deliveries_per_s_rounds": round_figures,
-            "ratio_to_commits": ratio,
-            "lag_ms": { "p50": p50, "p95": p95, "p99": p99, "rate_per_s": LAG_RATE },
-        }));
+        return Ok(delivery_figures);
     }
 
     // Excel exports: 100 webhooks, then 100,000 deliveries of one webhook.
@@ -570,14 +572,7 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
     for (name, figure, ratio) in &table {
         println!("| {name} | {figure} | {ratio} |");
     }
-    Ok(json!({
-        "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
-        "ceiling_commits_per_s": commits,
-        "ceiling_raw_http_per_s": raw_http,
-        "deliveries_per_s": per_second,
-        "deliveries_per_s_rounds": round_figures,
-        "ratio_to_commits": ratio,
-        "lag_ms": { "p50": p50, "p95": p95, "p99": p99, "rate_per_s": LAG_RATE },
+    let rest = json!({
         "export_100_webhooks": { "ms": export_webhooks.0.as_secs_f64() * 1000.0, "peak_growth_kib": export_webhooks.1 },
         "export_100000_deliveries": { "s": export_deliveries.0.as_secs_f64(), "peak_growth_kib": export_deliveries.1, "bytes": export_deliveries.2 },
         "idle_rss_kib": idle_kib,
@@ -586,7 +581,11 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         "list_page": { "per_s": pages.0.per_second, "p50_ms": pages.0.p50, "p99_ms": pages.0.p99, "clients": PAGE_CLIENTS },
         "webhook_page": { "per_s": pages.1.per_second, "p50_ms": pages.1.p50, "p99_ms": pages.1.p99, "clients": PAGE_CLIENTS, "stored_deliveries": STORED_DELIVERIES },
         "rss_under_page_load_kib": pages.0.rss_kib.max(pages.1.rss_kib),
-    }))
+    });
+    if let (Some(all), serde_json::Value::Object(rest)) = (delivery_figures.as_object_mut(), rest) {
+        all.extend(rest);
+    }
+    Ok(delivery_figures)
 }
 
 fn csrf_of(html: &str) -> String {
