@@ -634,9 +634,21 @@ impl Dispatcher {
     /// Gives back what this worker still holds (at shutdown): due again at once, elsewhere.
     pub fn release_claims(&self) -> anyhow::Result<usize> {
         let mut conn = self.pool.get()?;
-        Ok(diesel::sql_query("UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1 AND status = 'pending'")
+        conn.transaction(|conn| {
+            // The webhooks first, as every writer of deliveries takes them.
+            diesel::sql_query(
+                "SELECT w.id FROM webhooks w
+                 WHERE w.id IN (SELECT d.webhook_id FROM deliveries d WHERE d.claimed_by = $1 AND d.status = 'pending')
+                 ORDER BY w.id FOR KEY SHARE OF w",
+            )
             .bind::<Text, _>(&self.worker_id)
-            .execute(&mut conn)?)
+            .execute(conn)?;
+            Ok(diesel::sql_query(
+                "UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1 AND status = 'pending'",
+            )
+            .bind::<Text, _>(&self.worker_id)
+            .execute(conn)?)
+        })
     }
 }
 
