@@ -257,10 +257,7 @@ impl Publisher {
         let (acc, ref_, stop_) = (accepted.clone(), refused.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             hookboard::delivery::http::install_crypto();
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt = crate::helpers::current_thread_runtime();
             rt.block_on(async move {
                 let client = reqwest::Client::builder()
                     .timeout(Duration::from_secs(30))
@@ -746,10 +743,7 @@ async fn misbehaving_endpoints_keep_a_real_process_flat_and_the_fast_webhook_on_
         let key = prepare(&db.url, &urls).key;
         let node = Node::start(&db.url, free_port());
         hookboard::delivery::http::install_crypto();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = crate::helpers::current_thread_runtime();
         let client = rt.block_on(async { reqwest::Client::new() });
         let mut rss = Vec::new();
         let mut lags = Vec::new();

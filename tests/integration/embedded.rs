@@ -205,10 +205,7 @@ mod reqwest {
     pub fn blocking_get(url: &str) -> String {
         hookboard::delivery::http::install_crypto();
         let url = url.to_owned();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = crate::helpers::current_thread_runtime();
         rt.block_on(async move { ::reqwest::get(url).await.unwrap().text().await.unwrap() })
     }
 
@@ -216,10 +213,7 @@ mod reqwest {
         hookboard::delivery::http::install_crypto();
         let base = base.to_owned();
         let (email, password) = (email.to_owned(), password.to_owned());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = crate::helpers::current_thread_runtime();
         rt.block_on(async move {
             let client = ::reqwest::Client::builder().cookie_store(true).build().unwrap();
             let html = client

@@ -492,10 +492,7 @@ async fn event_json_sent_to_the_api_is_stored_exactly_or_refused_clearly() {
         .await;
     let base = app.address.clone();
     crate::helpers::tokio_block(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = crate::helpers::current_thread_runtime();
         let _context = rt.enter();
         let client = reqwest::Client::new();
         let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
@@ -655,10 +652,7 @@ async fn filter_query_strings_never_break_a_page_or_the_api() {
     let base = app.address.clone();
     let cookie = owner.cookie_header();
     crate::helpers::tokio_block(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = crate::helpers::current_thread_runtime();
         let _context = rt.enter();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

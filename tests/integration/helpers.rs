@@ -410,3 +410,12 @@ pub fn meta_csrf(html: &str) -> String {
 pub async fn tokio_block<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     actix_web::rt::task::spawn_blocking(work).await.unwrap()
 }
+
+/// A single-threaded tokio runtime, for test code that drives async clients from a plain
+/// thread (outside the test's own runtime).
+pub fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
