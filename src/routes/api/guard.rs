@@ -15,7 +15,6 @@ use actix_web::{HttpMessage, HttpResponse, ResponseError, web};
 use sha2::{Digest, Sha256};
 
 use super::{ApiError, Caller};
-use crate::error::AppError;
 use crate::models::idempotency::{Reservation, StoredAnswer};
 use crate::startup::AppState;
 
@@ -171,20 +170,19 @@ pub async fn guard(
             if theirs != request_hash {
                 return Ok(refuse(req, mismatch()));
             }
-            let (req, _) = req.into_parts();
-            let mut response = ApiError::new(
+            let error = ApiError::new(
                 StatusCode::CONFLICT,
                 "idempotency_in_progress",
                 "A request with this Idempotency-Key is still being answered; send it again in a moment to get its answer.",
-            )
-            .error_response();
+            );
+            let mut response = refuse(req, error);
             response.headers_mut().insert(
                 actix_web::http::header::RETRY_AFTER,
                 actix_web::http::header::HeaderValue::from_static("1"),
             );
-            return Ok(ServiceResponse::new(req, response));
+            return Ok(response);
         }
-        Err(AppError::Unavailable) => return Ok(refuse(req, ApiError::unavailable())),
+        // 503 with Retry-After when the database is unreachable (ApiError's own mapping).
         Err(err) => return Ok(refuse(req, ApiError::from(err))),
     }
     let response = next.call(req).await?;
