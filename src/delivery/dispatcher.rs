@@ -330,7 +330,8 @@ impl Dispatcher {
     }
 
     /// Gives back deliveries this worker holds but will not send as they are (their webhook
-    /// was edited after they were claimed): due again at once, for the next claim.
+    /// was edited after they were claimed, or the worker stops): due again at once, for
+    /// the next claim here or elsewhere.
     fn release(&self, ids: &[i64]) -> anyhow::Result<usize> {
         if ids.is_empty() {
             return Ok(0);
@@ -633,22 +634,13 @@ impl Dispatcher {
 
     /// Gives back what this worker still holds (at shutdown): due again at once, elsewhere.
     pub fn release_claims(&self) -> anyhow::Result<usize> {
-        let mut conn = self.pool.get()?;
-        conn.transaction(|conn| {
-            // The webhooks first, as every writer of deliveries takes them.
-            diesel::sql_query(
-                "SELECT w.id FROM webhooks w
-                 WHERE w.id IN (SELECT d.webhook_id FROM deliveries d WHERE d.claimed_by = $1 AND d.status = 'pending')
-                 ORDER BY w.id FOR KEY SHARE OF w",
-            )
-            .bind::<Text, _>(&self.worker_id)
-            .execute(conn)?;
-            Ok(diesel::sql_query(
-                "UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1 AND status = 'pending'",
-            )
-            .bind::<Text, _>(&self.worker_id)
-            .execute(conn)?)
-        })
+        use crate::schema::deliveries;
+        let held: Vec<i64> = deliveries::table
+            .filter(deliveries::claimed_by.eq(&self.worker_id))
+            .filter(deliveries::status.eq("pending"))
+            .select(deliveries::id)
+            .load(&mut self.pool.get()?)?;
+        self.release(&held)
     }
 }
 

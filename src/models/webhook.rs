@@ -603,8 +603,7 @@ impl Webhook {
         secrets: &SecretBox,
     ) -> QueryResult<Webhook> {
         conn.transaction(|conn| {
-            lock_for_update(conn, tenant_id, id)?;
-            let current = Webhook::find(conn, tenant_id, id)?;
+            let current = lock_for_update(conn, tenant_id, id)?;
             let row: WebhookRow = diesel::update(
                 webhooks::table
                     .filter(webhooks::tenant_id.eq(tenant_id))
@@ -721,8 +720,7 @@ impl Webhook {
     /// Returns how many deliveries were still waiting.
     pub fn delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<i64> {
         conn.transaction(|conn| {
-            lock_for_update(conn, tenant_id, id)?;
-            let webhook = Webhook::find(conn, tenant_id, id)?;
+            let webhook = lock_for_update(conn, tenant_id, id)?;
             let waiting = diesel::update(
                 deliveries::table
                     .filter(deliveries::webhook_id.eq(webhook.id))
@@ -857,18 +855,18 @@ pub struct StatusCounts {
     pub auto_disabled: i64,
 }
 
-/// Locks a webhook's row `FOR UPDATE` before its deliveries are written: the order every
+/// Reads a webhook and locks its row `FOR UPDATE` before its deliveries are written: the order every
 /// writer of deliveries keeps (the delivery worker takes `FOR KEY SHARE` on the webhook
 /// first, which this waits for and holds up), so the two never wait for each other's
 /// delivery rows.
-fn lock_for_update(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<()> {
+fn lock_for_update(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<Webhook> {
     webhooks::table
         .filter(webhooks::tenant_id.eq(tenant_id))
         .filter(webhooks::id.eq(id))
-        .select(webhooks::id)
+        .select(WebhookRow::as_select())
         .for_update()
-        .first::<i64>(conn)
-        .map(drop)
+        .first(conn)
+        .map(Webhook::from)
 }
 
 #[cfg(test)]
