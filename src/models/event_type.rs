@@ -35,11 +35,8 @@ impl EventType {
         Ok(CATALOG.get_or_init(|| loaded.into()).clone())
     }
 
+    /// One event type of the catalog, by code (from the catalog in memory).
     pub fn find(conn: &mut PgConnection, code: &str) -> QueryResult<Option<EventType>> {
-        event_types::table
-            .find(code)
-            .select(EventType::as_select())
-            .first(conn)
-            .optional()
+        Ok(EventType::all(conn)?.iter().find(|t| t.code == code).cloned())
     }
 }
