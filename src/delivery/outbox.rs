@@ -15,7 +15,7 @@ use crate::models::delivery::notify;
 use crate::models::event::{Envelope, new_event_id, wire_time};
 use crate::models::tenant::Tenant;
 use crate::models::webhook::{Status, Webhook};
-use crate::schema::{connections, deliveries, events, webhooks};
+use crate::schema::{connections, deliveries, events};
 
 /// At most this many events in one batch request.
 pub const MAX_BATCH: usize = 500;
@@ -122,6 +122,159 @@ fn matches(webhook: &Webhook, kind: &str, connection_id: Option<i64>) -> bool {
         && webhook.connection_id.is_none_or(|id| Some(id) == connection_id)
 }
 
+/// What a batch writes, worked out before anything is written.
+struct FanOut<'a> {
+    accepted: Vec<Accepted>,
+    events: Vec<EventRow<'a>>,
+    deliveries: Vec<DeliveryRow>,
+    /// Deliveries per webhook, by webhook id.
+    per_webhook: Vec<(i64, i64)>,
+}
+
+/// Validates a batch and works out its events and deliveries for the webhooks in
+/// `receiving`. Reads only (earlier events with the same idempotency keys).
+fn fan_out<'a>(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    batch: &'a [NewEvent],
+    receiving: &[Webhook],
+    now: DateTime<Utc>,
+) -> Result<FanOut<'a>, PublishError> {
+    let known = crate::models::event_type::EventType::all(conn)?;
+    let tenant_connections: HashMap<String, (i64, String)> = connections::table
+        .filter(connections::tenant_id.eq(tenant.id))
+        .select((connections::external_id, connections::id))
+        .load::<(String, i64)>(conn)?
+        .into_iter()
+        .map(|(external, id)| (external.clone(), (id, external)))
+        .collect();
+    let mut accepted = Vec::with_capacity(batch.len());
+    let mut event_rows = Vec::new();
+    let mut delivery_rows = Vec::new();
+    let mut per_webhook: HashMap<i64, i64> = HashMap::new();
+    for (index, event) in batch.iter().enumerate() {
+        if !known.iter().any(|t| t.code == event.kind) {
+            return Err(PublishError::Invalid {
+                index,
+                field: "type",
+                message: format!(
+                    "`{}` is not an event type of the catalog (see GET /api/v1/event-types).",
+                    event.kind
+                ),
+            });
+        }
+        if let Some(key) = &event.idempotency_key {
+            let earlier: Option<(String, String)> = events::table
+                .filter(events::tenant_id.eq(tenant.id))
+                .filter(events::idempotency_key.eq(key))
+                .select((events::id, events::event_type))
+                .first(conn)
+                .optional()?;
+            if let Some((id, kind)) = earlier {
+                let count = deliveries::table
+                    .filter(deliveries::event_id.eq(&id))
+                    .count()
+                    .get_result(conn)?;
+                accepted.push(Accepted {
+                    id,
+                    kind,
+                    deliveries: count,
+                });
+                continue;
+            }
+            if batch[..index]
+                .iter()
+                .any(|e| e.idempotency_key.as_ref() == Some(key))
+            {
+                let first = accepted[batch
+                    .iter()
+                    .position(|e| e.idempotency_key.as_ref() == Some(key))
+                    .unwrap_or(0)]
+                .clone();
+                accepted.push(first);
+                continue;
+            }
+        }
+        let connection = match &event.connection {
+            None => None,
+            Some(external) => {
+                Some(
+                    tenant_connections
+                        .get(external)
+                        .ok_or_else(|| PublishError::Invalid {
+                            index,
+                            field: "connection",
+                            message: format!(
+                                "`{external}` is not the contract id of one of your connections."
+                            ),
+                        })?,
+                )
+            }
+        };
+        let occurred_at = event.occurred_at.unwrap_or(now);
+        let id = new_event_id(now);
+        let published = Published {
+            id: &id,
+            kind: &event.kind,
+            occurred_at,
+            tenant: &tenant.slug,
+            connection: connection.map(|(_, external)| external.as_str()),
+            data: &event.data,
+            language: event.language.as_deref(),
+        };
+        let body = Envelope {
+            id: &id,
+            kind: &event.kind,
+            timestamp: wire_time(occurred_at),
+            tenant: &tenant.slug,
+            connection: published.connection,
+            data: &event.data,
+        }
+        .to_body();
+        let mut count = 0;
+        for webhook in receiving
+            .iter()
+            .filter(|w| matches(w, &event.kind, connection.map(|(id, _)| *id)))
+        {
+            delivery_rows.push(DeliveryRow {
+                webhook_id: webhook.id,
+                event_id: id.clone(),
+                event_type: event.kind.clone(),
+                status: if webhook.status == Status::Active {
+                    "pending"
+                } else {
+                    "parked"
+                },
+                body: tailor(&published, &webhook.capabilities, webhook.use_customer_language),
+            });
+            *per_webhook.entry(webhook.id).or_default() += 1;
+            count += 1;
+        }
+        accepted.push(Accepted {
+            id: id.clone(),
+            kind: event.kind.clone(),
+            deliveries: count,
+        });
+        event_rows.push(EventRow {
+            id,
+            event_type: &event.kind,
+            connection_id: connection.map(|(id, _)| *id),
+            language: event.language.as_deref(),
+            occurred_at,
+            idempotency_key: event.idempotency_key.as_deref(),
+            body,
+        });
+    }
+    let mut per_webhook: Vec<(i64, i64)> = per_webhook.into_iter().collect();
+    per_webhook.sort_unstable();
+    Ok(FanOut {
+        accepted,
+        events: event_rows,
+        deliveries: delivery_rows,
+        per_webhook,
+    })
+}
+
 /// Publishes events in one transaction. Nothing is written unless every event is valid.
 pub fn publish(
     conn: &mut PgConnection,
@@ -130,154 +283,64 @@ pub fn publish(
     now: DateTime<Utc>,
 ) -> Result<Vec<Accepted>, PublishError> {
     conn.transaction(|conn| {
-        let known = crate::models::event_type::EventType::all(conn)?;
-        let tenant_connections: HashMap<String, (i64, String)> = connections::table
-            .filter(connections::tenant_id.eq(tenant.id))
-            .select((connections::external_id, connections::id))
-            .load::<(String, i64)>(conn)?
-            .into_iter()
-            .map(|(external, id)| (external.clone(), (id, external)))
-            .collect();
         // Webhooks receive only while the plan includes them and the tool is on.
-        let receiving: Vec<Webhook> = if tenant.plan.has_webhooks() && tenant.webhooks_enabled {
+        let mut receiving: Vec<Webhook> = if tenant.plan.has_webhooks() && tenant.webhooks_enabled {
             Webhook::list_all(conn, tenant.id)?
         } else {
             Vec::new()
         };
-        let mut accepted = Vec::with_capacity(batch.len());
-        let mut event_rows = Vec::new();
-        let mut delivery_rows = Vec::new();
-        let mut fanned_out: HashMap<i64, i64> = HashMap::new();
-        for (index, event) in batch.iter().enumerate() {
-            if !known.iter().any(|t| t.code == event.kind) {
-                return Err(PublishError::Invalid {
-                    index,
-                    field: "type",
-                    message: format!(
-                        "`{}` is not an event type of the catalog (see GET /api/v1/event-types).",
-                        event.kind
-                    ),
-                });
+        loop {
+            let planned = fan_out(conn, tenant, batch, &receiving, now)?;
+            // The webhooks written to are locked before their deliveries are written: one
+            // deleted meanwhile gets none (no foreign key checks that: migration
+            // checked_by_writers), and the fan-out is worked out again without it.
+            let ids: Vec<i64> = planned.per_webhook.iter().map(|(id, _)| *id).collect();
+            let present = lock_webhooks(conn, &ids)?;
+            if present.len() < ids.len() {
+                receiving.retain(|w| present.contains(&w.id));
+                continue;
             }
-            if let Some(key) = &event.idempotency_key {
-                let earlier: Option<(String, String)> = events::table
-                    .filter(events::tenant_id.eq(tenant.id))
-                    .filter(events::idempotency_key.eq(key))
-                    .select((events::id, events::event_type))
-                    .first(conn)
-                    .optional()?;
-                if let Some((id, kind)) = earlier {
-                    let count = deliveries::table
-                        .filter(deliveries::event_id.eq(&id))
-                        .count()
-                        .get_result(conn)?;
-                    accepted.push(Accepted {
-                        id,
-                        kind,
-                        deliveries: count,
-                    });
-                    continue;
-                }
-                if batch[..index]
-                    .iter()
-                    .any(|e| e.idempotency_key.as_ref() == Some(key))
-                {
-                    let first = accepted[batch
-                        .iter()
-                        .position(|e| e.idempotency_key.as_ref() == Some(key))
-                        .unwrap_or(0)]
-                    .clone();
-                    accepted.push(first);
-                    continue;
-                }
+            add_event_counts(conn, &planned.per_webhook)?;
+            if !planned.events.is_empty() {
+                insert_events(conn, tenant.id, &planned.events)?;
             }
-            let connection = match &event.connection {
-                None => None,
-                Some(external) => {
-                    Some(
-                        tenant_connections
-                            .get(external)
-                            .ok_or_else(|| PublishError::Invalid {
-                                index,
-                                field: "connection",
-                                message: format!(
-                                    "`{external}` is not the contract id of one of your connections."
-                                ),
-                            })?,
-                    )
-                }
-            };
-            let occurred_at = event.occurred_at.unwrap_or(now);
-            let id = new_event_id(now);
-            let published = Published {
-                id: &id,
-                kind: &event.kind,
-                occurred_at,
-                tenant: &tenant.slug,
-                connection: connection.map(|(_, external)| external.as_str()),
-                data: &event.data,
-                language: event.language.as_deref(),
-            };
-            let body = Envelope {
-                id: &id,
-                kind: &event.kind,
-                timestamp: wire_time(occurred_at),
-                tenant: &tenant.slug,
-                connection: published.connection,
-                data: &event.data,
+            if !planned.deliveries.is_empty() {
+                insert_deliveries(conn, tenant.id, &planned.deliveries, now)?;
+                notify(conn)?;
             }
-            .to_body();
-            let mut count = 0;
-            for webhook in receiving
-                .iter()
-                .filter(|w| matches(w, &event.kind, connection.map(|(id, _)| *id)))
-            {
-                delivery_rows.push(DeliveryRow {
-                    webhook_id: webhook.id,
-                    event_id: id.clone(),
-                    event_type: event.kind.clone(),
-                    status: if webhook.status == Status::Active {
-                        "pending"
-                    } else {
-                        "parked"
-                    },
-                    body: tailor(&published, &webhook.capabilities, webhook.use_customer_language),
-                });
-                *fanned_out.entry(webhook.id).or_default() += 1;
-                count += 1;
-            }
-            accepted.push(Accepted {
-                id: id.clone(),
-                kind: event.kind.clone(),
-                deliveries: count,
-            });
-            event_rows.push(EventRow {
-                id,
-                event_type: &event.kind,
-                connection_id: connection.map(|(id, _)| *id),
-                language: event.language.as_deref(),
-                occurred_at,
-                idempotency_key: event.idempotency_key.as_deref(),
-                body,
-            });
+            return Ok(planned.accepted);
         }
-        if !event_rows.is_empty() {
-            insert_events(conn, tenant.id, &event_rows)?;
-        }
-        if !delivery_rows.is_empty() {
-            insert_deliveries(conn, tenant.id, &delivery_rows, now)?;
-        }
-        // In id order, as every writer locks webhook rows: no deadlocks.
-        let mut fanned_out: Vec<(i64, i64)> = fanned_out.into_iter().collect();
-        fanned_out.sort_unstable();
-        for (webhook_id, count) in fanned_out {
-            diesel::update(webhooks::table.find(webhook_id))
-                .set(webhooks::event_count.eq(webhooks::event_count + count))
-                .execute(conn)?;
-        }
-        if !delivery_rows.is_empty() {
-            notify(conn)?;
-        }
-        Ok(accepted)
     })
+}
+
+/// Locks webhook rows, in id order as every writer locks them (no deadlocks), until the
+/// transaction ends. Returns the ids of those that still exist.
+fn lock_webhooks(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<Vec<i64>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    #[derive(QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let locked: Vec<Locked> =
+        prepared("SELECT id FROM webhooks WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
+            .bind::<Array<BigInt>, _>(ids)
+            .load(conn)?;
+    Ok(locked.into_iter().map(|l| l.id).collect())
+}
+
+/// Adds to the event counts of webhooks, given as (id, events).
+fn add_event_counts(conn: &mut PgConnection, per_webhook: &[(i64, i64)]) -> QueryResult<usize> {
+    if per_webhook.is_empty() {
+        return Ok(0);
+    }
+    prepared(
+        "UPDATE webhooks w SET event_count = w.event_count + v.events
+         FROM unnest($1::bigint[], $2::bigint[]) AS v(id, events) WHERE w.id = v.id",
+    )
+    .bind::<Array<BigInt>, _>(per_webhook.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(per_webhook.iter().map(|(_, n)| *n).collect::<Vec<_>>())
+    .execute(conn)
 }

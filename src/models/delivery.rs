@@ -294,6 +294,15 @@ impl Delivery {
         now: DateTime<Utc>,
     ) -> QueryResult<(Event, Delivery)> {
         conn.transaction(|conn| {
+            // The webhook's row first, locked with its count, so that it cannot be deleted
+            // before the delivery is written (no foreign key checks that: migration
+            // checked_by_writers).
+            let counted = diesel::update(webhooks::table.find(webhook.id))
+                .set(webhooks::event_count.eq(webhooks::event_count + 1))
+                .execute(conn)?;
+            if counted == 0 {
+                return Err(diesel::result::Error::NotFound);
+            }
             let id = new_event_id(now);
             let connection: Option<String> = match webhook.connection_id {
                 Some(connection_id) => Some(
@@ -337,9 +346,6 @@ impl Delivery {
                 })
                 .returning(Delivery::as_returning())
                 .get_result(conn)?;
-            diesel::update(webhooks::table.find(webhook.id))
-                .set(webhooks::event_count.eq(webhooks::event_count + 1))
-                .execute(conn)?;
             notify(conn)?;
             Ok((event, delivery))
         })
@@ -382,11 +388,18 @@ pub fn clean_up(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryResult<u
         diesel::sql_query("DELETE FROM webhook_hours WHERE hour < $1")
             .bind::<Timestamptz, _>(before)
             .execute(conn)?;
-        diesel::delete(
-            deliveries::table
-                .filter(deliveries::status.eq_any(["succeeded", "failed", "cancelled"]))
-                .filter(deliveries::completed_at.lt(before)),
+        // Their attempts started before they completed, so the first statement took them;
+        // any left (a clock set back between the two) go with them, as no foreign key
+        // cascades (migration checked_by_writers).
+        diesel::sql_query(
+            "WITH gone AS (
+                 DELETE FROM deliveries
+                 WHERE status IN ('succeeded', 'failed', 'cancelled') AND completed_at < $1
+                 RETURNING id
+             )
+             DELETE FROM delivery_attempts WHERE delivery_id IN (SELECT id FROM gone)",
         )
+        .bind::<Timestamptz, _>(before)
         .execute(conn)?;
         diesel::sql_query(
             "DELETE FROM events e WHERE e.created_at < $1 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)",

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::delivery::notify;
 use super::{random_hex, token_hash};
 use crate::crypto::{SecretBox, new_signing_secret};
-use crate::schema::{connections, deliveries, tenants, webhooks};
+use crate::schema::{connections, deliveries, delivery_attempts, tenants, webhooks};
 use crate::validation::webhook::{Input, MAX_WEBHOOKS_PER_TENANT, is_secret_header, mask};
 
 /// Every webhook API key starts with this (tenant keys use `hbk_`).
@@ -716,21 +716,36 @@ impl Webhook {
             .get_result(conn)
     }
 
-    /// Deletes a webhook for good; its pending and parked deliveries are cancelled with it.
-    /// Returns how many deliveries were still waiting.
+    /// How many deliveries wait for this webhook, to be sent or parked.
+    fn waiting_count(conn: &mut PgConnection, id: i64) -> QueryResult<i64> {
+        deliveries::table
+            .filter(deliveries::webhook_id.eq(id))
+            .filter(deliveries::status.eq_any(["pending", "parked"]))
+            .count()
+            .get_result(conn)
+    }
+
+    /// Deletes a webhook for good, with its deliveries and their attempts; the pending and
+    /// parked ones are never sent. Returns how many deliveries were still waiting.
     pub fn delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<i64> {
         conn.transaction(|conn| {
+            // Locked first: publishing and the dispatcher's writer take this row before they
+            // write deliveries or attempts of the webhook, so none are added meanwhile.
             let webhook = lock_for_update(conn, tenant_id, id)?;
-            let waiting = diesel::update(
-                deliveries::table
-                    .filter(deliveries::webhook_id.eq(webhook.id))
-                    .filter(deliveries::status.eq_any(["pending", "parked"])),
+            let waiting = Self::waiting_count(conn, webhook.id)?;
+            // No foreign keys cascade here (migration checked_by_writers): the attempts
+            // go first, found through their deliveries.
+            diesel::delete(
+                delivery_attempts::table.filter(
+                    delivery_attempts::delivery_id.eq_any(
+                        deliveries::table
+                            .filter(deliveries::webhook_id.eq(webhook.id))
+                            .select(deliveries::id),
+                    ),
+                ),
             )
-            .set((
-                deliveries::status.eq("cancelled"),
-                deliveries::completed_at.eq(sql_now()),
-            ))
             .execute(conn)?;
+            diesel::delete(deliveries::table.filter(deliveries::webhook_id.eq(webhook.id))).execute(conn)?;
             diesel::delete(webhooks::table.filter(webhooks::id.eq(webhook.id))).execute(conn)?;
             // A worker drops what it queued for this webhook.
             notify(conn)?;

@@ -1093,6 +1093,11 @@ async fn switching_and_deleting_webhooks_while_results_are_written_never_deadloc
     }
     crate::helpers::tokio_block(move || handle.shutdown(Duration::from_secs(5))).await;
     assert_eq!(still_claimed(&app).await, 0);
+    assert_eq!(
+        orphans(&app).await,
+        (0, 0),
+        "the deleted webhooks left nothing behind"
+    );
     for webhook in &webhooks[2..] {
         let counts = count_by_status(&app, webhook.id).await;
         assert_eq!(counts.values().sum::<usize>(), 1500, "nothing lost: {counts:?}");
@@ -1296,4 +1301,136 @@ async fn a_deleted_webhooks_queue_is_dropped() {
         "{sent_after} deliveries went out after the delete"
     );
     crate::helpers::tokio_block(move || handle.shutdown(Duration::from_secs(5))).await;
+}
+
+/// Deliveries whose webhook is gone, and attempts whose delivery is gone: the writers keep
+/// both at zero (no foreign keys do since migration checked_by_writers).
+async fn orphans(app: &TestApp) -> (i64, i64) {
+    app.with_conn(|conn| {
+        #[derive(QueryableByName)]
+        struct Orphans {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            deliveries: i64,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            attempts: i64,
+        }
+        let found: Orphans = diesel::sql_query(
+            "SELECT (SELECT count(*) FROM deliveries d
+                     WHERE NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id)) AS deliveries,
+                    (SELECT count(*) FROM delivery_attempts a
+                     WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.id = a.delivery_id)) AS attempts",
+        )
+        .get_result(conn)
+        .unwrap();
+        (found.deliveries, found.attempts)
+    })
+    .await
+}
+
+#[actix_web::test]
+async fn deleting_a_webhook_takes_its_deliveries_and_attempts_with_it() {
+    let app = TestApp::spawn().await;
+    let tenant = scale_tenant(&app).await;
+    let receiver = Receiver::answering(204);
+    let gone = webhook_to(&app, &tenant, &receiver.url, &["booking.created"], |_| {}).await;
+    webhook_to(&app, &tenant, &receiver.url, &["booking.created"], |_| {}).await;
+    let key = tenant_key(&app, &tenant).await;
+    publish_many(&app, &key, 3).await;
+    engine(&app).run_due_once(app.clock.now()).await.unwrap();
+    publish_many(&app, &key, 2).await;
+    assert_eq!(row_counts(&app).await, (6, 10, 5));
+
+    let (tenant_id, id) = (tenant.id, gone.id);
+    let waiting = app
+        .with_conn(move |conn| Webhook::delete(conn, tenant_id, id).unwrap())
+        .await;
+    assert_eq!(waiting, 2, "the two not yet sent were waiting");
+    assert_eq!(row_counts(&app).await, (3, 5, 5), "the other webhook's rows stay");
+    assert_eq!(orphans(&app).await, (0, 0));
+}
+
+/// Publishing reads the webhooks, then locks those it writes deliveries for: a webhook
+/// deleted in between (here: its deletion holds the lock while publishing waits) gets no
+/// deliveries, and the event is accepted for the others.
+#[actix_web::test]
+async fn a_webhook_deleted_while_an_event_fans_out_gets_no_delivery() {
+    let app = TestApp::spawn().await;
+    let tenant = scale_tenant(&app).await;
+    let gone = webhook_to(
+        &app,
+        &tenant,
+        "https://gone.example/in",
+        &["booking.created"],
+        |_| {},
+    )
+    .await;
+    let kept = webhook_to(
+        &app,
+        &tenant,
+        "https://kept.example/in",
+        &["booking.created"],
+        |_| {},
+    )
+    .await;
+
+    let (locked_tx, locked) = std::sync::mpsc::channel();
+    let (go_tx, go) = std::sync::mpsc::channel::<()>();
+    let deleting = {
+        let (pool, tenant_id, id) = (app.pool.clone(), tenant.id, gone.id);
+        std::thread::spawn(move || {
+            pool.get().unwrap().transaction(|conn| {
+                diesel::sql_query("SELECT id FROM webhooks WHERE id = $1 FOR UPDATE")
+                    .bind::<diesel::sql_types::BigInt, _>(id)
+                    .execute(conn)?;
+                locked_tx.send(()).unwrap();
+                go.recv().unwrap();
+                Webhook::delete(conn, tenant_id, id)
+            })
+        })
+    };
+    locked.recv().unwrap();
+    let publishing = {
+        let (pool, tenant, now) = (app.pool.clone(), tenant.clone(), app.clock.now());
+        std::thread::spawn(move || {
+            let event = NewEvent {
+                kind: "booking.created".into(),
+                data: json!({"id": "bk-race"}),
+                occurred_at: None,
+                connection: None,
+                language: None,
+                idempotency_key: None,
+            };
+            outbox::publish(&mut pool.get().unwrap(), &tenant, &[event], now).map_err(|e| e.to_string())
+        })
+    };
+    // Publishing has read both webhooks and waits for the deleted one's lock.
+    let started = Instant::now();
+    loop {
+        let waiting: i64 = app
+            .with_conn(|conn| {
+                diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                    "(SELECT count(*) FROM pg_stat_activity
+                      WHERE datname = current_database() AND wait_event_type = 'Lock')",
+                ))
+                .get_result(conn)
+                .unwrap()
+            })
+            .await;
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "publishing never waited for the lock"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    go_tx.send(()).unwrap();
+    assert_eq!(deleting.join().unwrap().unwrap(), 0);
+    let accepted = publishing.join().unwrap().unwrap();
+    assert_eq!(accepted.len(), 1);
+    assert_eq!(accepted[0].deliveries, 1, "only the webhook kept");
+    assert_eq!(deliveries_of(&app, kept.id).await.len(), 1);
+    assert_eq!(orphans(&app).await, (0, 0));
+    assert_eq!(reload(&app, &kept).await.event_count, 1);
 }
