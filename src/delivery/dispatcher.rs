@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::PoisonError;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -26,8 +27,8 @@ use super::sign::signature_header;
 use super::ssrf::Cidr;
 use crate::clock::Clock;
 use crate::crypto::SecretBox;
-use crate::db::DbPool;
 use crate::db::prepared::prepared;
+use crate::db::{DbConn, DbPool};
 use crate::metrics::Metrics;
 use crate::models::audit::{Actor, AuditEntry};
 use crate::models::delivery::NOTIFY_CHANNEL;
@@ -139,6 +140,39 @@ pub struct Dispatcher {
     concurrency: usize,
     allowed: Arc<Vec<Cidr>>,
     retention: chrono::Duration,
+    kept: Kept,
+}
+
+/// The connections the claim and the writer keep between their transactions. One taken
+/// from here skips the pool's check-out query (`SELECT 1`: a round trip before every claim
+/// and every batch of results), and one is kept only after its work went through, so a
+/// connection that broke goes back to the pool, which tests it before handing it out.
+#[derive(Clone, Default)]
+struct Kept(Arc<std::sync::Mutex<Vec<DbConn>>>);
+
+impl Kept {
+    /// One for the claim and one for the writer, which may work at the same time.
+    const AT_MOST: usize = 2;
+
+    fn with<R>(
+        &self,
+        pool: &DbPool,
+        work: impl FnOnce(&mut PgConnection) -> anyhow::Result<R>,
+    ) -> anyhow::Result<R> {
+        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let mut conn = match kept {
+            Some(conn) => conn,
+            None => pool.get()?,
+        };
+        let done = work(&mut conn);
+        if done.is_ok() {
+            let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            if kept.len() < Self::AT_MOST {
+                kept.push(conn);
+            }
+        }
+        done
+    }
 }
 
 /// How often the background clean-up of old attempts runs.
@@ -165,6 +199,7 @@ impl Dispatcher {
             concurrency: settings.worker_concurrency.max(1),
             allowed: Arc::new(settings.allow_private_targets.clone()),
             retention: chrono::Duration::days(i64::from(settings.retention_days)),
+            kept: Kept::default(),
         })
     }
 
@@ -195,7 +230,20 @@ impl Dispatcher {
         held: &HashMap<i64, usize>,
         after: i64,
     ) -> anyhow::Result<Claimed> {
-        let mut conn = self.pool.get()?;
+        self.kept.with(&self.pool, |conn| {
+            self.claim_on(conn, now, limit, per_webhook, held, after)
+        })
+    }
+
+    fn claim_on(
+        &self,
+        conn: &mut PgConnection,
+        now: DateTime<Utc>,
+        limit: usize,
+        per_webhook: usize,
+        held: &HashMap<i64, usize>,
+        after: i64,
+    ) -> anyhow::Result<Claimed> {
         let (busy_ids, busy_counts): (Vec<i64>, Vec<i32>) =
             held.iter().map(|(id, n)| (*id, *n as i32)).unzip();
         let lease_until = now + chrono::Duration::from_std(self.lease)?;
@@ -255,7 +303,7 @@ impl Dispatcher {
             .bind::<BigInt, _>(per_webhook as i64)
             .bind::<BigInt, _>(limit as i64)
             .bind::<Timestamptz, _>(lease_until);
-        let jobs: Vec<Job> = by_key(&mut conn, Planning::EachCall, |conn| Ok(claim.load(conn)?))?;
+        let jobs: Vec<Job> = by_key(conn, Planning::EachCall, |conn| Ok(claim.load(conn)?))?;
         let claimed_for: std::collections::HashSet<i64> = jobs.iter().map(|j| j.webhook_id).collect();
         let next_after = if claimed_for.len() >= limit {
             claimed_for.iter().copied().max().unwrap_or(0)
@@ -272,7 +320,7 @@ impl Dispatcher {
         // webhooks with new jobs need their secrets opened.
         let mut targets = HashMap::new();
         let mut versions = HashMap::new();
-        for webhook in Webhook::by_ids(&mut conn, &ids)? {
+        for webhook in Webhook::by_ids(conn, &ids)? {
             if webhook.status != Status::Active {
                 continue;
             }
@@ -306,7 +354,7 @@ impl Dispatcher {
             }
         }
         if !claimed.refused.is_empty() {
-            self.park(&mut conn, &claimed.refused)?;
+            self.park(conn, &claimed.refused)?;
         }
         Ok(claimed)
     }
@@ -483,6 +531,7 @@ impl Dispatcher {
             concurrency: self.concurrency,
             allowed: self.allowed.clone(),
             retention: self.retention,
+            kept: self.kept.clone(),
         })
     }
 
@@ -493,9 +542,23 @@ impl Dispatcher {
         if finished.is_empty() {
             return Ok(());
         }
-        let mut conn = self.pool.get()?;
         let plan = Plan::of(finished, &self.schedule, now);
-        by_key(&mut conn, Planning::Cached, |conn| {
+        self.kept
+            .with(&self.pool, |conn| self.record_on(conn, finished, &plan, now))?;
+        for delivery in &plan.deliveries {
+            self.metrics.record_delivery(delivery.status);
+        }
+        Ok(())
+    }
+
+    fn record_on(
+        &self,
+        conn: &mut PgConnection,
+        finished: &[Finished],
+        plan: &Plan,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        by_key(conn, Planning::Cached, |conn| {
             // Webhook rows first, in id order, as every writer of deliveries takes them, so
             // no two writers wait for each other's delivery rows: `FOR KEY SHARE` for every
             // webhook of the batch (a user switching off, editing or deleting a webhook
@@ -513,30 +576,63 @@ impl Dispatcher {
                 .map(|w| w.id)
                 .collect();
             #[derive(QueryableByName)]
+            struct Shared {
+                #[diesel(sql_type = Integer)]
+                consecutive_failures: i32,
+            }
+            #[derive(QueryableByName)]
             struct Locked {
                 #[diesel(sql_type = BigInt)]
                 id: i64,
             }
-            prepared("SELECT id FROM webhooks WHERE id = ANY($1) ORDER BY id FOR KEY SHARE")
-                .bind::<Array<BigInt>, _>(&webhook_ids)
-                .execute(conn)?;
-            let touched: Vec<i64> = prepared(
-                "SELECT id FROM webhooks WHERE id = ANY($1) AND (id = ANY($2) OR consecutive_failures > 0)
-                 ORDER BY id FOR NO KEY UPDATE",
+            let shared: Vec<Shared> = prepared(
+                "SELECT consecutive_failures FROM webhooks WHERE id = ANY($1) ORDER BY id FOR KEY SHARE",
             )
             .bind::<Array<BigInt>, _>(&webhook_ids)
-            .bind::<Array<BigInt>, _>(&failing)
-            .load::<Locked>(conn)?
-            .into_iter()
-            .map(|l| l.id)
-            .collect();
-            prepared("INSERT INTO delivery_attempts (delivery_id, tenant_id, webhook_id, attempt_number, started_at, duration_ms,
+            .load(conn)?;
+            // A batch of successes to webhooks without failures changes no counter (the
+            // usual case): no second lock, no round trip.
+            let touched: Vec<i64> =
+                if failing.is_empty() && shared.iter().all(|w| w.consecutive_failures == 0) {
+                    Vec::new()
+                } else {
+                    prepared(
+                    "SELECT id FROM webhooks WHERE id = ANY($1) AND (id = ANY($2) OR consecutive_failures > 0)
+                     ORDER BY id FOR NO KEY UPDATE",
+                )
+                .bind::<Array<BigInt>, _>(&webhook_ids)
+                .bind::<Array<BigInt>, _>(&failing)
+                .load::<Locked>(conn)?
+                .into_iter()
+                .map(|l| l.id)
+                .collect()
+                };
+            // The deliveries' new state and the attempts, in one statement. An attempt is
+            // kept while its delivery exists (its webhook may have been deleted since the
+            // claim); the delivery changes only while this worker holds its claim.
+            prepared("WITH finished AS (
+                     UPDATE deliveries d SET status = v.status, attempt_count = v.attempt_count, next_attempt_at = v.next_at,
+                         last_status_code = v.code, last_error = v.error, claimed_by = NULL, claimed_until = NULL,
+                         completed_at = CASE WHEN v.status IN ('succeeded', 'failed') THEN $7 ELSE NULL END, updated_at = $7
+                     FROM unnest($1::bigint[], $2::text[], $3::int[], $4::timestamptz[], $5::int[], $6::text[])
+                         AS v(id, status, attempt_count, next_at, code, error)
+                     WHERE d.id = v.id AND d.claimed_by = $8
+                 )
+                 INSERT INTO delivery_attempts (delivery_id, tenant_id, webhook_id, attempt_number, started_at, duration_ms,
                      status_code, succeeded, error_class, error_message, request_headers, response_headers, response_body)
-                 SELECT v.* FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::int[], $5::timestamptz[], $6::int[],
-                     $7::int[], $8::bool[], $9::text[], $10::text[], $11::jsonb[], $12::jsonb[], $13::bytea[])
+                 SELECT v.* FROM unnest($9::bigint[], $10::bigint[], $11::bigint[], $12::int[], $13::timestamptz[], $14::int[],
+                     $15::int[], $16::bool[], $17::text[], $18::text[], $19::jsonb[], $20::jsonb[], $21::bytea[])
                      AS v(delivery_id, tenant_id, webhook_id, attempt_number, started_at, duration_ms, status_code,
                           succeeded, error_class, error_message, request_headers, response_headers, response_body)
                  WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.delivery_id)")
+            .bind::<Array<BigInt>, _>(plan.deliveries.iter().map(|d| d.id).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(plan.deliveries.iter().map(|d| d.status).collect::<Vec<_>>())
+            .bind::<Array<Integer>, _>(plan.deliveries.iter().map(|d| d.attempt_count).collect::<Vec<_>>())
+            .bind::<Array<Timestamptz>, _>(plan.deliveries.iter().map(|d| d.next_at).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Integer>>, _>(plan.deliveries.iter().map(|d| d.code).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Text>>, _>(plan.deliveries.iter().map(|d| d.error.clone()).collect::<Vec<_>>())
+            .bind::<Timestamptz, _>(now)
+            .bind::<Text, _>(&self.worker_id)
             .bind::<Array<BigInt>, _>(finished.iter().map(|f| f.job.id).collect::<Vec<_>>())
             .bind::<Array<BigInt>, _>(finished.iter().map(|f| f.job.tenant_id).collect::<Vec<_>>())
             .bind::<Array<BigInt>, _>(finished.iter().map(|f| f.job.webhook_id).collect::<Vec<_>>())
@@ -549,22 +645,8 @@ impl Dispatcher {
             .bind::<Array<Nullable<Text>>, _>(finished.iter().map(|f| f.outcome.error_message.clone()).collect::<Vec<_>>())
             .bind::<Array<Jsonb>, _>(finished.iter().map(|f| f.request_headers.clone()).collect::<Vec<_>>())
             .bind::<Array<Jsonb>, _>(finished.iter().map(|f| f.outcome.response_headers.clone()).collect::<Vec<_>>())
-            .bind::<Array<Nullable<Bytea>>, _>(finished.iter().map(|f| Some(f.outcome.response_body.clone())).collect::<Vec<_>>()).execute(conn)?;
-
-            prepared("UPDATE deliveries d SET status = v.status, attempt_count = v.attempt_count, next_attempt_at = v.next_at,
-                     last_status_code = v.code, last_error = v.error, claimed_by = NULL, claimed_until = NULL,
-                     completed_at = CASE WHEN v.status IN ('succeeded', 'failed') THEN $7 ELSE NULL END, updated_at = $7
-                 FROM unnest($1::bigint[], $2::text[], $3::int[], $4::timestamptz[], $5::int[], $6::text[])
-                     AS v(id, status, attempt_count, next_at, code, error)
-                 WHERE d.id = v.id AND d.claimed_by = $8")
-            .bind::<Array<BigInt>, _>(plan.deliveries.iter().map(|d| d.id).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(plan.deliveries.iter().map(|d| d.status).collect::<Vec<_>>())
-            .bind::<Array<Integer>, _>(plan.deliveries.iter().map(|d| d.attempt_count).collect::<Vec<_>>())
-            .bind::<Array<Timestamptz>, _>(plan.deliveries.iter().map(|d| d.next_at).collect::<Vec<_>>())
-            .bind::<Array<Nullable<Integer>>, _>(plan.deliveries.iter().map(|d| d.code).collect::<Vec<_>>())
-            .bind::<Array<Nullable<Text>>, _>(plan.deliveries.iter().map(|d| d.error.clone()).collect::<Vec<_>>())
-            .bind::<Timestamptz, _>(now)
-            .bind::<Text, _>(&self.worker_id).execute(conn)?;
+            .bind::<Array<Nullable<Bytea>>, _>(finished.iter().map(|f| Some(f.outcome.response_body.clone())).collect::<Vec<_>>())
+            .execute(conn)?;
 
             #[derive(QueryableByName)]
             struct Counted {
@@ -625,11 +707,7 @@ impl Dispatcher {
                 .execute(conn)?;
             }
             Ok(())
-        })?;
-        for delivery in &plan.deliveries {
-            self.metrics.record_delivery(delivery.status);
-        }
-        Ok(())
+        })
     }
 
     /// Gives back what this worker still holds (at shutdown): due again at once, elsewhere.
@@ -683,20 +761,30 @@ fn by_key<R>(
     planning: Planning,
     work: impl FnOnce(&mut PgConnection) -> anyhow::Result<R>,
 ) -> anyhow::Result<R> {
-    conn.transaction(|conn| {
-        let settings = match planning {
-            Planning::Cached => {
-                "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
-                 SET LOCAL plan_cache_mode = force_generic_plan"
-            }
-            Planning::EachCall => {
-                "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
-                 SET LOCAL plan_cache_mode = force_custom_plan"
-            }
-        };
-        diesel::connection::SimpleConnection::batch_execute(conn, settings)?;
-        work(conn)
-    })
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    // The settings go with BEGIN, in one round trip.
+    let begin = match planning {
+        Planning::Cached => {
+            "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
+             SET LOCAL plan_cache_mode = force_generic_plan"
+        }
+        Planning::EachCall => {
+            "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
+             SET LOCAL plan_cache_mode = force_custom_plan"
+        }
+    };
+    AnsiTransactionManager::begin_transaction_sql(conn, begin)?;
+    match work(conn) {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(err) => match AnsiTransactionManager::rollback_transaction(conn) {
+            // A broken connection explains less than what broke it.
+            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(err),
+            Err(rollback) => Err(rollback.into()),
+        },
+    }
 }
 
 /// Switches a webhook off automatically, parks its waiting deliveries, and says so in the
