@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, Caller, read_json};
+use super::{ApiError, Caller, Object, read_json};
 use crate::delivery::outbox::{self, Accepted, MAX_BATCH, NewEvent, PublishError};
 use crate::models::event::Event;
 use crate::models::event_type::EventType;
@@ -54,7 +54,14 @@ pub struct EventBody {
 #[serde(deny_unknown_fields)]
 pub struct BatchBody {
     #[schema(min_items = 1, max_items = 500)]
+    #[serde(deserialize_with = "objects")]
     events: Vec<EventBody>,
+}
+
+/// Each event of a batch as a JSON object (see [`Object`]).
+fn objects<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<EventBody>, D::Error> {
+    let events: Vec<Object<EventBody>> = Deserialize::deserialize(deserializer)?;
+    Ok(events.into_iter().map(|Object(event)| event).collect())
 }
 
 fn check(body: EventBody, prefix: &str) -> Result<NewEvent, ApiError> {

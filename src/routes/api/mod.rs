@@ -358,16 +358,41 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
             "Text may not contain the NUL character (\\u0000).",
         ));
     }
-    serde_path_to_error::deserialize(value).map_err(|err| {
-        let path = err.path().to_string();
-        let field = if path == "." { None } else { Some(path) };
-        ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "invalid",
-            message: err.into_inner().to_string(),
-            field,
+    serde_path_to_error::deserialize(value)
+        .map(|Object(body)| body)
+        .map_err(|err| {
+            let path = err.path().to_string();
+            let field = if path == "." { None } else { Some(path) };
+            ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "invalid",
+                message: err.into_inner().to_string(),
+                field,
+            }
+        })
+}
+
+/// A body (or an item of one) that must be a JSON object. serde's derived structs also
+/// take an array of their fields in order, so `["booking.created", {...}]` was published as
+/// an event; the API documents objects only, and an array is refused as the wrong type.
+pub struct Object<T>(pub T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Fields<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, fields: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(fields))
+            }
         }
-    })
+        deserializer
+            .deserialize_map(Fields(std::marker::PhantomData))
+            .map(Object)
+    }
 }
 
 /// The path (`events[2].data.name`) of the first key or text in `value` that holds a NUL.
