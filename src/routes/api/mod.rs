@@ -375,7 +375,9 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
 /// A body (or an item of one) that must be a JSON object. serde's derived structs also
 /// take an array of their fields in order, so `["booking.created", {...}]` was published as
 /// an event; the API documents objects only, and an array is refused as the wrong type.
-pub struct Object<T>(pub T);
+/// `parse_json` applies it to every body; a struct nested in a body needs it on its field
+/// (as the events of a batch have, `events::objects`).
+struct Object<T>(T);
 
 impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
