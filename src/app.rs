@@ -19,7 +19,8 @@ use crate::models::random_hex;
 use crate::models::tenant::{Plan, Tenant};
 use crate::models::user::{NewUser, Role, User};
 use crate::settings::Settings;
-use crate::startup::{AppState, build_server};
+use crate::startup::build_server;
+use crate::state::AppState;
 
 pub const DEMO_OWNER_EMAIL: &str = "owner@demo.hookboard.test";
 

@@ -1,11 +1,6 @@
-//! The one error type of the web layer. Handlers return `Result<_, AppError>`; database
-//! and blocking-pool failures convert into it with `?`.
-
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
-use askama::Template;
-
-use crate::routes::views::{Chrome, ErrorPage};
+//! The one error type of Hookboard's services. The web pages and the API each turn it
+//! into an answer of their own (an HTML page or toast, a JSON error); database and
+//! blocking-pool failures convert into it with `?`. It knows nothing of HTTP.
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -50,13 +45,12 @@ impl From<diesel::result::Error> for AppError {
         use diesel::result::{DatabaseErrorKind, Error};
         match err {
             Error::NotFound => AppError::NotFound,
-            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => AppError::Validation {
-                field: None,
-                message: format!(
-                    "That already exists ({}).",
-                    info.constraint_name().unwrap_or("unique")
-                ),
-            },
+            // The constraint's name is the schema's business, never the user's: the
+            // services that can hit a unique index check first and say what exists.
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                tracing::info!(constraint = info.constraint_name(), "unique violation");
+                AppError::Conflict("That already exists; nothing was changed.".into())
+            }
             other if connection_lost(&other) => {
                 tracing::warn!(error = %other, "the database connection was lost");
                 AppError::Unavailable
@@ -94,64 +88,3 @@ impl From<r2d2::Error> for AppError {
         AppError::Unavailable
     }
 }
-
-impl From<actix_web::error::BlockingError> for AppError {
-    fn from(err: actix_web::error::BlockingError) -> Self {
-        AppError::Unexpected(anyhow::anyhow!("blocking task failed: {err}"))
-    }
-}
-
-impl ResponseError for AppError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            AppError::NotFound => StatusCode::NOT_FOUND,
-            AppError::LoginRequired => StatusCode::SEE_OTHER,
-            AppError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
-            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            AppError::Conflict(_) => StatusCode::CONFLICT,
-            AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        match self {
-            AppError::Unexpected(err) => tracing::error!(error = ?err, "request failed"),
-            AppError::LoginRequired => {
-                return HttpResponse::SeeOther()
-                    .insert_header((actix_web::http::header::LOCATION, "/login"))
-                    .finish();
-            }
-            _ => {}
-        }
-        let mut response = error_page(self.status_code(), &self.to_string());
-        if matches!(self, AppError::Unavailable) {
-            response.headers_mut().insert(
-                actix_web::http::header::RETRY_AFTER,
-                actix_web::http::header::HeaderValue::from_static("2"),
-            );
-        }
-        response
-    }
-}
-
-/// The error page in the layout. Errors on htmx requests are turned into toasts by the
-/// `htmx_errors` middleware, which keeps this page for full-page loads.
-pub fn error_page(status: StatusCode, message: &str) -> HttpResponse {
-    let page = ErrorPage {
-        chrome: Chrome::anonymous(status.canonical_reason().unwrap_or("Error")),
-        status: status.as_u16(),
-        message: message.to_owned(),
-    };
-    let body = page.render().unwrap_or_else(|_| message.to_owned());
-    let mut response = HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(body);
-    response.extensions_mut().insert(ErrorMessage(message.to_owned()));
-    response
-}
-
-/// The human message of an error response, for middleware that re-renders it.
-#[derive(Clone)]
-pub struct ErrorMessage(pub String);

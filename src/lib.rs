@@ -2,6 +2,7 @@
 //! server-rendered dashboard to configure outgoing webhooks, and the engine that delivers
 //! the platform's events to them.
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;
@@ -17,5 +18,7 @@ pub mod routes;
 pub mod schema;
 pub mod settings;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 pub mod validation;
+pub mod web;

@@ -6,13 +6,14 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 
-use crate::auth::{CurrentUser, password, sign_in};
+use crate::auth::password;
 use crate::error::AppError;
 use crate::models::audit::AuditEntry;
 use crate::models::session::Sessions;
 use crate::models::user::User;
-use crate::routes::views::Chrome;
-use crate::startup::AppState;
+use crate::state::AppState;
+use crate::web::session::{CurrentUser, sign_in};
+use crate::web::views::Chrome;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "profile.html")]
@@ -104,7 +105,7 @@ pub async fn change_password(
     }
     sign_in(&session, user_id, state.clock.now())?;
     let mut page = ProfilePage::of(&user, None, true);
-    page.chrome.csrf_token = crate::auth::csrf::token(&session);
+    page.chrome.csrf_token = crate::web::csrf::token(&session);
     Ok(actix_web::HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(page.render().map_err(anyhow::Error::from)?))

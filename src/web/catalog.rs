@@ -5,12 +5,12 @@ use actix_web::web;
 use askama::Template;
 use askama_web::WebTemplate;
 
-use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::models::event_type::EventType;
-use crate::routes::views::Chrome;
-use crate::routes::webhooks::form::{EventGroup, group_events};
-use crate::startup::AppState;
+use crate::state::AppState;
+use crate::web::session::CurrentUser;
+use crate::web::views::Chrome;
+use crate::web::webhooks::form::{EventGroup, group_events};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "events.html")]

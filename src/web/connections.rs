@@ -6,13 +6,13 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::auth::{CurrentUser, TOOL_OFF_NOTICE};
 use crate::error::AppError;
 use crate::models::audit::{Actor, AuditEntry};
 use crate::models::connection::{Connection, NewConnection};
-use crate::routes::views::Chrome;
-use crate::routes::{render, see_other};
-use crate::startup::AppState;
+use crate::state::AppState;
+use crate::web::session::{CurrentUser, TOOL_OFF_NOTICE};
+use crate::web::views::Chrome;
+use crate::web::{render, see_other};
 
 pub const MAX_NAME_CHARS: usize = 200;
 

@@ -5,13 +5,13 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 
-use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::models::audit::AuditEntry;
 use crate::models::tenant::Tenant;
-use crate::routes::views::Chrome;
-use crate::routes::{is_htmx, see_other};
-use crate::startup::AppState;
+use crate::state::AppState;
+use crate::web::session::CurrentUser;
+use crate::web::views::Chrome;
+use crate::web::{is_htmx, see_other};
 
 /// The state the card shows.
 pub struct WebhooksCard {
@@ -68,7 +68,7 @@ pub async fn toggle_webhooks(
 ) -> Result<HttpResponse, AppError> {
     let tenant = user.require_editor()?.clone();
     if !tenant.plan.has_webhooks() {
-        return Err(AppError::forbidden(crate::auth::SCALE_PLAN_NOTICE));
+        return Err(AppError::forbidden(crate::web::session::SCALE_PLAN_NOTICE));
     }
     let enabled = form.enabled.as_deref().is_some_and(|v| v == "on" || v == "true");
     let actor = user.actor();

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{ApiError, Caller, read_json};
 use crate::models::delivery::{Attempt, Delivery, LogFilter};
 use crate::models::webhook::Webhook;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// One HTTP attempt of a delivery.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -169,7 +169,7 @@ pub async fn resend(
     let now = state.clock.now();
     let actor = super::webhooks::actor(&caller);
     let delivery = state
-        .db(move |conn| crate::routes::webhooks::page::resend_delivery(conn, tenant.id, id, &actor, now))
+        .db(move |conn| crate::web::webhooks::page::resend_delivery(conn, tenant.id, id, &actor, now))
         .await?;
     Ok(HttpResponse::Accepted().json(Resent {
         id: delivery.id,
@@ -220,7 +220,7 @@ pub async fn test(
     let actor = super::webhooks::actor(&caller);
     let sent = state
         .db(move |conn| {
-            crate::routes::webhooks::page::send_test_event(conn, &tenant, id, &body.kind, &actor, now)
+            crate::web::webhooks::page::send_test_event(conn, &tenant, id, &body.kind, &actor, now)
         })
         .await?;
     Ok(HttpResponse::Accepted().json(TestSent {

@@ -7,13 +7,15 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 
+use crate::auth::password;
 use crate::auth::throttle::Record;
-use crate::auth::{CurrentUser, csrf, password, sign_in};
 use crate::error::AppError;
 use crate::models::session::Sessions;
 use crate::models::user::User;
-use crate::routes::views::Chrome;
-use crate::startup::AppState;
+use crate::state::AppState;
+use crate::web::csrf;
+use crate::web::session::{CurrentUser, sign_in};
+use crate::web::views::Chrome;
 
 /// One message for every refusal, so the answer does not tell whether an account exists.
 pub const LOGIN_REFUSED: &str = "That email and password do not match an active account, or the \

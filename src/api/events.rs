@@ -10,7 +10,7 @@ use super::{ApiError, Caller, Object, read_json};
 use crate::delivery::outbox::{self, Accepted, MAX_BATCH, NewEvent, PublishError};
 use crate::models::event::Event;
 use crate::models::event_type::EventType;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The limit on `idempotency_key` and `language`.
 const MAX_KEY_CHARS: usize = 200;

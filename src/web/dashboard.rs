@@ -4,11 +4,11 @@ use actix_web::web;
 use askama::Template;
 use askama_web::WebTemplate;
 
-use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::models::webhook::Webhook;
-use crate::routes::views::Chrome;
-use crate::startup::AppState;
+use crate::state::AppState;
+use crate::web::session::CurrentUser;
+use crate::web::views::Chrome;
 
 pub struct DashboardTenant {
     pub name: String,

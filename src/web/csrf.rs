@@ -9,7 +9,7 @@ use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::Next;
 use actix_web::web::Bytes;
 
-use crate::error::error_page;
+use super::errors::error_page;
 use crate::models::random_hex;
 
 const CSRF_KEY: &str = "csrf";

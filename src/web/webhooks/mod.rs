@@ -13,7 +13,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::auth::{CurrentUser, TOOL_OFF_NOTICE};
 use crate::error::AppError;
 use crate::export;
 use crate::models::audit::AuditEntry;
@@ -21,10 +20,11 @@ use crate::models::connection::Connection;
 use crate::models::event_type::EventType;
 use crate::models::tenant::Tenant;
 use crate::models::webhook::{Filter, Page, Parked, SaveError, Webhook};
-use crate::routes::views::{Chrome, format_time};
-use crate::routes::{is_htmx, render, see_other, toast_oob};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::validation::webhook::{Context, validate};
+use crate::web::session::{CurrentUser, TOOL_OFF_NOTICE};
+use crate::web::views::{Chrome, format_time};
+use crate::web::{is_htmx, render, see_other, toast_oob};
 use form::{FormView, Submitted, group_events, no_errors};
 
 impl From<SaveError> for AppError {
@@ -480,7 +480,7 @@ pub async fn validate_input(
         .await?;
     let allow_http = state.settings.allow_http_targets;
     let allowed = state.settings.allow_private_targets.clone();
-    let checked = web::block(move || {
+    let checked = crate::state::blocking(move || {
         let ctx = Context {
             allow_http,
             allowed_private: &allowed,
@@ -488,7 +488,7 @@ pub async fn validate_input(
             tenant_connections: &connection_ids,
             resolve: true,
         };
-        validate(input, &ctx)
+        Ok(validate(input, &ctx))
     })
     .await?;
     Ok(checked)

@@ -5,11 +5,11 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 
-use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::models::audit::AuditEntry;
-use crate::routes::views::{Chrome, format_time};
-use crate::startup::AppState;
+use crate::state::AppState;
+use crate::web::session::CurrentUser;
+use crate::web::views::{Chrome, format_time};
 
 const PAGE_SIZE: i64 = 50;
 

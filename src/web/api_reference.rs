@@ -7,10 +7,10 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde_json::{Map, Value, json};
 
-use crate::auth::CurrentUser;
+use crate::api::doc::openapi;
 use crate::error::AppError;
-use crate::routes::api::doc::openapi;
-use crate::routes::views::Chrome;
+use crate::web::session::CurrentUser;
+use crate::web::views::Chrome;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "api_reference.html")]

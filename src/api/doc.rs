@@ -10,7 +10,7 @@ use actix_web::HttpResponse;
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
-use super::{deliveries, events, webhooks};
+use super::{connections, deliveries, events, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -39,9 +39,9 @@ header: the same key and body within 24 hours return the first answer again."
         deliveries::test,
         deliveries::list,
         deliveries::resend,
-        webhooks::connections,
-        webhooks::create_connection,
-        webhooks::delete_connection,
+        connections::list,
+        connections::create_connection,
+        connections::delete_connection,
     ),
     tags(
         (name = "Events", description = "Publish events; read them back to catch up."),

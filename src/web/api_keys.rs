@@ -7,13 +7,13 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::models::api_key::ApiKey;
 use crate::models::audit::AuditEntry;
-use crate::routes::views::{Chrome, format_time};
-use crate::routes::{render, see_other};
-use crate::startup::AppState;
+use crate::state::AppState;
+use crate::web::session::CurrentUser;
+use crate::web::views::{Chrome, format_time};
+use crate::web::{render, see_other};
 
 pub const MAX_NAME_CHARS: usize = 100;
 

@@ -6,16 +6,17 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 
-use crate::auth::{CurrentUser, password};
+use crate::auth::password;
 use crate::error::AppError;
 use crate::models::audit::{Actor, AuditEntry};
 use crate::models::session::Sessions;
 use crate::models::tenant::{Plan, Tenant};
 use crate::models::user::{NewUser, Role, User};
-use crate::routes::see_other;
-use crate::routes::views::Chrome;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::validation::is_plausible_email;
+use crate::web::see_other;
+use crate::web::session::CurrentUser;
+use crate::web::views::Chrome;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "admin_tenants.html")]

@@ -7,7 +7,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::export;
 use crate::models::audit::AuditEntry;
@@ -15,9 +14,10 @@ use crate::models::connection::Connection;
 use crate::models::delivery::{Delivery, HourHealth, LOG_PAGE_SIZE, LogEntry, LogFilter, OUTCOMES};
 use crate::models::event_type::EventType;
 use crate::models::webhook::{SECRET_OVERLAP_HOURS, ShownHeader, Webhook};
-use crate::routes::views::{Chrome, format_time};
-use crate::routes::{is_htmx, render, see_other, toast_oob};
-use crate::startup::AppState;
+use crate::state::AppState;
+use crate::web::session::CurrentUser;
+use crate::web::views::{Chrome, format_time};
+use crate::web::{is_htmx, render, see_other, toast_oob};
 
 /// The delivery log: a page of deliveries and the link to the next (older) page.
 #[derive(Template)]

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::{ApiError, Caller};
 use crate::models::idempotency::{Reservation, StoredAnswer};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Token buckets by API key (keyed by a hash of the key, never the key itself).
 pub struct RateLimiter {

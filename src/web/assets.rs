@@ -30,7 +30,7 @@ pub async fn asset(path: web::Path<String>) -> HttpResponse {
             .content_type(asset.content_type)
             .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
             .body(asset.body),
-        None => crate::error::error_page(
+        None => crate::web::error_page(
             actix_web::http::StatusCode::NOT_FOUND,
             "The file you asked for does not exist.",
         ),

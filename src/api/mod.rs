@@ -1,170 +1,30 @@
 //! The JSON API (`/api/v1`): bearer-key authentication, one error shape
 //! (`{"error": {"code", "message", "field"?}}`), and strict body reading (1 MiB at most).
 
+pub mod connections;
 pub mod deliveries;
 pub mod doc;
+pub mod errors;
 pub mod events;
 pub mod guard;
 pub mod webhooks;
 
+pub use errors::{ApiError, ErrorBody, not_found};
+
 use actix_web::http::StatusCode;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::StreamExt;
-use serde::Serialize;
 
 use crate::models::api_key::ApiKey;
 use crate::models::tenant::Tenant;
 use crate::models::webhook::Webhook;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Request bodies larger than this answer 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// A too-large body is still read (and dropped) up to this size, so the client, still
 /// sending, gets the 413 instead of a reset connection; beyond it the connection closes.
 const DRAIN_BYTES: usize = 16 * 1024 * 1024;
-
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    pub field: Option<String>,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            field: None,
-        }
-    }
-
-    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "invalid",
-            message: message.into(),
-            field: Some(field.into()),
-        }
-    }
-
-    pub fn unauthorized(message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
-    }
-
-    /// The blocking pool could not take the work (shutting down or overloaded).
-    pub fn busy() -> Self {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "Hookboard is busy; please retry.",
-        )
-    }
-
-    /// The database cannot be reached just now; nothing was changed.
-    pub fn unavailable() -> Self {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "The database is not reachable just now; nothing was changed. Retry shortly.",
-        )
-    }
-
-    pub fn not_found() -> Self {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "No such item in your account.",
-        )
-    }
-}
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-/// Every error of the API has this shape.
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = Error, example = json!({"error": {"code": "invalid", "message": "Choose at least one event to send.", "field": "events"}}))]
-pub struct ErrorBody<'a> {
-    error: ErrorFields<'a>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ErrorFields<'a> {
-    /// A stable code: `bad_request`, `bad_json`, `unauthorized`, `plan`, `tool_off`,
-    /// `forbidden`, `not_found`, `conflict`, `too_large`, `invalid`,
-    /// `idempotency_mismatch`, `rate_limited`, `busy` or `internal`.
-    code: &'a str,
-    /// What went wrong and what to do, in plain words.
-    message: &'a str,
-    /// The field at fault, when there is one (`url`, `events[2]`, `events[3].type`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        self.status
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status);
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.insert_header(("WWW-Authenticate", "Bearer"));
-        }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((actix_web::http::header::RETRY_AFTER, "2"));
-        }
-        response.json(ErrorBody {
-            error: ErrorFields {
-                code: self.code,
-                message: &self.message,
-                field: self.field.as_deref(),
-            },
-        })
-    }
-}
-
-impl From<crate::error::AppError> for ApiError {
-    fn from(err: crate::error::AppError) -> Self {
-        use crate::error::AppError;
-        match err {
-            AppError::NotFound => ApiError::not_found(),
-            AppError::Validation { field, message } => ApiError {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "invalid",
-                message,
-                field: field.map(str::to_owned),
-            },
-            AppError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
-            AppError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
-            AppError::Unavailable => ApiError::unavailable(),
-            AppError::Unauthorized(m) => ApiError::unauthorized(m),
-            AppError::LoginRequired => {
-                ApiError::unauthorized("Send an API key as `Authorization: Bearer <key>`.")
-            }
-            AppError::Unexpected(err) => {
-                tracing::error!(error = ?err, "API request failed");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "Something went wrong on our side. It has been logged; please try again.",
-                )
-            }
-        }
-    }
-}
-
-impl From<diesel::result::Error> for ApiError {
-    fn from(err: diesel::result::Error) -> Self {
-        crate::error::AppError::from(err).into()
-    }
-}
 
 /// Who calls the API: a tenant key may do everything; a webhook's own key may only read
 /// the events its webhook subscribes to.
@@ -209,7 +69,7 @@ impl Caller {
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "tool_off",
-                crate::auth::TOOL_OFF_NOTICE,
+                crate::web::session::TOOL_OFF_NOTICE,
             ))
         }
     }
@@ -223,7 +83,7 @@ impl Caller {
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "plan",
-                crate::auth::SCALE_PLAN_NOTICE,
+                crate::web::session::SCALE_PLAN_NOTICE,
             ))
         }
     }
@@ -437,13 +297,4 @@ fn check_length(headers: &actix_web::http::header::HeaderMap) -> Result<(), ApiE
         )),
         _ => Ok(()),
     }
-}
-
-/// Unknown `/api/...` paths answer in JSON too.
-pub async fn not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "There is no such API endpoint; see GET /api/v1/openapi.json.",
-    )
 }
