@@ -13,6 +13,10 @@ pub enum AppError {
         field: Option<&'static str>,
         message: String,
     },
+    /// Several fields at fault at once (a form shows each next to its field; the API
+    /// names the first).
+    #[error("{}", .0.values().next().map(String::as_str).unwrap_or("Please check the fields."))]
+    Fields(crate::validation::webhook::FieldErrors),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -82,9 +86,67 @@ pub fn connection_lost(err: &diesel::result::Error) -> bool {
     }
 }
 
+impl From<crate::delivery::outbox::PublishError> for AppError {
+    fn from(err: crate::delivery::outbox::PublishError) -> Self {
+        use crate::delivery::outbox::PublishError;
+        match err {
+            PublishError::Invalid { field, message, .. } => AppError::validation(field, message),
+            PublishError::Database(err) => err.into(),
+        }
+    }
+}
+
 impl From<r2d2::Error> for AppError {
     fn from(err: r2d2::Error) -> Self {
         tracing::warn!(error = %err, "no database connection available");
         AppError::Unavailable
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind, Error};
+
+    use super::AppError;
+
+    struct Violation;
+
+    impl DatabaseErrorInformation for Violation {
+        fn message(&self) -> &str {
+            "duplicate key value violates unique constraint \"connections_tenant_id_external_id_key\""
+        }
+        fn details(&self) -> Option<&str> {
+            None
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            Some("connections")
+        }
+        fn column_name(&self) -> Option<&str> {
+            None
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            Some("connections_tenant_id_external_id_key")
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_unique_violation_says_what_happened_without_the_schemas_names() {
+        let error = AppError::from(Error::DatabaseError(
+            DatabaseErrorKind::UniqueViolation,
+            Box::new(Violation),
+        ));
+        let message = error.to_string();
+        assert!(matches!(error, AppError::Conflict(_)), "{error:?}");
+        assert!(message.contains("already exists"), "{message}");
+        assert!(
+            !message.contains("_key") && !message.contains("connections"),
+            "{message}"
+        );
     }
 }

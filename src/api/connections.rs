@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::webhooks::actor;
 use super::{ApiError, Caller, ErrorBody, read_json};
-use crate::models::connection::Connection;
+use crate::services;
 use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -34,22 +34,16 @@ pub struct ConnectionList {
 )]
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let tenant_id = caller.reader()?.id;
-    let rows = state
-        .db(move |conn| {
-            Connection::list(conn, tenant_id)?
-                .into_iter()
-                .map(|c| {
-                    let webhooks = Connection::webhook_count(conn, tenant_id, c.id)?;
-                    Ok(ConnectionJson {
-                        id: c.id,
-                        name: c.name,
-                        external_id: c.external_id,
-                        webhooks,
-                    })
-                })
-                .collect::<Result<Vec<_>, crate::error::AppError>>()
+    let rows = services::connections::list(&state, tenant_id)
+        .await?
+        .into_iter()
+        .map(|listed| ConnectionJson {
+            id: listed.connection.id,
+            name: listed.connection.name,
+            external_id: listed.connection.external_id,
+            webhooks: listed.webhooks,
         })
-        .await?;
+        .collect();
     Ok(HttpResponse::Ok().json(ConnectionList { connections: rows }))
 }
 
@@ -77,14 +71,8 @@ pub async fn create_connection(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = caller.writer()?.clone();
     let body: ConnectionBody = read_json(&req, payload).await?;
-    let name =
-        crate::web::connections::check_text("name", &body.name).map_err(|m| ApiError::invalid("name", m))?;
-    let external_id = crate::web::connections::check_text("contract id", &body.external_id)
-        .map_err(|m| ApiError::invalid("external_id", m))?;
-    let (tenant_id, actor) = (tenant.id, actor(&caller));
-    let connection = state
-        .db(move |conn| crate::web::connections::add(conn, tenant_id, &name, &external_id, &actor))
-        .await?;
+    let connection =
+        services::connections::add(&state, tenant.id, &body.name, &body.external_id, actor(&caller)).await?;
     Ok(HttpResponse::Created().json(ConnectionJson {
         id: connection.id,
         name: connection.name,
@@ -110,9 +98,6 @@ pub async fn delete_connection(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = caller.writer()?.clone();
-    let (tenant_id, id, actor) = (tenant.id, id.into_inner(), actor(&caller));
-    state
-        .db(move |conn| crate::web::connections::remove(conn, tenant_id, id, &actor))
-        .await?;
+    services::connections::remove(&state, tenant.id, id.into_inner(), actor(&caller)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -4,8 +4,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, Caller, read_json};
-use crate::models::delivery::{Attempt, Delivery, LogFilter};
-use crate::models::webhook::Webhook;
+use crate::models::delivery::{Attempt, LogFilter, LogPage};
+use crate::services;
 use crate::state::AppState;
 
 /// One HTTP attempt of a delivery.
@@ -95,40 +95,21 @@ pub async fn list(
     let tenant_id = caller.reader()?.id;
     let query: LogQuery = serde_urlencoded::from_str(req.query_string())
         .map_err(|err| ApiError::invalid("query", format!("The query string is not understood: {err}")))?;
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid("limit", "`limit` must be between 1 and 500."));
-    }
-    if let Some(outcome) = &query.outcome
-        && !crate::models::delivery::OUTCOMES.contains(&outcome.as_str())
-    {
-        return Err(ApiError::invalid(
-            "outcome",
-            "`outcome` is one of pending, succeeded, failed, parked, cancelled.",
-        ));
-    }
     let filter = LogFilter {
         outcome: query.outcome.unwrap_or_default(),
         event: query.event.unwrap_or_default(),
         before: query.before.map(|b| b.to_string()).unwrap_or_default(),
     };
-    let id = id.into_inner();
-    let entries = state
-        .db(move |conn| {
-            let webhook = Webhook::find(conn, tenant_id, id)?;
-            Ok(Delivery::log(conn, webhook.id, &filter, limit)?)
-        })
-        .await?;
-    let next_before = (entries.len() as i64 == limit)
-        .then(|| entries.last().map(|e| e.delivery.id))
-        .flatten();
+    let limit = query.limit.unwrap_or(50);
+    let (_, page) = services::deliveries::log(&state, tenant_id, id.into_inner(), filter, limit).await?;
+    let LogPage { entries, next_before } = page;
     let deliveries: Vec<DeliveryView> = entries
         .into_iter()
         .map(|e| DeliveryView {
             id: e.delivery.id,
             event_id: e.delivery.event_id,
             event_type: e.event_type,
-            status: e.delivery.status,
+            status: e.delivery.status.to_string(),
             attempt_count: e.delivery.attempt_count,
             next_attempt_at: e.delivery.next_attempt_at,
             created_at: e.delivery.created_at,
@@ -164,17 +145,13 @@ pub async fn resend(
     caller: Caller,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = caller.writer()?.clone();
-    let id = id.into_inner();
-    let now = state.clock.now();
+    let tenant_id = caller.writer()?.id;
     let actor = super::webhooks::actor(&caller);
-    let delivery = state
-        .db(move |conn| crate::web::webhooks::page::resend_delivery(conn, tenant.id, id, &actor, now))
-        .await?;
+    let delivery = services::deliveries::resend(&state, tenant_id, id.into_inner(), actor).await?;
     Ok(HttpResponse::Accepted().json(Resent {
         id: delivery.id,
         event_id: delivery.event_id,
-        status: delivery.status,
+        status: delivery.status.to_string(),
     }))
 }
 
@@ -215,14 +192,8 @@ pub async fn test(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = caller.writer()?.clone();
     let body: TestBody = read_json(&req, payload).await?;
-    let id = id.into_inner();
-    let now = state.clock.now();
     let actor = super::webhooks::actor(&caller);
-    let sent = state
-        .db(move |conn| {
-            crate::web::webhooks::page::send_test_event(conn, &tenant, id, &body.kind, &actor, now)
-        })
-        .await?;
+    let sent = services::webhooks::send_test(&state, &tenant, id.into_inner(), body.kind, actor).await?;
     Ok(HttpResponse::Accepted().json(TestSent {
         id: sent.event_id,
         delivery: sent.delivery_id,

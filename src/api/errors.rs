@@ -127,6 +127,14 @@ impl From<crate::error::AppError> for ApiError {
                 message,
                 field: field.map(str::to_owned),
             },
+            AppError::Fields(errors) => match errors.into_iter().next() {
+                Some((field, message)) => ApiError::invalid(field, message),
+                None => ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid",
+                    "Please check the fields.",
+                ),
+            },
             AppError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
             AppError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             AppError::Unavailable => ApiError::unavailable(),

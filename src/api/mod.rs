@@ -69,7 +69,7 @@ impl Caller {
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "tool_off",
-                crate::web::session::TOOL_OFF_NOTICE,
+                crate::services::TOOL_OFF_NOTICE,
             ))
         }
     }
@@ -83,7 +83,7 @@ impl Caller {
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "plan",
-                crate::web::session::SCALE_PLAN_NOTICE,
+                crate::services::SCALE_PLAN_NOTICE,
             ))
         }
     }

@@ -11,8 +11,9 @@ use crate::crypto::SecretBox;
 use crate::models::audit::Actor;
 use crate::models::connection::Connection;
 use crate::models::webhook::{Filter, Webhook};
+use crate::services::{self, webhooks::Parked};
 use crate::state::AppState;
-use crate::validation::webhook::{FieldErrors, Input};
+use crate::validation::webhook::Input;
 
 /// The webhook as the API shows it, field for field as SPEC 6 names them.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -130,11 +131,10 @@ pub struct WebhookBody {
     use_customer_language: Option<bool>,
     /// Parts of `data` to include: `customer`, `pricing`, `units`, `payment`, `questions`.
     capabilities: Option<Vec<String>>,
-}
-
-fn first_error(errors: FieldErrors) -> ApiError {
-    let (field, message) = errors.into_iter().next().expect("at least one error");
-    ApiError::invalid(field, message)
+    /// When `active` switches the webhook back on: what to do with the deliveries parked
+    /// while it was off: `resend` them, `drop` them, or `keep` them parked (the default).
+    #[schema(value_type = Option<String>, pattern = "^(resend|drop|keep)$")]
+    parked_deliveries: Option<String>,
 }
 
 pub fn actor(caller: &Caller) -> Actor {
@@ -150,52 +150,43 @@ pub fn actor(caller: &Caller) -> Actor {
     }
 }
 
-/// Applies `body` on top of `base` and validates the result like the form does.
-async fn checked(
-    state: &AppState,
-    tenant_id: i64,
-    body: WebhookBody,
-    base: Input,
-    existing: Option<Webhook>,
-) -> Result<Input, ApiError> {
-    let connections = state
-        .db(move |conn| Ok(Connection::list(conn, tenant_id)?))
-        .await?;
+/// Applies `body` on top of `base`: the draft the service checks like the form's.
+async fn draft(state: &AppState, tenant_id: i64, body: &WebhookBody, base: Input) -> Result<Input, ApiError> {
     let mut input = base;
-    if let Some(url) = body.url {
-        input.url = url;
-    }
-    if let Some(description) = body.description {
-        input.description = description;
-    }
-    if let Some(events) = body.events {
-        input.events = events;
-    }
-    if let Some(connection) = body.connection {
+    if let Some(connection) = &body.connection {
         input.connection_id = match connection {
             None => None,
-            Some(external) => Some(
-                connections
-                    .iter()
-                    .find(|c| c.external_id == external)
-                    .map(|c| c.id)
-                    .ok_or_else(|| {
-                        ApiError::invalid(
-                            "connection",
-                            format!("`{external}` is not the contract id of one of your connections."),
-                        )
-                    })?,
-            ),
+            Some(external) => {
+                let external = external.clone();
+                let found = state
+                    .db(move |conn| Ok(Connection::find_by_external_id(conn, tenant_id, &external)?))
+                    .await?;
+                Some(found.map(|c| c.id).ok_or_else(|| {
+                    ApiError::invalid(
+                        "connection",
+                        format!(
+                            "`{}` is not the contract id of one of your connections.",
+                            connection.as_deref().unwrap_or("")
+                        ),
+                    )
+                })?)
+            }
         };
     }
-    if let Some(headers) = body.headers {
-        input.headers = headers.into_iter().collect();
-        if let Some(webhook) = &existing {
-            input.headers = webhook.restore_masked(input.headers, &state.secrets());
-        }
+    if let Some(url) = &body.url {
+        input.url = url.clone();
     }
-    if let Some(capabilities) = body.capabilities {
-        input.capabilities = capabilities;
+    if let Some(description) = &body.description {
+        input.description = description.clone();
+    }
+    if let Some(events) = &body.events {
+        input.events = events.clone();
+    }
+    if let Some(headers) = &body.headers {
+        input.headers = headers.clone().into_iter().collect();
+    }
+    if let Some(capabilities) = &body.capabilities {
+        input.capabilities = capabilities.clone();
     }
     for (flag, value) in [
         (&mut input.active, body.active),
@@ -207,9 +198,7 @@ async fn checked(
             *flag = value;
         }
     }
-    crate::web::webhooks::validate_input(state, tenant_id, input)
-        .await?
-        .map_err(first_error)
+    Ok(input)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -243,15 +232,10 @@ pub async fn list(
     filter: web::Query<Filter>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant_id = caller.reader()?.id;
-    let filter = filter.into_inner();
     let secrets = state.secrets();
-    let (page, connections) = state
-        .db(move |conn| {
-            Ok((
-                Webhook::list(conn, tenant_id, &filter)?,
-                Connection::list(conn, tenant_id)?,
-            ))
-        })
+    let page = services::webhooks::list(&state, tenant_id, filter.into_inner()).await?;
+    let connections = state
+        .db(move |conn| Ok(Connection::list(conn, tenant_id)?))
         .await?;
     Ok(HttpResponse::Ok().json(WebhookPage {
         webhooks: page
@@ -328,14 +312,11 @@ pub async fn create(
     if body.events.is_none() {
         return Err(ApiError::invalid("events", "Choose at least one event to send."));
     }
-    let input = checked(&state, tenant.id, body, Input::default(), None).await?;
-    let (secrets, actor, tenant_id) = (state.secrets(), actor(&caller), tenant.id);
-    let (webhook, key, connections) = state
-        .db(move |conn| {
-            let (webhook, key) =
-                crate::web::webhooks::create_webhook(conn, tenant_id, &input, &secrets, &actor)?;
-            Ok((webhook, key, Connection::list(conn, tenant_id)?))
-        })
+    let input = draft(&state, tenant.id, &body, Input::default()).await?;
+    let (webhook, key) = services::webhooks::create(&state, tenant.id, input, actor(&caller)).await?;
+    let tenant_id = tenant.id;
+    let connections = state
+        .db(move |conn| Ok(Connection::list(conn, tenant_id)?))
         .await?;
     let json = WebhookJson::of(&webhook, &connections, &state.secrets());
     Ok(HttpResponse::Created()
@@ -346,21 +327,25 @@ pub async fn create(
         }))
 }
 
-fn input_of(webhook: &Webhook, secrets: &SecretBox) -> Result<Input, ApiError> {
-    Ok(Input {
+/// The stored webhook as a draft; credentials in headers masked, as the service expects
+/// them back ("unchanged").
+fn input_of(webhook: &Webhook, secrets: &SecretBox) -> Input {
+    Input {
         url: webhook.url.clone(),
         description: webhook.description.clone(),
         events: webhook.events.clone(),
         connection_id: webhook.connection_id,
         capabilities: webhook.capabilities.clone(),
         headers: webhook
-            .headers(secrets)
-            .map_err(|e| ApiError::from(crate::error::AppError::Unexpected(e)))?,
+            .shown_headers(secrets)
+            .into_iter()
+            .map(|h| (h.name, h.value))
+            .collect(),
         active: webhook.is_active(),
         api_key_enabled: webhook.api_key_enabled,
         retry_on_error: webhook.retry_on_error,
         use_customer_language: webhook.use_customer_language,
-    })
+    }
 }
 
 /// Change a webhook
@@ -382,18 +367,17 @@ pub async fn update(
     let tenant = caller.writer()?.clone();
     let body: WebhookBody = read_json(&req, payload).await?;
     let (tenant_id, id) = (tenant.id, id.into_inner());
-    let current = state
-        .db(move |conn| Ok(Webhook::find(conn, tenant_id, id)?))
-        .await?;
-    let base = input_of(&current, &state.secrets())?;
-    let input = checked(&state, tenant_id, body, base, Some(current)).await?;
-    let (secrets, actor) = (state.secrets(), actor(&caller));
-    let (webhook, connections) = state
-        .db(move |conn| {
-            let webhook =
-                crate::web::webhooks::update_webhook(conn, tenant_id, id, &input, &secrets, &actor)?;
-            Ok((webhook, Connection::list(conn, tenant_id)?))
-        })
+    let parked: Parked = body
+        .parked_deliveries
+        .as_deref()
+        .unwrap_or("")
+        .parse()
+        .map_err(|message: String| ApiError::invalid("parked_deliveries", message))?;
+    let current = services::webhooks::find(&state, tenant_id, id).await?;
+    let input = draft(&state, tenant_id, &body, input_of(&current, &state.secrets())).await?;
+    let webhook = services::webhooks::update(&state, tenant_id, id, input, parked, actor(&caller)).await?;
+    let connections = state
+        .db(move |conn| Ok(Connection::list(conn, tenant_id)?))
         .await?;
     Ok(HttpResponse::Ok().json(WebhookJson::of(&webhook, &connections, &state.secrets())))
 }
@@ -412,10 +396,7 @@ pub async fn delete(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = caller.writer()?.clone();
-    let (tenant_id, id, actor) = (tenant.id, id.into_inner(), actor(&caller));
-    state
-        .db(move |conn| crate::web::webhooks::delete_webhook(conn, tenant_id, id, &actor))
-        .await?;
+    services::webhooks::delete(&state, tenant.id, id.into_inner(), actor(&caller)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -442,14 +423,8 @@ pub async fn secret(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant_id = caller.reader()?.id;
-    let (id, actor) = (id.into_inner(), actor(&caller));
-    let webhook = state
-        .db(move |conn| Ok(Webhook::find(conn, tenant_id, id)?))
-        .await?;
-    let secret = webhook
-        .reveal_secret(&state.secrets())
-        .map_err(|e| ApiError::from(crate::error::AppError::Unexpected(e)))?;
-    crate::web::webhooks::page::audit(&state, actor, tenant_id, &webhook, "webhook.secret_revealed").await?;
+    let (webhook, secret) =
+        services::webhooks::reveal_secret(&state, tenant_id, id.into_inner(), actor(&caller)).await?;
     let now = state.clock.now();
     Ok(HttpResponse::Ok().json(SecretJson {
         secret,
@@ -471,17 +446,9 @@ pub async fn rotate(
     caller: Caller,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = caller.writer()?.clone();
-    let (tenant_id, id, actor) = (tenant.id, id.into_inner(), actor(&caller));
-    let (secrets, now) = (state.secrets(), state.clock.now());
-    let webhook = state
-        .db(move |conn| {
-            crate::web::webhooks::page::rotate_signing_secret(conn, tenant_id, id, &secrets, now, &actor)
-        })
-        .await?;
-    let secret = webhook
-        .reveal_secret(&state.secrets())
-        .map_err(|e| ApiError::from(crate::error::AppError::Unexpected(e)))?;
+    let tenant_id = caller.writer()?.id;
+    let (webhook, secret, _) =
+        services::webhooks::rotate_secret(&state, tenant_id, id.into_inner(), actor(&caller)).await?;
     Ok(HttpResponse::Ok().json(SecretJson {
         secret,
         previous_secret_expires_at: webhook.previous_secret_expires_at,

@@ -4,6 +4,7 @@
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
+use diesel::Connection as _;
 use serde::Deserialize;
 
 use crate::auth::password;
@@ -11,9 +12,9 @@ use crate::error::AppError;
 use crate::models::audit::{Actor, AuditEntry};
 use crate::models::session::Sessions;
 use crate::models::tenant::{Plan, Tenant};
-use crate::models::user::{NewUser, Role, User};
+use crate::models::user::{Role, User};
+use crate::services::accounts;
 use crate::state::AppState;
-use crate::validation::is_plausible_email;
 use crate::web::see_other;
 use crate::web::session::CurrentUser;
 use crate::web::views::Chrome;
@@ -89,15 +90,6 @@ pub struct TenantForm {
     plan: String,
 }
 
-fn check_tenant_name(name: &str) -> Result<String, String> {
-    let name = name.trim();
-    match name.chars().count() {
-        0 => Err("Give the tenant a name.".into()),
-        n if n > 200 => Err(format!("The name may have at most 200 characters (it has {n}).")),
-        _ => Ok(name.to_owned()),
-    }
-}
-
 pub async fn create_tenant(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -105,7 +97,8 @@ pub async fn create_tenant(
 ) -> Result<HttpResponse, AppError> {
     user.require_operator()?;
     let form = form.into_inner();
-    let checked = check_tenant_name(&form.name).and_then(|name| Ok((name, form.plan.parse::<Plan>()?)));
+    let checked =
+        accounts::check_tenant_name(&form.name).and_then(|name| Ok((name, form.plan.parse::<Plan>()?)));
     let (name, plan) = match checked {
         Ok(ok) => ok,
         Err(message) => {
@@ -115,20 +108,7 @@ pub async fn create_tenant(
     };
     let actor = user.actor();
     let tenant = state
-        .db(move |conn| {
-            conn.build_transaction().run(|conn| {
-                let tenant = Tenant::create(conn, &name, plan)?;
-                AuditEntry::record(
-                    conn,
-                    Some(tenant.id),
-                    &actor,
-                    "tenant.created",
-                    ("tenant", Some(&tenant.slug)),
-                    serde_json::json!({"plan": plan}),
-                )?;
-                Ok::<_, AppError>(tenant)
-            })
-        })
+        .db(move |conn| accounts::create_tenant(conn, &name, plan, &actor))
         .await?;
     Ok(see_other(&format!("/admin/tenants/{}", tenant.id)))
 }
@@ -169,7 +149,8 @@ pub async fn update_tenant(
     user.require_operator()?;
     let id = id.into_inner();
     let form = form.into_inner();
-    let checked = check_tenant_name(&form.name).and_then(|name| Ok((name, form.plan.parse::<Plan>()?)));
+    let checked =
+        accounts::check_tenant_name(&form.name).and_then(|name| Ok((name, form.plan.parse::<Plan>()?)));
     let (name, plan) = match checked {
         Ok(ok) => ok,
         Err(message) => {
@@ -179,34 +160,7 @@ pub async fn update_tenant(
     };
     let actor = user.actor();
     state
-        .db(move |conn| {
-            conn.build_transaction().run(|conn| {
-                let before = Tenant::find(conn, id)?;
-                if before.name != name {
-                    Tenant::rename(conn, id, &name)?;
-                    AuditEntry::record(
-                        conn,
-                        Some(id),
-                        &actor,
-                        "tenant.renamed",
-                        ("tenant", Some(&before.slug)),
-                        serde_json::json!({"from": before.name, "to": name}),
-                    )?;
-                }
-                if before.plan != plan {
-                    Tenant::set_plan(conn, id, plan)?;
-                    AuditEntry::record(
-                        conn,
-                        Some(id),
-                        &actor,
-                        "tenant.plan_changed",
-                        ("tenant", Some(&before.slug)),
-                        serde_json::json!({"from": before.plan, "to": plan}),
-                    )?;
-                }
-                Ok::<_, AppError>(())
-            })
-        })
+        .db(move |conn| accounts::update_tenant(conn, id, Some(&name), Some(plan), &actor))
         .await?;
     Ok(see_other(&format!("/admin/tenants/{id}")))
 }
@@ -268,9 +222,7 @@ pub async fn create_user(
     let form = form.into_inner();
     let email = form.email.trim().to_owned();
     let checked = (|| -> Result<(Role, Option<i64>), String> {
-        if !is_plausible_email(&email) {
-            return Err(format!("`{email}` is not an email address."));
-        }
+        accounts::check_email(&email)?;
         let role: Role = form.role.parse()?;
         let tenant = match (role, form.tenant.parse::<i64>().ok()) {
             (Role::Operator, _) => None,
@@ -287,36 +239,21 @@ pub async fn create_user(
             return render_with(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, page);
         }
     };
+    let hash = crate::state::blocking(move || Ok(password::hash(&form.password)?)).await?;
     let actor = user.actor();
     let created = state
         .db(move |conn| {
-            if User::find_by_email(conn, &email)?.is_some() {
-                return Ok(Err(format!("A user with the email {email} exists already.")));
+            let account = accounts::NewAccount {
+                tenant_id,
+                email: &email,
+                role,
+                password_hash: &hash,
+            };
+            match accounts::create_user(conn, account, &actor) {
+                Ok(user) => Ok(Ok(user)),
+                Err(AppError::Validation { message, .. }) => Ok(Err(message)),
+                Err(err) => Err(err),
             }
-            if let Some(id) = tenant_id {
-                Tenant::find(conn, id)?;
-            }
-            let hash = password::hash(&form.password)?;
-            conn.build_transaction().run(|conn| {
-                let created = User::create(
-                    conn,
-                    NewUser {
-                        tenant_id,
-                        email: &email,
-                        role,
-                        password_hash: &hash,
-                    },
-                )?;
-                AuditEntry::record(
-                    conn,
-                    tenant_id,
-                    &actor,
-                    "user.created",
-                    ("user", Some(&created.email)),
-                    serde_json::json!({"role": role}),
-                )?;
-                Ok::<_, AppError>(Ok(created))
-            })
         })
         .await?;
     match created {
@@ -352,7 +289,7 @@ pub async fn set_user_disabled(
     let actor = user.actor();
     state
         .db(move |conn| {
-            conn.build_transaction().run(|conn| {
+            conn.transaction(|conn| {
                 let target = User::find(conn, id)?;
                 User::set_disabled(conn, id, disabled)?;
                 if disabled {
@@ -393,7 +330,7 @@ pub async fn reset_password(
         .db(move |conn| {
             let target = User::find(conn, id)?;
             let hash = password::hash(&form.password)?;
-            conn.build_transaction().run(|conn| {
+            conn.transaction(|conn| {
                 User::set_password(conn, id, &hash)?;
                 Sessions::delete_for_user(conn, id)?;
                 record_user_change(conn, &target, &actor, "user.password_reset")

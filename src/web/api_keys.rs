@@ -9,13 +9,11 @@ use serde::Deserialize;
 
 use crate::error::AppError;
 use crate::models::api_key::ApiKey;
-use crate::models::audit::AuditEntry;
+use crate::services::accounts;
 use crate::state::AppState;
 use crate::web::session::CurrentUser;
 use crate::web::views::{Chrome, format_time};
 use crate::web::{render, see_other};
-
-pub const MAX_NAME_CHARS: usize = 100;
 
 pub struct KeyRow {
     pub key: ApiKey,
@@ -79,36 +77,16 @@ pub async fn create(
     form: web::Form<KeyForm>,
 ) -> Result<HttpResponse, AppError> {
     let tenant_id = user.require_editor()?.id;
-    let name = form.name.trim().to_owned();
-    let problem = match name.chars().count() {
-        0 => Some("Give the key a name that says who uses it, e.g. \"Booking platform\".".to_owned()),
-        n if n > MAX_NAME_CHARS => Some(format!(
-            "The name may have at most {MAX_NAME_CHARS} characters (it has {n})."
-        )),
-        _ if name.chars().any(char::is_control) => Some("The name may not contain line breaks.".to_owned()),
-        _ => None,
+    let name = match accounts::check_key_name(&form.name) {
+        Ok(name) => name,
+        Err(message) => {
+            let page = page(&state, &user, Some(message), form.name.clone(), None).await?;
+            return render(StatusCode::UNPROCESSABLE_ENTITY, &page);
+        }
     };
-    if let Some(message) = problem {
-        let page = page(&state, &user, Some(message), form.name.clone(), None).await?;
-        return render(StatusCode::UNPROCESSABLE_ENTITY, &page);
-    }
-    let actor = user.actor();
-    let user_id = user.user.id;
+    let (actor, user_id) = (user.actor(), user.user.id);
     let (key, secret) = state
-        .db(move |conn| {
-            conn.build_transaction().run(|conn| {
-                let (key, secret) = ApiKey::create(conn, tenant_id, &name, Some(user_id))?;
-                AuditEntry::record(
-                    conn,
-                    Some(tenant_id),
-                    &actor,
-                    "api_key.created",
-                    ("api_key", Some(&key.prefix)),
-                    serde_json::json!({ "name": key.name }),
-                )?;
-                Ok::<_, AppError>((key, secret))
-            })
-        })
+        .db(move |conn| accounts::create_api_key(conn, tenant_id, &name, Some(user_id), &actor))
         .await?;
     let page = page(&state, &user, None, String::new(), Some((key.name, secret))).await?;
     render(StatusCode::CREATED, &page)
@@ -127,29 +105,10 @@ pub async fn switch(
     form: web::Form<SwitchForm>,
 ) -> Result<HttpResponse, AppError> {
     let tenant_id = user.require_editor()?.id;
-    let id = id.into_inner();
+    let (id, actor) = (id.into_inner(), user.actor());
     let enabled = form.enabled.as_deref().is_some_and(|v| v == "on" || v == "true");
-    let actor = user.actor();
     state
-        .db(move |conn| {
-            conn.build_transaction().run(|conn| {
-                let key = ApiKey::set_enabled(conn, tenant_id, id, enabled)?;
-                let action = if enabled {
-                    "api_key.enabled"
-                } else {
-                    "api_key.disabled"
-                };
-                AuditEntry::record(
-                    conn,
-                    Some(tenant_id),
-                    &actor,
-                    action,
-                    ("api_key", Some(&key.prefix)),
-                    serde_json::json!({ "name": key.name }),
-                )?;
-                Ok::<_, AppError>(())
-            })
-        })
+        .db(move |conn| accounts::set_api_key_enabled(conn, tenant_id, id, enabled, &actor))
         .await?;
     Ok(see_other("/api-keys"))
 }
@@ -160,23 +119,9 @@ pub async fn delete(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let tenant_id = user.require_editor()?.id;
-    let id = id.into_inner();
-    let actor = user.actor();
+    let (id, actor) = (id.into_inner(), user.actor());
     state
-        .db(move |conn| {
-            conn.build_transaction().run(|conn| {
-                let key = ApiKey::delete(conn, tenant_id, id)?;
-                AuditEntry::record(
-                    conn,
-                    Some(tenant_id),
-                    &actor,
-                    "api_key.deleted",
-                    ("api_key", Some(&key.prefix)),
-                    serde_json::json!({ "name": key.name }),
-                )?;
-                Ok::<_, AppError>(())
-            })
-        })
+        .db(move |conn| accounts::delete_api_key(conn, tenant_id, id, &actor))
         .await?;
     Ok(see_other("/api-keys"))
 }

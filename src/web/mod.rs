@@ -25,6 +25,7 @@ pub mod webhooks;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
 use actix_web::http::{StatusCode, header};
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse};
@@ -108,6 +109,18 @@ pub async fn htmx_errors(
     let status = res.status();
     let (req, _) = res.into_parts();
     Ok(ServiceResponse::new(req, htmx::error_toast(status, &message.0)))
+}
+
+/// An exported file as a download.
+pub fn download(file_name: &str, bytes: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(crate::services::export::XLSX_CONTENT_TYPE)
+        .insert_header(ContentDisposition {
+            disposition: DispositionType::Attachment,
+            parameters: vec![DispositionParam::Filename(file_name.to_owned())],
+        })
+        .insert_header(("Cache-Control", "no-store"))
+        .body(bytes)
 }
 
 /// A rendered template as an HTML response with the given status.

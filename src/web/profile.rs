@@ -4,6 +4,7 @@ use actix_session::Session;
 use actix_web::web;
 use askama::Template;
 use askama_web::WebTemplate;
+use diesel::Connection as _;
 use serde::Deserialize;
 
 use crate::auth::password;
@@ -85,7 +86,7 @@ pub async fn change_password(
                 return Ok(false);
             }
             let hash = password::hash(&form.new_password)?;
-            conn.build_transaction().run(|conn| {
+            conn.transaction(|conn| {
                 User::set_password(conn, user_id, &hash)?;
                 Sessions::delete_for_user(conn, user_id)?;
                 AuditEntry::record(

@@ -12,16 +12,9 @@ use super::session_store::USER_ID_KEY;
 use crate::error::AppError;
 use crate::models::tenant::Tenant;
 use crate::models::user::{Role, User};
+use crate::services::{SCALE_PLAN_NOTICE, TOOL_OFF_NOTICE};
 use crate::state::AppState;
 use crate::web::views::{Chrome, ChromeUser};
-
-/// The explanation every webhook page and API call gives on plans without webhooks.
-pub const SCALE_PLAN_NOTICE: &str =
-    "Webhooks are available on the Scale plan. Ask your account manager to upgrade to use them.";
-
-/// Why the webhook pages are read-only while the tool is switched off.
-pub const TOOL_OFF_NOTICE: &str = "Webhooks are switched off under Apps > Tools: nothing is delivered and \
-                                   these pages are read-only. Switch them on to make changes.";
 
 const SIGNED_IN_AT_KEY: &str = "signed_in_at";
 const LAST_SEEN_KEY: &str = "last_seen_at";

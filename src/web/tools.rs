@@ -6,8 +6,8 @@ use askama_web::WebTemplate;
 use serde::Deserialize;
 
 use crate::error::AppError;
-use crate::models::audit::AuditEntry;
 use crate::models::tenant::Tenant;
+use crate::services::accounts;
 use crate::state::AppState;
 use crate::web::session::CurrentUser;
 use crate::web::views::Chrome;
@@ -68,30 +68,12 @@ pub async fn toggle_webhooks(
 ) -> Result<HttpResponse, AppError> {
     let tenant = user.require_editor()?.clone();
     if !tenant.plan.has_webhooks() {
-        return Err(AppError::forbidden(crate::web::session::SCALE_PLAN_NOTICE));
+        return Err(AppError::forbidden(crate::services::SCALE_PLAN_NOTICE));
     }
     let enabled = form.enabled.as_deref().is_some_and(|v| v == "on" || v == "true");
     let actor = user.actor();
     let tenant = state
-        .db(move |conn| {
-            conn.build_transaction().run(|conn| {
-                let updated = Tenant::set_webhooks_enabled(conn, tenant.id, enabled)?;
-                let action = if enabled {
-                    "tool.webhooks_enabled"
-                } else {
-                    "tool.webhooks_disabled"
-                };
-                AuditEntry::record(
-                    conn,
-                    Some(tenant.id),
-                    &actor,
-                    action,
-                    ("tool", Some("webhooks")),
-                    serde_json::json!({}),
-                )?;
-                Ok::<_, AppError>(updated)
-            })
-        })
+        .db(move |conn| accounts::set_webhooks_enabled(conn, tenant.id, enabled, &actor))
         .await?;
     if is_htmx(&req) {
         let fragment = WebhooksCardFragment {

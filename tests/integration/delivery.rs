@@ -11,8 +11,10 @@ use hookboard::delivery::dispatcher::{self, Dispatcher, Summary};
 use hookboard::delivery::outbox::{self, NewEvent};
 use hookboard::metrics::Metrics;
 use hookboard::models::api_key::ApiKey;
+use hookboard::models::audit::Actor;
 use hookboard::models::tenant::{Plan, Tenant};
-use hookboard::models::webhook::{Parked, Status, Webhook};
+use hookboard::models::webhook::{Status, Webhook};
+use hookboard::services::{self, webhooks::Parked};
 use hookboard::validation::webhook::Input;
 use serde_json::{Value, json};
 
@@ -623,14 +625,22 @@ async fn parked_deliveries_are_resent_or_dropped_when_the_webhook_comes_back() {
     );
     let (tenant_id, id) = (tenant.id, webhook.id);
     let now = app.clock.now();
-    app.with_conn(move |conn| Webhook::set_active(conn, tenant_id, id, true, Parked::Resend, now).unwrap())
-        .await;
+    app.with_conn(move |conn| {
+        services::webhooks::switch_in(conn, tenant_id, id, true, Parked::Resend, &Actor::system(), now)
+            .unwrap()
+    })
+    .await;
     assert_eq!(engine.run_due_once(app.clock.now()).await.unwrap().succeeded, 2);
-    app.with_conn(move |conn| Webhook::set_active(conn, tenant_id, id, false, Parked::Keep, now).unwrap())
-        .await;
+    app.with_conn(move |conn| {
+        services::webhooks::switch_in(conn, tenant_id, id, false, Parked::Keep, &Actor::system(), now)
+            .unwrap()
+    })
+    .await;
     post(&app, &key, "/api/v1/events", &booking("c")).await;
-    app.with_conn(move |conn| Webhook::set_active(conn, tenant_id, id, true, Parked::Drop, now).unwrap())
-        .await;
+    app.with_conn(move |conn| {
+        services::webhooks::switch_in(conn, tenant_id, id, true, Parked::Drop, &Actor::system(), now).unwrap()
+    })
+    .await;
     assert_eq!(engine.run_due_once(app.clock.now()).await.unwrap().attempted, 0);
     assert_eq!(receiver.requests().len(), 2);
 }
@@ -1021,7 +1031,10 @@ async fn queued_deliveries_follow_an_edit_of_their_webhook() {
             events: vec!["booking.created".into()],
             ..Input::default()
         };
-        Webhook::update(conn, tenant_id, id, &input, &secrets).unwrap()
+        // What the edit service does: save, then wake the workers.
+        let saved = Webhook::update(conn, tenant_id, id, &input, &secrets).unwrap();
+        hookboard::models::delivery::notify(conn).unwrap();
+        saved
     })
     .await;
     let at_edit = old.requests().len();
@@ -1076,10 +1089,26 @@ async fn switching_and_deleting_webhooks_while_results_are_written_never_deadloc
         for webhook in &webhooks {
             let (tenant_id, id, now) = (tenant.id, webhook.id, app.clock.now());
             app.with_conn(move |conn| {
-                Webhook::set_active(conn, tenant_id, id, false, Parked::Keep, now)
-                    .unwrap_or_else(|e| panic!("switching off in round {round}: {e}"));
-                Webhook::set_active(conn, tenant_id, id, true, Parked::Resend, now)
-                    .unwrap_or_else(|e| panic!("switching on in round {round}: {e}"));
+                services::webhooks::switch_in(
+                    conn,
+                    tenant_id,
+                    id,
+                    false,
+                    Parked::Keep,
+                    &Actor::system(),
+                    now,
+                )
+                .unwrap_or_else(|e| panic!("switching off in round {round}: {e}"));
+                services::webhooks::switch_in(
+                    conn,
+                    tenant_id,
+                    id,
+                    true,
+                    Parked::Resend,
+                    &Actor::system(),
+                    now,
+                )
+                .unwrap_or_else(|e| panic!("switching on in round {round}: {e}"));
             })
             .await;
         }
@@ -1087,7 +1116,9 @@ async fn switching_and_deleting_webhooks_while_results_are_written_never_deadloc
     for webhook in &webhooks[..2] {
         let (tenant_id, id) = (tenant.id, webhook.id);
         app.with_conn(move |conn| {
-            Webhook::delete(conn, tenant_id, id).unwrap_or_else(|e| panic!("deleting: {e}"))
+            services::webhooks::delete_in(conn, tenant_id, id, &Actor::system())
+                .map(|(_, waiting)| waiting)
+                .unwrap_or_else(|e| panic!("deleting: {e}"))
         })
         .await;
     }
@@ -1216,8 +1247,11 @@ async fn queued_deliveries_respect_the_per_webhook_limit_and_a_paused_webhook_pa
     );
 
     let (tenant_id, id, now) = (tenant.id, webhook.id, app.clock.now());
-    app.with_conn(move |conn| Webhook::set_active(conn, tenant_id, id, false, Parked::Keep, now).unwrap())
-        .await;
+    app.with_conn(move |conn| {
+        services::webhooks::switch_in(conn, tenant_id, id, false, Parked::Keep, &Actor::system(), now)
+            .unwrap()
+    })
+    .await;
     // The loop re-checks held webhooks on its next claim (at most a poll interval away).
     actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
     let after_pause = receiver.requests().len();
@@ -1291,8 +1325,12 @@ async fn a_deleted_webhooks_queue_is_dropped() {
     let handle = dispatcher::start(engine(&app), &app.database_url);
     wait_for(&receiver, 40).await;
     let (tenant_id, id) = (tenant.id, webhook.id);
-    app.with_conn(move |conn| Webhook::delete(conn, tenant_id, id).unwrap())
-        .await;
+    app.with_conn(move |conn| {
+        services::webhooks::delete_in(conn, tenant_id, id, &Actor::system())
+            .map(|(_, waiting)| waiting)
+            .unwrap()
+    })
+    .await;
     let at_delete = receiver.requests().len();
     actix_web::rt::time::sleep(Duration::from_millis(2500)).await;
     let sent_after = receiver.requests().len() - at_delete;
@@ -1344,7 +1382,11 @@ async fn deleting_a_webhook_takes_its_deliveries_and_attempts_with_it() {
 
     let (tenant_id, id) = (tenant.id, gone.id);
     let waiting = app
-        .with_conn(move |conn| Webhook::delete(conn, tenant_id, id).unwrap())
+        .with_conn(move |conn| {
+            services::webhooks::delete_in(conn, tenant_id, id, &Actor::system())
+                .map(|(_, waiting)| waiting)
+                .unwrap()
+        })
         .await;
     assert_eq!(waiting, 2, "the two not yet sent were waiting");
     assert_eq!(row_counts(&app).await, (3, 5, 5), "the other webhook's rows stay");
@@ -1386,7 +1428,8 @@ async fn a_webhook_deleted_while_an_event_fans_out_gets_no_delivery() {
                     .execute(conn)?;
                 locked_tx.send(()).unwrap();
                 go.recv().unwrap();
-                Webhook::delete(conn, tenant_id, id)
+                services::webhooks::delete_in(conn, tenant_id, id, &Actor::system())
+                    .map(|(_, waiting)| waiting)
             })
         })
     };

@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod crash;
 mod delivery;
+mod doors;
 mod embedded;
 mod fuzz;
 mod health;

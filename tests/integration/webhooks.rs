@@ -3,11 +3,11 @@
 
 use diesel::prelude::*;
 use hookboard::clock::Clock;
-use hookboard::models::delivery::Delivery;
-use hookboard::models::event_type::EventType;
+use hookboard::models::audit::Actor;
 use hookboard::models::tenant::{Plan, Tenant};
 use hookboard::models::user::Role;
 use hookboard::models::webhook::{Status, Webhook};
+use hookboard::services::webhooks::send_test_in;
 use hookboard::validation::webhook::Input;
 
 use crate::helpers::TestApp;
@@ -336,10 +336,17 @@ async fn park_deliveries(app: &TestApp, tenant: &Tenant, webhook: &Webhook, coun
         let (tenant, webhook) = (tenant.clone(), webhook.clone());
         let now = app.clock.now();
         app.with_conn(move |conn| {
-            let event_type = EventType::find(conn, "booking.created").unwrap().unwrap();
-            let (_, delivery) = Delivery::send_test(conn, &tenant, &webhook, &event_type, now).unwrap();
+            let sent = send_test_in(
+                conn,
+                &tenant,
+                webhook.id,
+                "booking.created",
+                &Actor::system(),
+                now,
+            )
+            .unwrap();
             use hookboard::schema::deliveries;
-            diesel::update(deliveries::table.find(delivery.id))
+            diesel::update(deliveries::table.find(sent.delivery_id))
                 .set(deliveries::status.eq("parked"))
                 .execute(conn)
                 .unwrap();
@@ -380,8 +387,7 @@ async fn the_switch_flips_in_place_and_switching_back_on_asks_about_parked_deliv
     let (t, w) = (tenant.clone(), webhook.clone());
     let now = app.clock.now();
     app.with_conn(move |conn| {
-        let event_type = EventType::find(conn, "booking.created").unwrap().unwrap();
-        Delivery::send_test(conn, &t, &w, &event_type, now).unwrap();
+        send_test_in(conn, &t, w.id, "booking.created", &Actor::system(), now).unwrap();
     })
     .await;
     let off = owner
@@ -1040,7 +1046,7 @@ async fn the_excel_export_holds_exactly_the_filtered_rows_as_text() {
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["content-type"],
-        hookboard::export::XLSX_CONTENT_TYPE
+        hookboard::services::export::XLSX_CONTENT_TYPE
     );
     let disposition = response.headers()["content-disposition"]
         .to_str()

@@ -2,8 +2,6 @@
 //! written row by row in rust_xlsxwriter's constant-memory mode, on a blocking thread; text
 //! is always written as text, so a value starting with `=` never becomes a formula.
 
-use actix_web::HttpResponse;
-use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
 use chrono::{DateTime, Utc};
 use diesel::PgConnection;
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
@@ -11,6 +9,7 @@ use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 use crate::models::delivery::{Delivery, LogFilter};
 use crate::models::webhook::{Filter, Webhook};
 
+/// The media type of an .xlsx file.
 pub const XLSX_CONTENT_TYPE: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 /// `Webhooks_26112025_1152.xlsx`: the time of the export in the tenant's timezone.
@@ -20,18 +19,6 @@ pub fn file_name(stem: &str, timezone: &str, now: DateTime<Utc>) -> String {
         Err(_) => now.format("%d%m%Y_%H%M").to_string(),
     };
     format!("{stem}_{stamp}.xlsx")
-}
-
-/// The file as a download.
-pub fn attachment(file_name: &str, bytes: Vec<u8>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(XLSX_CONTENT_TYPE)
-        .insert_header(ContentDisposition {
-            disposition: DispositionType::Attachment,
-            parameters: vec![DispositionParam::Filename(file_name.to_owned())],
-        })
-        .insert_header(("Cache-Control", "no-store"))
-        .body(bytes)
 }
 
 /// A sheet with a bold, frozen header row, an autofilter over the columns and widths.
@@ -157,7 +144,7 @@ pub fn deliveries(
                 .format("%Y-%m-%d %H:%M")
                 .to_string(),
         )?;
-        sheet.text(4, &delivery.status)?;
+        sheet.text(4, delivery.status.as_str())?;
         sheet.number(5, f64::from(delivery.attempt_count))?;
         if let Some(code) = delivery.last_status_code {
             sheet.number(6, f64::from(code))?;
