@@ -9,8 +9,8 @@
 //! with polling as the fallback; [`Dispatcher::run_due_once`] drives the same steps for tests.
 //!
 //! One file a step: [`claim`] takes due deliveries, [`queue`] holds them per webhook and
-//! keeps the lanes busy, [`attempt`] sends one, [`record`] writes results back,
-//! [`lease`] renews and gives back what is held,
+//! keeps the lanes busy, [`attempt`] sends one, [`record`] writes results back after
+//! [`policy`] decided what comes next, [`lease`] renews and gives back what is held,
 //! [`listen`] turns NOTIFYs into wake-ups and [`run`] is the loop that ties them together.
 //! [`conn`] holds the connections and transactions the statements run in.
 //! This file holds the dispatcher itself, its settings and what it hands around.
@@ -20,6 +20,7 @@ mod claim;
 mod conn;
 mod lease;
 mod listen;
+mod policy;
 mod queue;
 mod record;
 mod run;

@@ -1,7 +1,7 @@
 //! Writing results back: the writer task gathers finished attempts into batches (fewer,
 //! larger commits) and writes each in one transaction: the webhooks locked in order, the
 //! deliveries' new state and the attempts in one statement, the webhooks' counters, and
-//! automatic disabling.
+//! automatic disabling. What each result leads to is [`super::policy`]'s decision.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +11,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Bytea, Integer, Jsonb, Nullable, Text, Timestamptz};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use super::super::retry::{self, MAX_CONSECUTIVE_FAILURES, MAX_RETRIES};
 use super::conn::{Planning, by_key};
+use super::policy::{self, Attempt, Ended, Next, Tally};
 use super::{Dispatcher, Finished};
 use crate::db::prepared::prepared;
 use crate::models::audit::{Actor, AuditEntry};
@@ -127,7 +127,7 @@ impl Dispatcher {
             let failing: Vec<i64> = plan
                 .webhooks
                 .iter()
-                .filter(|w| w.changes_counters())
+                .filter(|w| w.tally.changes_counters())
                 .map(|w| w.id)
                 .collect();
             #[derive(QueryableByName)]
@@ -229,18 +229,18 @@ impl Dispatcher {
                  WHERE w.id = v.id
                  RETURNING w.id, w.tenant_id, w.number, w.consecutive_failures, w.retry_on_error, w.status")
             .bind::<Array<BigInt>, _>(counting.iter().map(|w| w.id).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(counting.iter().map(|w| w.errors).collect::<Vec<_>>())
-            .bind::<Array<Bool>, _>(counting.iter().map(|w| w.reset).collect::<Vec<_>>())
-            .bind::<Array<Integer>, _>(counting.iter().map(|w| w.failed_after).collect::<Vec<_>>()).load(conn)?
+            .bind::<Array<BigInt>, _>(counting.iter().map(|w| w.tally.errors).collect::<Vec<_>>())
+            .bind::<Array<Bool>, _>(counting.iter().map(|w| w.tally.reset).collect::<Vec<_>>())
+            .bind::<Array<Integer>, _>(counting.iter().map(|w| w.tally.failed_after).collect::<Vec<_>>()).load(conn)?
             };
 
             for webhook in counted.iter().filter(|w| w.status == Status::Active.as_str()) {
                 let planned = plan.webhooks.iter().find(|w| w.id == webhook.id);
-                let reason = planned.and_then(|p| p.disable_reason.clone()).or_else(|| {
-                    (!webhook.retry_on_error && webhook.consecutive_failures >= MAX_CONSECUTIVE_FAILURES).then(|| {
-                        format!("{MAX_CONSECUTIVE_FAILURES} deliveries in a row failed (retry on error is off)")
-                    })
-                });
+                let reason = policy::disable_reason(
+                    planned.and_then(|p| p.tally.disable.as_deref()),
+                    webhook.retry_on_error,
+                    webhook.consecutive_failures,
+                );
                 if let Some(reason) = reason {
                     disable(conn, webhook.id, webhook.tenant_id, webhook.number, &reason, now)?;
                 }
@@ -309,100 +309,51 @@ struct DeliveryPlan {
     error: Option<String>,
 }
 
-/// What a batch does to one webhook's counters.
+/// What a batch does to one webhook.
 struct WebhookPlan {
     id: i64,
-    errors: i64,
-    /// A success happened: the consecutive count restarts from `failed_after`.
-    reset: bool,
-    /// Deliveries that failed for good after the last success.
-    failed_after: i32,
-    disable_reason: Option<String>,
+    tally: Tally,
 }
 
-impl WebhookPlan {
-    /// Whether the batch adds to the webhook's error counts (a success alone only resets
-    /// them, which matters only when they are not zero).
-    fn changes_counters(&self) -> bool {
-        self.errors > 0 || self.failed_after > 0 || self.disable_reason.is_some()
-    }
-}
-
+/// What a batch of results writes.
 struct Plan {
     deliveries: Vec<DeliveryPlan>,
     webhooks: Vec<WebhookPlan>,
 }
 
 impl Plan {
+    /// Asks the policy what follows each result, in the order they came.
     fn of(finished: &[Finished], schedule: &[Duration], now: DateTime<Utc>) -> Plan {
         let mut deliveries = Vec::with_capacity(finished.len());
         let mut webhooks: Vec<WebhookPlan> = Vec::new();
         for f in finished {
-            let attempt = f.job.attempt_count + 1;
-            let outcome = &f.outcome;
+            let attempt = Attempt {
+                number: f.job.attempt_count + 1,
+                event_id: &f.job.event_id,
+                retry_on_error: f.retry_on_error,
+                ended: Ended::of(&f.outcome),
+            };
+            let jitter = rand::random::<f64>() * 2.0 - 1.0;
+            let next: Next = policy::after(&attempt, schedule, jitter, now);
             let index = match webhooks.iter().position(|w| w.id == f.job.webhook_id) {
                 Some(i) => i,
                 None => {
                     webhooks.push(WebhookPlan {
                         id: f.job.webhook_id,
-                        errors: 0,
-                        reset: false,
-                        failed_after: 0,
-                        disable_reason: None,
+                        tally: Tally::default(),
                     });
                     webhooks.len() - 1
                 }
             };
-            let webhook = &mut webhooks[index];
-            let mut plan = DeliveryPlan {
+            webhooks[index].tally.count(&next);
+            deliveries.push(DeliveryPlan {
                 id: f.job.id,
-                status: "succeeded",
-                attempt_count: attempt,
-                next_at: now,
-                code: outcome.status.map(i32::from),
-                error: outcome.error_message.clone(),
-            };
-            if outcome.succeeded {
-                webhook.reset = true;
-                webhook.failed_after = 0;
-            } else {
-                webhook.errors += 1;
-                let retries_done = (attempt - 1) as usize;
-                if outcome.status == Some(410) {
-                    plan.status = "failed";
-                    webhook.failed_after += 1;
-                    webhook.disable_reason =
-                        Some("The endpoint answered 410 Gone: it asked to receive no more events".into());
-                } else if f.retry_on_error && retries_done < MAX_RETRIES {
-                    let retry_after = matches!(outcome.status, Some(429) | Some(503))
-                        .then(|| {
-                            outcome
-                                .retry_after
-                                .as_deref()
-                                .and_then(|v| retry::parse_retry_after(v, now))
-                        })
-                        .flatten();
-                    let jitter = rand::random::<f64>() * 2.0 - 1.0;
-                    let delay = retry::delay(schedule, retries_done + 1, jitter, retry_after);
-                    plan.status = "pending";
-                    plan.next_at =
-                        now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
-                } else {
-                    plan.status = "failed";
-                    webhook.failed_after += 1;
-                    if f.retry_on_error && retries_done == MAX_RETRIES {
-                        let last = outcome
-                            .error_message
-                            .clone()
-                            .unwrap_or_else(|| "no answer".into());
-                        webhook.disable_reason = Some(format!(
-                            "All {MAX_RETRIES} retries of event {} failed; the last error was: {last}",
-                            f.job.event_id
-                        ));
-                    }
-                }
-            }
-            deliveries.push(plan);
+                status: next.status(),
+                attempt_count: attempt.number,
+                next_at: next.next_at(now),
+                code: f.outcome.status.map(i32::from),
+                error: f.outcome.error_message.clone(),
+            });
         }
         Plan { deliveries, webhooks }
     }
