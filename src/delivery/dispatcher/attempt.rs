@@ -81,3 +81,22 @@ fn body_language(body: &str) -> Option<String> {
         .filter(|l| !l.is_empty() && l.len() <= 35)
         .map(str::to_owned)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::body_language;
+
+    #[test]
+    fn the_customer_language_comes_from_the_envelope_when_it_is_sensible() {
+        let body = |language: &str| format!(r#"{{"data":{{"customer":{{"language":{language}}}}}}}"#);
+        assert_eq!(body_language(&body(r#""de-CH""#)), Some("de-CH".into()));
+        assert_eq!(body_language(&body(r#""""#)), None, "empty");
+        assert_eq!(
+            body_language(&body(&format!(r#""{}""#, "x".repeat(36)))),
+            None,
+            "too long"
+        );
+        assert_eq!(body_language(&body("7")), None, "not a string");
+        assert_eq!(body_language("not json"), None);
+    }
+}
