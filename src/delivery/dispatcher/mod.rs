@@ -8,11 +8,11 @@
 //! deliveries go out twice. It runs on an actix Arbiter of its own, woken by LISTEN/NOTIFY
 //! with polling as the fallback; [`Dispatcher::run_due_once`] drives the same steps for tests.
 //!
-//! One file a step: [`claim`] takes due deliveries, [`queue`] holds them per webhook and
-//! keeps the lanes busy, [`attempt`] sends one, [`record`] writes results back after
-//! [`policy`] decided what comes next, [`lease`] renews and gives back what is held,
-//! [`listen`] turns NOTIFYs into wake-ups and [`run`] is the loop that ties them together.
-//! [`conn`] holds the connections and transactions the statements run in.
+//! One file a step: `claim.rs` takes due deliveries, `queue.rs` holds them per webhook and
+//! keeps the lanes busy, `attempt.rs` sends one, `record.rs` writes results back after
+//! `policy.rs` decided what comes next, `lease.rs` renews and gives back what is held,
+//! `listen.rs` turns NOTIFYs into wake-ups and `run.rs` is the loop that ties them together.
+//! `conn.rs` holds the connections and transactions the statements run in.
 //! This file holds the dispatcher itself, its settings and what it hands around.
 
 mod attempt;
