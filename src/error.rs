@@ -86,16 +86,6 @@ pub fn connection_lost(err: &diesel::result::Error) -> bool {
     }
 }
 
-impl From<crate::delivery::outbox::PublishError> for AppError {
-    fn from(err: crate::delivery::outbox::PublishError) -> Self {
-        use crate::delivery::outbox::PublishError;
-        match err {
-            PublishError::Invalid { field, message, .. } => AppError::validation(field, message),
-            PublishError::Database(err) => err.into(),
-        }
-    }
-}
-
 impl From<r2d2::Error> for AppError {
     fn from(err: r2d2::Error) -> Self {
         tracing::warn!(error = %err, "no database connection available");

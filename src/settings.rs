@@ -29,7 +29,7 @@ pub struct Settings {
     pub session_absolute_timeout: Duration,
     pub allow_http_targets: bool,
     /// Address ranges the SSRF guard lets through (`HOOKBOARD_ALLOW_PRIVATE_TARGETS`).
-    pub allow_private_targets: Vec<crate::delivery::ssrf::Cidr>,
+    pub allow_private_targets: Vec<crate::validation::ssrf::Cidr>,
     pub delivery_timeout: Duration,
     pub retry_schedule: Vec<Duration>,
     pub worker: bool,
@@ -101,7 +101,7 @@ impl Settings {
                             .collect()
                     })
                     .unwrap_or_default();
-                crate::delivery::ssrf::parse_allow_list(&items)
+                crate::validation::ssrf::parse_allow_list(&items)
                     .map_err(|e| anyhow::anyhow!("HOOKBOARD_ALLOW_PRIVATE_TARGETS: {e}"))?
             },
             delivery_timeout: duration_setting(&get, "HOOKBOARD_DELIVERY_TIMEOUT", "15s")?,

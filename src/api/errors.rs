@@ -9,6 +9,8 @@ use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::validation::{NUL_MESSAGE, has_encoded_nul};
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -190,8 +192,9 @@ pub async fn refuse_nul(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    if crate::web::has_nul(&req) {
-        let error = ApiError::new(StatusCode::BAD_REQUEST, "bad_request", crate::web::NUL_MESSAGE);
+    let uri = req.uri();
+    if has_encoded_nul(uri.path()) || uri.query().is_some_and(has_encoded_nul) {
+        let error = ApiError::new(StatusCode::BAD_REQUEST, "bad_request", NUL_MESSAGE);
         return Ok(req.into_response(error.error_response()));
     }
     Ok(next.call(req).await?.map_into_boxed_body())

@@ -424,7 +424,7 @@ pub async fn secret(
 ) -> Result<HttpResponse, ApiError> {
     let tenant_id = caller.reader()?.id;
     let (webhook, secret) =
-        services::webhooks::reveal_secret(&state, tenant_id, id.into_inner(), actor(&caller)).await?;
+        services::credentials::reveal_secret(&state, tenant_id, id.into_inner(), actor(&caller)).await?;
     let now = state.clock.now();
     Ok(HttpResponse::Ok().json(SecretJson {
         secret,
@@ -448,7 +448,7 @@ pub async fn rotate(
 ) -> Result<HttpResponse, ApiError> {
     let tenant_id = caller.writer()?.id;
     let (webhook, secret, _) =
-        services::webhooks::rotate_secret(&state, tenant_id, id.into_inner(), actor(&caller)).await?;
+        services::credentials::rotate_secret(&state, tenant_id, id.into_inner(), actor(&caller)).await?;
     Ok(HttpResponse::Ok().json(SecretJson {
         secret,
         previous_secret_expires_at: webhook.previous_secret_expires_at,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use super::ssrf::{self, Cidr};
+use crate::validation::ssrf::{self, Cidr};
 
 /// How much of a response is read and kept.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;

@@ -8,4 +8,3 @@ pub mod outbox;
 pub mod payload;
 pub mod retry;
 pub mod sign;
-pub mod ssrf;

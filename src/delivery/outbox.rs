@@ -58,6 +58,16 @@ pub enum PublishError {
     Database(#[from] diesel::result::Error),
 }
 
+impl From<PublishError> for crate::error::AppError {
+    fn from(err: PublishError) -> Self {
+        use crate::error::AppError;
+        match err {
+            PublishError::Invalid { field, message, .. } => AppError::validation(field, message),
+            PublishError::Database(err) => err.into(),
+        }
+    }
+}
+
 struct EventRow<'a> {
     id: String,
     event_type: &'a str,

@@ -1,8 +1,16 @@
-//! Deliveries: a webhook's log, page by page, and sending one again.
+//! Deliveries: a webhook's log, page by page, sending one again, and test events.
 
+use chrono::{DateTime, Utc};
+use diesel::PgConnection;
+
+use super::webhooks::record;
 use super::{Actor, AppError};
+use crate::delivery::outbox::{self, NewEvent};
 use crate::models::audit::AuditEntry;
+use crate::models::connection::Connection;
 use crate::models::delivery::{Delivery, LogFilter, LogPage, notify};
+use crate::models::event_type::EventType;
+use crate::models::tenant::Tenant;
 use crate::models::webhook::Webhook;
 use crate::state::AppState;
 use diesel::Connection as _;
@@ -58,4 +66,73 @@ pub async fn resend(state: &AppState, tenant_id: i64, id: i64, actor: Actor) -> 
             })
         })
         .await
+}
+
+/// A test event sent to one webhook.
+#[derive(Debug, Clone)]
+pub struct TestSent {
+    pub webhook_number: i32,
+    pub event_id: String,
+    pub delivery_id: i64,
+}
+
+/// Publishes the catalog's example of `kind` to this webhook only, through the outbox like
+/// any event: its capabilities and customer language apply, and it is signed and retried
+/// the same way.
+pub async fn send_test(
+    state: &AppState,
+    tenant: &Tenant,
+    id: i64,
+    kind: String,
+    actor: Actor,
+) -> Result<TestSent, AppError> {
+    let (tenant, now) = (tenant.clone(), state.clock.now());
+    state
+        .db(move |conn| send_test_in(conn, &tenant, id, &kind, &actor, now))
+        .await
+}
+
+/// [`send_test`] on a connection the caller holds (tests).
+pub fn send_test_in(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    id: i64,
+    kind: &str,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<TestSent, AppError> {
+    let webhook = Webhook::find(conn, tenant.id, id)?;
+    let event_type = EventType::find(conn, kind)?.ok_or_else(|| {
+        AppError::validation("type", format!("`{kind}` is not an event type of the catalog."))
+    })?;
+    let connection = match webhook.connection_id {
+        Some(cid) => Some(Connection::find(conn, tenant.id, cid)?.external_id),
+        None => None,
+    };
+    let event = NewEvent {
+        kind: event_type.code.clone(),
+        data: event_type.example_payload.clone(),
+        occurred_at: None,
+        connection,
+        language: None,
+        idempotency_key: None,
+    };
+    conn.transaction(|conn| {
+        let accepted = outbox::publish_to(conn, tenant, webhook.clone(), &event, now)?;
+        let delivery = Delivery::of_event(conn, tenant.id, webhook.id, &accepted.id)?;
+        record(
+            conn,
+            actor,
+            &webhook,
+            "webhook.test_sent",
+            serde_json::json!({
+                "type": event_type.code, "event": accepted.id,
+            }),
+        )?;
+        Ok(TestSent {
+            webhook_number: webhook.number,
+            event_id: accepted.id,
+            delivery_id: delivery.id,
+        })
+    })
 }

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod connections;
+pub mod credentials;
 pub mod deliveries;
 pub mod export;
 pub mod webhooks;

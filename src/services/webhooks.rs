@@ -2,18 +2,16 @@
 //! own API key, test events. The pages and the API both come through here, so both check,
 //! store, audit and wake the worker the same way.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use diesel::Connection as _;
 use diesel::PgConnection;
 
 use super::{Actor, AppError};
-use crate::delivery::outbox::{self, NewEvent};
 use crate::models::audit::AuditEntry;
 use crate::models::connection::Connection;
 use crate::models::delivery::{Delivery, notify};
 use crate::models::event_type::EventType;
-use crate::models::tenant::Tenant;
-use crate::models::webhook::{Filter, Page, SECRET_OVERLAP_HOURS, SaveError, Webhook};
+use crate::models::webhook::{Filter, Page, SaveError, Webhook};
 use crate::state::{AppState, blocking};
 use crate::validation::webhook::{Context, Input, validate};
 
@@ -335,181 +333,8 @@ pub fn delete_in(
     })
 }
 
-/// The signing secret in clear, for an owner, an admin or a tenant key; each reveal is
-/// recorded in the audit log.
-pub async fn reveal_secret(
-    state: &AppState,
-    tenant_id: i64,
-    id: i64,
-    actor: Actor,
-) -> Result<(Webhook, String), AppError> {
-    let secrets = state.secrets();
-    state
-        .db(move |conn| {
-            conn.transaction(|conn| {
-                let webhook = Webhook::find(conn, tenant_id, id)?;
-                let secret = webhook.reveal_secret(&secrets)?;
-                record(
-                    conn,
-                    &actor,
-                    &webhook,
-                    "webhook.secret_revealed",
-                    serde_json::json!({}),
-                )?;
-                Ok((webhook, secret))
-            })
-        })
-        .await
-}
-
-/// A new signing secret signs at once; the previous one keeps signing for 24 hours.
-/// Returns the webhook, the new secret and until when the previous one signs.
-pub async fn rotate_secret(
-    state: &AppState,
-    tenant_id: i64,
-    id: i64,
-    actor: Actor,
-) -> Result<(Webhook, String, DateTime<Utc>), AppError> {
-    let (secrets, now) = (state.secrets(), state.clock.now());
-    state
-        .db(move |conn| {
-            conn.transaction(|conn| {
-                let webhook = Webhook::rotate_secret(conn, tenant_id, id, &secrets, now)?;
-                record(
-                    conn,
-                    &actor,
-                    &webhook,
-                    "webhook.secret_rotated",
-                    serde_json::json!({}),
-                )?;
-                // Deliveries a worker already queued are signed with the new secret too.
-                notify(conn)?;
-                let secret = webhook.reveal_secret(&secrets)?;
-                Ok((webhook, secret, now + Duration::hours(SECRET_OVERLAP_HOURS)))
-            })
-        })
-        .await
-}
-
-/// Switches the webhook's own API key on or off.
-pub async fn set_api_key(
-    state: &AppState,
-    tenant_id: i64,
-    id: i64,
-    enabled: bool,
-    actor: Actor,
-) -> Result<Webhook, AppError> {
-    state
-        .db(move |conn| {
-            conn.transaction(|conn| {
-                let webhook = Webhook::set_api_key_enabled(conn, tenant_id, id, enabled)?;
-                let action = if enabled {
-                    "webhook.api_key_enabled"
-                } else {
-                    "webhook.api_key_disabled"
-                };
-                record(conn, &actor, &webhook, action, serde_json::json!({}))?;
-                Ok(webhook)
-            })
-        })
-        .await
-}
-
-/// Replaces the webhook's API key; the new key is returned once.
-pub async fn regenerate_api_key(
-    state: &AppState,
-    tenant_id: i64,
-    id: i64,
-    actor: Actor,
-) -> Result<(Webhook, String), AppError> {
-    state
-        .db(move |conn| {
-            conn.transaction(|conn| {
-                let (webhook, key) = Webhook::regenerate_api_key(conn, tenant_id, id)?;
-                record(
-                    conn,
-                    &actor,
-                    &webhook,
-                    "webhook.api_key_regenerated",
-                    serde_json::json!({}),
-                )?;
-                Ok((webhook, key))
-            })
-        })
-        .await
-}
-
-/// A test event sent to one webhook.
-#[derive(Debug, Clone)]
-pub struct TestSent {
-    pub webhook_number: i32,
-    pub event_id: String,
-    pub delivery_id: i64,
-}
-
-/// Publishes the catalog's example of `kind` to this webhook only, through the outbox like
-/// any event: its capabilities and customer language apply, and it is signed and retried
-/// the same way.
-pub async fn send_test(
-    state: &AppState,
-    tenant: &Tenant,
-    id: i64,
-    kind: String,
-    actor: Actor,
-) -> Result<TestSent, AppError> {
-    let (tenant, now) = (tenant.clone(), state.clock.now());
-    state
-        .db(move |conn| send_test_in(conn, &tenant, id, &kind, &actor, now))
-        .await
-}
-
-/// [`send_test`] on a connection the caller holds (tests).
-pub fn send_test_in(
-    conn: &mut PgConnection,
-    tenant: &Tenant,
-    id: i64,
-    kind: &str,
-    actor: &Actor,
-    now: DateTime<Utc>,
-) -> Result<TestSent, AppError> {
-    let webhook = Webhook::find(conn, tenant.id, id)?;
-    let event_type = EventType::find(conn, kind)?.ok_or_else(|| {
-        AppError::validation("type", format!("`{kind}` is not an event type of the catalog."))
-    })?;
-    let connection = match webhook.connection_id {
-        Some(cid) => Some(Connection::find(conn, tenant.id, cid)?.external_id),
-        None => None,
-    };
-    let event = NewEvent {
-        kind: event_type.code.clone(),
-        data: event_type.example_payload.clone(),
-        occurred_at: None,
-        connection,
-        language: None,
-        idempotency_key: None,
-    };
-    conn.transaction(|conn| {
-        let accepted = outbox::publish_to(conn, tenant, webhook.clone(), &event, now)?;
-        let delivery = Delivery::of_event(conn, tenant.id, webhook.id, &accepted.id)?;
-        record(
-            conn,
-            actor,
-            &webhook,
-            "webhook.test_sent",
-            serde_json::json!({
-                "type": event_type.code, "event": accepted.id,
-            }),
-        )?;
-        Ok(TestSent {
-            webhook_number: webhook.number,
-            event_id: accepted.id,
-            delivery_id: delivery.id,
-        })
-    })
-}
-
 /// Records `action` on `webhook` in the audit log, in the caller's transaction.
-fn record(
+pub(super) fn record(
     conn: &mut PgConnection,
     actor: &Actor,
     webhook: &Webhook,

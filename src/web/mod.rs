@@ -32,6 +32,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
 use crate::error::AppError;
+use crate::validation::{NUL_MESSAGE, has_encoded_nul};
 use errors::ErrorMessage;
 pub use errors::error_page;
 pub use htmx::{is_htmx, toast_oob};
@@ -54,13 +55,10 @@ pub async fn refuse_nul(
     Ok(next.call(req).await?.map_into_boxed_body())
 }
 
-pub const NUL_MESSAGE: &str = "The address may not contain the NUL character (%00).";
-
 /// Whether the path or query string holds an encoded NUL.
 pub fn has_nul(req: &ServiceRequest) -> bool {
-    let has_nul = |text: &str| text.as_bytes().windows(3).any(|w| w == b"%00");
     let uri = req.uri();
-    has_nul(uri.path()) || uri.query().is_some_and(has_nul)
+    has_encoded_nul(uri.path()) || uri.query().is_some_and(has_encoded_nul)
 }
 
 /// A path segment that does not parse (`/webhooks/abc`) names nothing: 404.

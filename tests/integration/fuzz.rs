@@ -11,8 +11,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use hookboard::delivery::ssrf;
 use hookboard::models::tenant::{Plan, Tenant};
+use hookboard::validation::ssrf;
 use hookboard::validation::webhook::{self, Context, Input};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;

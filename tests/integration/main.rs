@@ -12,6 +12,7 @@ mod doors;
 mod embedded;
 mod fuzz;
 mod health;
+mod layers;
 mod login;
 mod migrations;
 mod openapi;

@@ -7,7 +7,7 @@ use hookboard::models::audit::Actor;
 use hookboard::models::tenant::{Plan, Tenant};
 use hookboard::models::user::Role;
 use hookboard::models::webhook::{Status, Webhook};
-use hookboard::services::webhooks::send_test_in;
+use hookboard::services::deliveries::send_test_in;
 use hookboard::validation::webhook::Input;
 
 use crate::helpers::TestApp;

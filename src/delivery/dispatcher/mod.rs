@@ -33,12 +33,12 @@ use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 
 use super::http::{self, Outcome};
-use super::ssrf::Cidr;
 use crate::clock::Clock;
 use crate::crypto::SecretBox;
 use crate::db::DbPool;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
+use crate::validation::ssrf::Cidr;
 use conn::Kept;
 
 pub use run::{Handle, start};

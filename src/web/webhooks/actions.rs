@@ -82,7 +82,7 @@ pub async fn reveal_secret(
     let tenant_id = user.webhooks_tenant()?.id;
     user.require_editor()?;
     let (webhook, secret) =
-        services::webhooks::reveal_secret(&state, tenant_id, id.into_inner(), user.actor()).await?;
+        services::credentials::reveal_secret(&state, tenant_id, id.into_inner(), user.actor()).await?;
     let revealed = Revealed {
         label: "Signing secret",
         value: secret,
@@ -100,7 +100,7 @@ pub async fn rotate_secret(
 ) -> Result<HttpResponse, AppError> {
     let tenant = user.webhooks_editor()?.clone();
     let (webhook, secret, until) =
-        services::webhooks::rotate_secret(&state, tenant.id, id.into_inner(), user.actor()).await?;
+        services::credentials::rotate_secret(&state, tenant.id, id.into_inner(), user.actor()).await?;
     let until = format_time(until, &tenant.timezone);
     let revealed = Revealed {
         label: "New signing secret",
@@ -129,7 +129,7 @@ pub async fn set_api_key(
     let tenant_id = user.webhooks_editor()?.id;
     let enabled = form.enabled.as_deref().is_some_and(|v| v == "on" || v == "true");
     let webhook =
-        services::webhooks::set_api_key(&state, tenant_id, id.into_inner(), enabled, user.actor()).await?;
+        services::credentials::set_api_key(&state, tenant_id, id.into_inner(), enabled, user.actor()).await?;
     let message = if enabled {
         "The webhook's API key is on."
     } else {
@@ -147,7 +147,7 @@ pub async fn regenerate_api_key(
 ) -> Result<HttpResponse, AppError> {
     let tenant_id = user.webhooks_editor()?.id;
     let (webhook, key) =
-        services::webhooks::regenerate_api_key(&state, tenant_id, id.into_inner(), user.actor()).await?;
+        services::credentials::regenerate_api_key(&state, tenant_id, id.into_inner(), user.actor()).await?;
     let revealed = Revealed {
         label: "New API key",
         value: key,
@@ -174,7 +174,7 @@ pub async fn send_test(
     let tenant = user.webhooks_editor()?.clone();
     let id = id.into_inner();
     let sent =
-        services::webhooks::send_test(&state, &tenant, id, form.into_inner().kind, user.actor()).await?;
+        services::deliveries::send_test(&state, &tenant, id, form.into_inner().kind, user.actor()).await?;
     let message = format!(
         "Test event {} is on its way to webhook No {}.",
         sent.event_id, sent.webhook_number
