@@ -16,8 +16,10 @@ use hookboard::db::{
 use hookboard::metrics::Metrics;
 use hookboard::models::tenant::{Plan, Tenant};
 use hookboard::models::user::{NewUser, Role, User};
+use hookboard::models::webhook::Webhook;
 use hookboard::settings::Settings;
 use hookboard::startup::{AppState, build_server};
+use hookboard::validation::webhook::Input;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -225,16 +227,45 @@ impl TestApp {
         }
     }
 
-    /// A Scale tenant with the Webhooks tool on, and its owner logged in.
-    pub async fn scale_tenant_with_owner(&self, name: &str, email: &str) -> (Tenant, Browser) {
+    /// A Scale tenant with the Webhooks tool on.
+    pub async fn scale_tenant(&self, name: &str) -> Tenant {
         let tenant = self.create_tenant(name, Plan::Scale).await;
         let id = tenant.id;
-        let tenant = self
-            .with_conn(move |conn| Tenant::set_webhooks_enabled(conn, id, true).unwrap())
-            .await;
-        self.create_user(Some(&tenant), email, Role::Owner).await;
-        let owner = self.logged_in(email).await;
+        self.with_conn(move |conn| Tenant::set_webhooks_enabled(conn, id, true).unwrap())
+            .await
+    }
+
+    /// A Scale tenant with the Webhooks tool on, and its owner logged in.
+    pub async fn scale_tenant_with_owner(&self, name: &str, email: &str) -> (Tenant, Browser) {
+        let tenant = self.scale_tenant(name).await;
+        let owner = self.user_logged_in(&tenant, email, Role::Owner).await;
         (tenant, owner)
+    }
+
+    /// A user of `tenant` with the test password, logged in.
+    pub async fn user_logged_in(&self, tenant: &Tenant, email: &str, role: Role) -> Browser {
+        self.create_user(Some(tenant), email, role).await;
+        self.logged_in(email).await
+    }
+
+    /// A webhook made through the model (fast, for arranging), with its API key; `tweak`
+    /// changes the defaults (active, API key and retries on).
+    pub async fn create_webhook(
+        &self,
+        tenant: &Tenant,
+        url: &str,
+        events: &[&str],
+        tweak: impl FnOnce(&mut Input),
+    ) -> (Webhook, String) {
+        let mut input = Input {
+            url: url.into(),
+            events: events.iter().map(|e| e.to_string()).collect(),
+            ..Input::default()
+        };
+        tweak(&mut input);
+        let (tenant_id, secrets) = (tenant.id, self.secrets());
+        self.with_conn(move |conn| Webhook::create(conn, tenant_id, &input, &secrets).unwrap())
+            .await
     }
 
     /// The secrets box of the app (tests use the fixed test key).
