@@ -21,6 +21,8 @@ use hookboard::settings::Settings;
 use hookboard::startup::{AppState, build_server};
 use hookboard::validation::webhook::Input;
 
+pub mod html;
+
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// The server every test of this run shares, and the template its databases copy.

@@ -4,11 +4,15 @@ mod helpers;
 
 mod access;
 mod api;
+mod api_keys;
 mod browser;
+mod catalog;
 mod cli;
+mod connections;
 mod crash;
 mod delivery;
 mod embedded;
+mod export;
 mod fuzz;
 mod health;
 mod login;
