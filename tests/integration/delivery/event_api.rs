@@ -6,9 +6,9 @@ use diesel::prelude::*;
 use hookboard::clock::Clock;
 use hookboard::delivery::outbox::{self, NewEvent};
 use hookboard::models::api_key::ApiKey;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{Fixture, booking, post, tenant_key};
+use super::{Fixture, booking, get, post, tenant_key};
 use crate::receiver::{Behaviour, Receiver};
 
 #[actix_web::test]
@@ -127,16 +127,7 @@ async fn a_webhooks_own_key_catches_up_on_its_event_types_only() {
         .await;
     fx.publish(&booking("b")).await;
 
-    let client = reqwest::Client::new();
-    let page: Value = client
-        .get(fx.app.url("/api/v1/events?limit=10"))
-        .bearer_auth(&webhook_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, page) = get(&fx.app, &webhook_key, "/api/v1/events?limit=10").await;
     let types: Vec<&str> = page["events"]
         .as_array()
         .unwrap()
@@ -145,47 +136,19 @@ async fn a_webhooks_own_key_catches_up_on_its_event_types_only() {
         .collect();
     assert_eq!(types, ["booking.created", "booking.created"]);
     let after = format!("/api/v1/events?after={}&limit=10", booked["id"].as_str().unwrap());
-    let rest: Value = client
-        .get(fx.app.url(&after))
-        .bearer_auth(&webhook_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, rest) = get(&fx.app, &webhook_key, &after).await;
     assert_eq!(rest["events"].as_array().unwrap().len(), 1);
-    let one = client
-        .get(
-            fx.app
-                .url(&format!("/api/v1/events/{}", booked["id"].as_str().unwrap())),
-        )
-        .bearer_auth(&webhook_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(one.status(), 200);
-    let other = client
-        .get(
-            fx.app
-                .url(&format!("/api/v1/events/{}", paid["id"].as_str().unwrap())),
-        )
-        .bearer_auth(&webhook_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(other.status(), 404, "not a type it subscribes to");
+    let one = format!("/api/v1/events/{}", booked["id"].as_str().unwrap());
+    assert_eq!(get(&fx.app, &webhook_key, &one).await.0, 200);
+    let other = format!("/api/v1/events/{}", paid["id"].as_str().unwrap());
+    assert_eq!(
+        get(&fx.app, &webhook_key, &other).await.0,
+        404,
+        "not a type it subscribes to"
+    );
     let (status, _) = post(&fx.app, &webhook_key, "/api/v1/events", &booking("c")).await;
     assert_eq!(status, 403, "a webhook key cannot publish");
-    let all: Value = client
-        .get(fx.app.url("/api/v1/events"))
-        .bearer_auth(&fx.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, all) = get(&fx.app, &fx.key, "/api/v1/events").await;
     assert_eq!(
         all["events"].as_array().unwrap().len(),
         3,
@@ -210,16 +173,8 @@ async fn the_api_lists_deliveries_with_attempts_resends_and_sends_test_events() 
     let engine = fx.engine();
     engine.run_due_once(fx.app.clock.now()).await.unwrap();
 
-    let client = reqwest::Client::new();
-    let log: Value = client
-        .get(fx.app.url(&format!("/api/v1/webhooks/{}/deliveries", webhook.id)))
-        .bearer_auth(&fx.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let deliveries = format!("/api/v1/webhooks/{}/deliveries", webhook.id);
+    let (_, log) = get(&fx.app, &fx.key, &deliveries).await;
     let delivery = &log["deliveries"][0];
     assert_eq!(delivery["event_type"], "payment.completed");
     assert_eq!(delivery["status"], "failed");

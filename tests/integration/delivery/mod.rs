@@ -261,6 +261,18 @@ pub async fn post(app: &TestApp, key: &str, path: &str, body: &Value) -> (u16, V
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// A GET from the API with `key`: the status and the JSON answer (null if none).
+pub async fn get(app: &TestApp, key: &str, path: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .get(app.url(path))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 /// A booking.created event, with a customer, pricing and localized names.
 pub fn booking(reference: &str) -> Value {
     json!({"type": "booking.created", "data": {"id": reference, "customer": {"language": "de", "email": "sofia@example.com"}, "pricing": {"total": 10800}, "localized": {"de": {"name": "Rundgang"}, "fr": {"name": "Visite"}}}})
