@@ -5,10 +5,7 @@ use crate::helpers::html::{parse, select};
 
 #[actix_web::test]
 async fn api_keys_are_shown_once_stored_hashed_switched_off_and_deleted() {
-    let app = TestApp::spawn().await;
-    let (tenant, owner) = app
-        .scale_tenant_with_owner("Alpine Tours", "ana@alpine.example")
-        .await;
+    let (app, tenant, owner) = TestApp::spawn_with_scale_owner().await;
     let created = owner.submit("/api-keys", &[("name", "Booking platform")]).await;
     assert_eq!(created.status(), 201);
     let page = created.text().await.unwrap();

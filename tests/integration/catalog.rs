@@ -5,10 +5,7 @@ use crate::helpers::html::{parse, select};
 
 #[actix_web::test]
 async fn the_catalog_lists_every_event_type_with_its_example() {
-    let app = TestApp::spawn().await;
-    let (_, owner) = app
-        .scale_tenant_with_owner("Alpine Tours", "ana@alpine.example")
-        .await;
+    let (_app, _, owner) = TestApp::spawn_with_scale_owner().await;
     let page = owner.get("/events").await.text().await.unwrap();
     let doc = parse(&page);
     assert_eq!(select(&doc, "article.event-type").len(), 32);

@@ -1,14 +1,21 @@
 //! Connections over HTTP: creating, scoping webhooks to one, renaming, deleting.
 
+use hookboard::models::connection::Connection;
+use hookboard::models::tenant::Tenant;
+
 use crate::helpers::TestApp;
 use crate::helpers::html::{parse, select};
 
+/// The tenant's first connection.
+pub async fn first_connection(app: &TestApp, tenant: &Tenant) -> Connection {
+    let tenant_id = tenant.id;
+    app.with_conn(move |conn| Connection::list(conn, tenant_id).unwrap().remove(0))
+        .await
+}
+
 #[actix_web::test]
 async fn connections_scope_webhooks_and_cannot_go_while_in_use() {
-    let app = TestApp::spawn().await;
-    let (tenant, owner) = app
-        .scale_tenant_with_owner("Alpine Tours", "ana@alpine.example")
-        .await;
+    let (app, tenant, owner) = TestApp::spawn_with_scale_owner().await;
     assert_eq!(
         owner
             .submit(
@@ -29,14 +36,7 @@ async fn connections_scope_webhooks_and_cannot_go_while_in_use() {
         .await;
     assert_eq!(empty.status(), 422);
 
-    let tenant_id = tenant.id;
-    let connection = app
-        .with_conn(move |conn| {
-            hookboard::models::connection::Connection::list(conn, tenant_id)
-                .unwrap()
-                .remove(0)
-        })
-        .await;
+    let connection = first_connection(&app, &tenant).await;
     let scoped = [
         ("url", "https://crm.example/in"),
         ("events", "booking.created"),

@@ -1,13 +1,12 @@
 //! The Excel exports of the webhook table and the delivery log.
 
 use diesel::prelude::*;
-use hookboard::models::tenant::Tenant;
 use hookboard::models::user::Role;
-use hookboard::models::webhook::Webhook;
 
+use crate::connections::first_connection;
 use crate::helpers::TestApp;
 use crate::helpers::html::{parse, select};
-use crate::webhooks::seed_webhook;
+use crate::webhooks::{first_webhook, seed_webhook};
 
 /// Reads an exported workbook back.
 fn read_sheet(bytes: &[u8]) -> (Vec<Vec<calamine::Data>>, usize) {
@@ -23,10 +22,7 @@ fn read_sheet(bytes: &[u8]) -> (Vec<Vec<calamine::Data>>, usize) {
 
 #[actix_web::test]
 async fn the_excel_export_holds_exactly_the_filtered_rows_as_text() {
-    let app = TestApp::spawn().await;
-    let (tenant, owner) = app
-        .scale_tenant_with_owner("Alpine Tours", "ana@alpine.example")
-        .await;
+    let (app, tenant, owner) = TestApp::spawn_with_scale_owner().await;
     owner
         .submit(
             "/connections",
@@ -37,13 +33,7 @@ async fn the_excel_export_holds_exactly_the_filtered_rows_as_text() {
         )
         .await;
     let tenant_id = tenant.id;
-    let connection = app
-        .with_conn(move |conn| {
-            hookboard::models::connection::Connection::list(conn, tenant_id)
-                .unwrap()
-                .remove(0)
-        })
-        .await;
+    let connection = first_connection(&app, &tenant).await;
     let connection_id = connection.id.to_string();
     owner
         .htmx_post(
@@ -130,21 +120,11 @@ async fn the_excel_export_holds_exactly_the_filtered_rows_as_text() {
     assert_eq!(rows[1][6].to_string(), "Active");
 
     // A viewer may export too; the delivery log exports the same way.
-    let tenant_full = app
-        .with_conn(move |conn| Tenant::find(conn, tenant_id).unwrap())
+    let viewer = app
+        .user_logged_in(&tenant, "vic@alpine.example", Role::Viewer)
         .await;
-    app.create_user(Some(&tenant_full), "vic@alpine.example", Role::Viewer)
-        .await;
-    let viewer = app.logged_in("vic@alpine.example").await;
     assert_eq!(viewer.get("/webhooks/export.xlsx").await.status(), 200);
-    let first = app
-        .with_conn(move |conn| {
-            Webhook::list(conn, tenant_id, &Default::default())
-                .unwrap()
-                .rows
-                .remove(0)
-        })
-        .await;
+    let first = first_webhook(&app, &tenant).await;
     owner
         .htmx_post(
             &format!("/webhooks/{}/test", first.id),

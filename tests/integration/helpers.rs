@@ -2,6 +2,9 @@
 //! system temp folder, unless DATABASE_URL names one), a migrated template database, and a
 //! [`TestApp`] per test: the real server on port 0 against its own copy of the template.
 
+/// Reading the pages: parse, select, text.
+pub mod html;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -16,12 +19,8 @@ use hookboard::db::{
 use hookboard::metrics::Metrics;
 use hookboard::models::tenant::{Plan, Tenant};
 use hookboard::models::user::{NewUser, Role, User};
-use hookboard::models::webhook::Webhook;
 use hookboard::settings::Settings;
 use hookboard::startup::{AppState, build_server};
-use hookboard::validation::webhook::Input;
-
-pub mod html;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -229,6 +228,16 @@ impl TestApp {
         }
     }
 
+    /// The app with a Scale tenant, Alpine Tours, its Webhooks tool on and its owner
+    /// (ana@alpine.example) logged in: where most page tests start.
+    pub async fn spawn_with_scale_owner() -> (TestApp, Tenant, Browser) {
+        let app = TestApp::spawn().await;
+        let (tenant, owner) = app
+            .scale_tenant_with_owner("Alpine Tours", "ana@alpine.example")
+            .await;
+        (app, tenant, owner)
+    }
+
     /// A Scale tenant with the Webhooks tool on.
     pub async fn scale_tenant(&self, name: &str) -> Tenant {
         let tenant = self.create_tenant(name, Plan::Scale).await;
@@ -257,12 +266,13 @@ impl TestApp {
         tenant: &Tenant,
         url: &str,
         events: &[&str],
-        tweak: impl FnOnce(&mut Input),
-    ) -> (Webhook, String) {
-        let mut input = Input {
+        tweak: impl FnOnce(&mut hookboard::validation::webhook::Input),
+    ) -> (hookboard::models::webhook::Webhook, String) {
+        use hookboard::models::webhook::Webhook;
+        let mut input = hookboard::validation::webhook::Input {
             url: url.into(),
             events: events.iter().map(|e| e.to_string()).collect(),
-            ..Input::default()
+            ..Default::default()
         };
         tweak(&mut input);
         let (tenant_id, secrets) = (tenant.id, self.secrets());

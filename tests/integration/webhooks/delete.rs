@@ -1,32 +1,13 @@
 //! Deleting a webhook, with htmx and without JavaScript.
 
-use hookboard::models::webhook::Webhook;
-
-use super::{park_deliveries, seed_webhook};
+use super::{booking_webhook, park_deliveries, webhook_count};
 use crate::helpers::TestApp;
 
 #[actix_web::test]
 async fn delete_asks_first_then_removes_the_row_and_cancels_waiting_deliveries() {
-    let app = TestApp::spawn().await;
-    let (tenant, owner) = app
-        .scale_tenant_with_owner("Alpine Tours", "ana@alpine.example")
-        .await;
-    let (keep, _) = seed_webhook(
-        &app,
-        &tenant,
-        "https://keep.example/in",
-        &["booking.created"],
-        true,
-    )
-    .await;
-    let (gone, _) = seed_webhook(
-        &app,
-        &tenant,
-        "https://gone.example/in",
-        &["booking.created"],
-        true,
-    )
-    .await;
+    let (app, tenant, owner) = TestApp::spawn_with_scale_owner().await;
+    let keep = booking_webhook(&app, &tenant, "https://keep.example/in").await;
+    let gone = booking_webhook(&app, &tenant, "https://gone.example/in").await;
     park_deliveries(&app, &tenant, &gone, 2).await;
 
     let ask = owner
@@ -58,11 +39,7 @@ async fn delete_asks_first_then_removes_the_row_and_cancels_waiting_deliveries()
         body.contains(r#"<div id="dialog" hx-swap-oob="innerHTML"></div>"#),
         "the dialog closes"
     );
-    let tenant_id = tenant.id;
-    let left = app
-        .with_conn(move |conn| Webhook::count(conn, tenant_id).unwrap())
-        .await;
-    assert_eq!(left, 1);
+    assert_eq!(webhook_count(&app, &tenant).await, 1);
 
     // Without JavaScript: a confirmation page, then a POST.
     let page = owner
@@ -79,9 +56,5 @@ async fn delete_asks_first_then_removes_the_row_and_cancels_waiting_deliveries()
             .status(),
         303
     );
-    assert_eq!(
-        app.with_conn(move |conn| Webhook::count(conn, tenant_id).unwrap())
-            .await,
-        0
-    );
+    assert_eq!(webhook_count(&app, &tenant).await, 0);
 }

@@ -3,16 +3,13 @@
 use diesel::prelude::*;
 use hookboard::models::webhook::{Status, Webhook};
 
-use super::{FORM, seed_webhook};
+use super::{FORM, booking_webhook, find_webhook, first_webhook, webhook_count};
 use crate::helpers::TestApp;
 use crate::helpers::html::{parse, select, text};
 
 #[actix_web::test]
 async fn an_owner_adds_a_webhook_the_table_updates_and_the_key_is_shown_once() {
-    let app = TestApp::spawn().await;
-    let (tenant, owner) = app
-        .scale_tenant_with_owner("Alpine Tours", "ana@alpine.example")
-        .await;
+    let (app, tenant, owner) = TestApp::spawn_with_scale_owner().await;
 
     let empty = owner.get("/webhooks").await.text().await.unwrap();
     assert!(
@@ -105,10 +102,7 @@ async fn an_owner_adds_a_webhook_the_table_updates_and_the_key_is_shown_once() {
 
 #[actix_web::test]
 async fn bad_input_is_refused_next_to_each_field_and_the_typed_values_are_kept() {
-    let app = TestApp::spawn().await;
-    let (_, owner) = app
-        .scale_tenant_with_owner("Alpine Tours", "ana@alpine.example")
-        .await;
+    let (_app, _, owner) = TestApp::spawn_with_scale_owner().await;
     let bad = [
         ("url", "https://10.0.0.8/internal"),
         ("description", "Keep <me> as typed"),
@@ -157,48 +151,22 @@ async fn bad_input_is_refused_next_to_each_field_and_the_typed_values_are_kept()
 
 #[actix_web::test]
 async fn the_plan_allows_at_most_100_webhooks() {
-    let app = TestApp::spawn().await;
-    let (tenant, owner) = app
-        .scale_tenant_with_owner("Alpine Tours", "ana@alpine.example")
-        .await;
+    let (app, tenant, owner) = TestApp::spawn_with_scale_owner().await;
     for i in 0..100 {
-        seed_webhook(
-            &app,
-            &tenant,
-            &format!("https://hooks{i}.example/in"),
-            &["booking.created"],
-            true,
-        )
-        .await;
+        booking_webhook(&app, &tenant, &format!("https://hooks{i}.example/in")).await;
     }
     let response = owner.htmx_post("/webhooks", FORM).await;
     assert_eq!(response.status(), 422);
     let html = response.text().await.unwrap();
     assert!(html.contains("at most 100 webhooks"), "{html}");
-    let tenant_id = tenant.id;
-    assert_eq!(
-        app.with_conn(move |conn| Webhook::count(conn, tenant_id).unwrap())
-            .await,
-        100
-    );
+    assert_eq!(webhook_count(&app, &tenant).await, 100);
 }
 
 #[actix_web::test]
 async fn editing_prefills_the_form_and_a_masked_credential_stays_unchanged() {
-    let app = TestApp::spawn().await;
-    let (tenant, owner) = app
-        .scale_tenant_with_owner("Alpine Tours", "ana@alpine.example")
-        .await;
+    let (app, tenant, owner) = TestApp::spawn_with_scale_owner().await;
     owner.htmx_post("/webhooks", FORM).await;
-    let tenant_id = tenant.id;
-    let webhook = app
-        .with_conn(move |conn| {
-            Webhook::list(conn, tenant_id, &Default::default())
-                .unwrap()
-                .rows
-                .remove(0)
-        })
-        .await;
+    let webhook = first_webhook(&app, &tenant).await;
 
     let form = owner
         .htmx_get(&format!("/webhooks/{}/edit", webhook.id), "dialog")
@@ -230,10 +198,7 @@ async fn editing_prefills_the_form_and_a_masked_credential_stays_unchanged() {
         .await;
     assert_eq!(response.status(), 200);
     assert!(response.text().await.unwrap().contains("Webhook No 1 saved."));
-    let id = webhook.id;
-    let stored = app
-        .with_conn(move |conn| Webhook::find(conn, tenant_id, id).unwrap())
-        .await;
+    let stored = find_webhook(&app, &tenant, webhook.id).await;
     assert_eq!(stored.url, "https://crm.alpine.example/hooks/v2");
     assert_eq!(
         stored.headers(&app.secrets()).unwrap(),

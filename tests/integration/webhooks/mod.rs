@@ -1,5 +1,6 @@
 //! The webhook pages over HTTP: the table, the form, the switch, delete and the webhook
-//! page, against the real app and database. This file holds what they arrange with.
+//! page, against the real app and database. This file holds what they arrange with; the
+//! app, tenant and owner they start from come from `TestApp::spawn_with_scale_owner`.
 
 mod delete;
 mod form;
@@ -13,30 +14,54 @@ use hookboard::models::delivery::Delivery;
 use hookboard::models::event_type::EventType;
 use hookboard::models::tenant::Tenant;
 use hookboard::models::webhook::Webhook;
-use hookboard::validation::webhook::Input;
 
 use crate::helpers::TestApp;
 
-/// Creates a webhook directly through the model (fast, for arranging many rows).
+/// A webhook made through the model (fast, for arranging many rows), on or off.
 pub async fn seed_webhook(
     app: &TestApp,
     tenant: &Tenant,
     url: &str,
     events: &[&str],
     active: bool,
-) -> (Webhook, String) {
+) -> Webhook {
+    app.create_webhook(tenant, url, events, |i| i.active = active)
+        .await
+        .0
+}
+
+/// An active webhook to `url` for booking.created.
+pub async fn booking_webhook(app: &TestApp, tenant: &Tenant, url: &str) -> Webhook {
+    seed_webhook(app, tenant, url, &["booking.created"], true).await
+}
+
+/// The tenant's first webhook in the table's order.
+pub async fn first_webhook(app: &TestApp, tenant: &Tenant) -> Webhook {
     let tenant_id = tenant.id;
-    let secrets = app.secrets();
-    let input = Input {
-        url: url.into(),
-        events: events.iter().map(|e| e.to_string()).collect(),
-        active,
-        ..Input::default()
-    };
-    app.with_conn(move |conn| Webhook::create(conn, tenant_id, &input, &secrets).unwrap())
+    app.with_conn(move |conn| {
+        Webhook::list(conn, tenant_id, &Default::default())
+            .unwrap()
+            .rows
+            .remove(0)
+    })
+    .await
+}
+
+/// The webhook as stored now.
+pub async fn find_webhook(app: &TestApp, tenant: &Tenant, id: i64) -> Webhook {
+    let tenant_id = tenant.id;
+    app.with_conn(move |conn| Webhook::find(conn, tenant_id, id).unwrap())
         .await
 }
 
+/// How many webhooks the tenant has.
+pub async fn webhook_count(app: &TestApp, tenant: &Tenant) -> i64 {
+    let tenant_id = tenant.id;
+    app.with_conn(move |conn| Webhook::count(conn, tenant_id).unwrap())
+        .await
+}
+
+/// The form of a new webhook as a person fills it in: two events, two headers.
 pub const FORM: &[(&str, &str)] = &[
     ("url", "https://crm.alpine.example/hooks/bookings"),
     ("description", "Bookings to the CRM"),
@@ -51,15 +76,25 @@ pub const FORM: &[(&str, &str)] = &[
     ("header_value", "hookboard"),
 ];
 
+/// A test event of booking.created sent to the webhook: the id of its delivery, pending.
+pub async fn test_delivery(app: &TestApp, tenant: &Tenant, webhook: &Webhook) -> i64 {
+    let (tenant, webhook) = (tenant.clone(), webhook.clone());
+    let now = app.clock.now();
+    app.with_conn(move |conn| {
+        let event_type = EventType::find(conn, "booking.created").unwrap().unwrap();
+        let (_, delivery) = Delivery::send_test(conn, &tenant, &webhook, &event_type, now).unwrap();
+        delivery.id
+    })
+    .await
+}
+
+/// Makes `count` test deliveries of the webhook and parks them.
 pub async fn park_deliveries(app: &TestApp, tenant: &Tenant, webhook: &Webhook, count: usize) {
     for _ in 0..count {
-        let (tenant, webhook) = (tenant.clone(), webhook.clone());
-        let now = app.clock.now();
+        let id = test_delivery(app, tenant, webhook).await;
         app.with_conn(move |conn| {
-            let event_type = EventType::find(conn, "booking.created").unwrap().unwrap();
-            let (_, delivery) = Delivery::send_test(conn, &tenant, &webhook, &event_type, now).unwrap();
             use hookboard::schema::deliveries;
-            diesel::update(deliveries::table.find(delivery.id))
+            diesel::update(deliveries::table.find(id))
                 .set(deliveries::status.eq("parked"))
                 .execute(conn)
                 .unwrap();
@@ -68,6 +103,7 @@ pub async fn park_deliveries(app: &TestApp, tenant: &Tenant, webhook: &Webhook, 
     }
 }
 
+/// The status of each delivery of the webhook, oldest first.
 pub async fn delivery_statuses(app: &TestApp, webhook_id: i64) -> Vec<String> {
     app.with_conn(move |conn| {
         use hookboard::schema::deliveries;

@@ -2,28 +2,16 @@
 
 use diesel::prelude::*;
 use hookboard::clock::Clock;
-use hookboard::models::tenant::Tenant;
 use hookboard::models::user::Role;
-use hookboard::models::webhook::Webhook;
 
-use super::{delivery_statuses, seed_webhook};
+use super::{booking_webhook, delivery_statuses, find_webhook};
 use crate::helpers::TestApp;
 use crate::helpers::html::{parse, select};
 
 #[actix_web::test]
 async fn the_webhook_page_shows_configuration_health_and_every_attempt() {
-    let app = TestApp::spawn().await;
-    let (tenant, owner) = app
-        .scale_tenant_with_owner("Alpine Tours", "ana@alpine.example")
-        .await;
-    let (webhook, _) = seed_webhook(
-        &app,
-        &tenant,
-        "https://crm.example/in",
-        &["booking.created"],
-        true,
-    )
-    .await;
+    let (app, tenant, owner) = TestApp::spawn_with_scale_owner().await;
+    let webhook = booking_webhook(&app, &tenant, "https://crm.example/in").await;
 
     let sent = owner
         .htmx_post(
@@ -142,10 +130,7 @@ async fn the_webhook_page_shows_configuration_health_and_every_attempt() {
         .await
         .unwrap();
     assert!(rotated.contains("both the new and the old secret"));
-    let tenant_id = tenant.id;
-    let after = app
-        .with_conn(move |conn| Webhook::find(conn, tenant_id, id).unwrap())
-        .await;
+    let after = find_webhook(&app, &tenant, id).await;
     let signing = after.signing_secrets(&app.secrets(), now).unwrap();
     assert_eq!(signing.len(), 2);
     assert_eq!(signing[1], secret, "the old secret signs alongside");
@@ -157,12 +142,9 @@ async fn the_webhook_page_shows_configuration_health_and_every_attempt() {
         1
     );
 
-    let tenant_full = app
-        .with_conn(move |conn| Tenant::find(conn, tenant_id).unwrap())
+    let viewer = app
+        .user_logged_in(&tenant, "vic@alpine.example", Role::Viewer)
         .await;
-    app.create_user(Some(&tenant_full), "vic@alpine.example", Role::Viewer)
-        .await;
-    let viewer = app.logged_in("vic@alpine.example").await;
     assert_eq!(
         viewer
             .htmx_post(&format!("/webhooks/{id}/secret"), &[])
@@ -183,9 +165,5 @@ async fn the_webhook_page_shows_configuration_health_and_every_attempt() {
     assert!(regenerated.contains("hbw_"));
     let off = owner.htmx_post(&format!("/webhooks/{id}/api-key"), &[]).await;
     assert_eq!(off.status(), 200);
-    assert!(
-        !app.with_conn(move |conn| Webhook::find(conn, tenant_id, id).unwrap())
-            .await
-            .api_key_enabled
-    );
+    assert!(!find_webhook(&app, &tenant, id).await.api_key_enabled);
 }

@@ -1,37 +1,18 @@
 //! The on/off switch of a row, and what it does with parked deliveries.
 
 use diesel::prelude::*;
-use hookboard::clock::Clock;
-use hookboard::models::delivery::Delivery;
-use hookboard::models::event_type::EventType;
-use hookboard::models::webhook::{Status, Webhook};
+use hookboard::models::webhook::Status;
 
-use super::{delivery_statuses, park_deliveries, seed_webhook};
+use super::{booking_webhook, delivery_statuses, find_webhook, park_deliveries, test_delivery};
 use crate::helpers::TestApp;
 
 #[actix_web::test]
 async fn the_switch_flips_in_place_and_switching_back_on_asks_about_parked_deliveries() {
-    let app = TestApp::spawn().await;
-    let (tenant, owner) = app
-        .scale_tenant_with_owner("Alpine Tours", "ana@alpine.example")
-        .await;
-    let (webhook, _) = seed_webhook(
-        &app,
-        &tenant,
-        "https://crm.example/in",
-        &["booking.created"],
-        true,
-    )
-    .await;
+    let (app, tenant, owner) = TestApp::spawn_with_scale_owner().await;
+    let webhook = booking_webhook(&app, &tenant, "https://crm.example/in").await;
 
     // Off: the row comes back switched off, and pending deliveries are parked.
-    let (t, w) = (tenant.clone(), webhook.clone());
-    let now = app.clock.now();
-    app.with_conn(move |conn| {
-        let event_type = EventType::find(conn, "booking.created").unwrap().unwrap();
-        Delivery::send_test(conn, &t, &w, &event_type, now).unwrap();
-    })
-    .await;
+    test_delivery(&app, &tenant, &webhook).await;
     let off = owner
         .htmx_post(&format!("/webhooks/{}/toggle", webhook.id), &[])
         .await;
@@ -95,9 +76,6 @@ async fn the_switch_flips_in_place_and_switching_back_on_asks_about_parked_deliv
         .htmx_post(&format!("/webhooks/{id}/toggle"), &[("parked", "drop")])
         .await;
     assert_eq!(delivery_statuses(&app, id).await, ["cancelled", "cancelled"]);
-    let tenant_id = tenant.id;
-    let stored = app
-        .with_conn(move |conn| Webhook::find(conn, tenant_id, id).unwrap())
-        .await;
+    let stored = find_webhook(&app, &tenant, id).await;
     assert_eq!((stored.status, stored.disabled_reason), (Status::Active, None));
 }

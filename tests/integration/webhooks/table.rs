@@ -2,18 +2,14 @@
 
 use hookboard::models::tenant::Plan;
 use hookboard::models::user::Role;
-use hookboard::models::webhook::Webhook;
 
-use super::{FORM, seed_webhook};
+use super::{FORM, first_webhook, seed_webhook};
 use crate::helpers::TestApp;
 use crate::helpers::html::{parse, select, text};
 
 #[actix_web::test]
 async fn filters_sorting_and_pages_come_from_the_query_string() {
-    let app = TestApp::spawn().await;
-    let (tenant, owner) = app
-        .scale_tenant_with_owner("Alpine Tours", "ana@alpine.example")
-        .await;
+    let (app, tenant, owner) = TestApp::spawn_with_scale_owner().await;
     for i in 0..52 {
         let url = if i % 2 == 0 {
             format!("https://hooks.zapier.example/{i}")
@@ -102,10 +98,7 @@ async fn filters_sorting_and_pages_come_from_the_query_string() {
 
 #[actix_web::test]
 async fn hostile_text_is_shown_inert_everywhere() {
-    let app = TestApp::spawn().await;
-    let (tenant, owner) = app
-        .scale_tenant_with_owner("Alpine Tours", "ana@alpine.example")
-        .await;
+    let (app, tenant, owner) = TestApp::spawn_with_scale_owner().await;
     let hostile = r#"<script>alert(1)</script> "><img src=x onerror=alert(2)> hx-get="/logout""#;
     let response = owner
         .htmx_post(
@@ -119,15 +112,7 @@ async fn hostile_text_is_shown_inert_everywhere() {
         )
         .await;
     assert_eq!(response.status(), 200);
-    let tenant_id = tenant.id;
-    let webhook = app
-        .with_conn(move |conn| {
-            Webhook::list(conn, tenant_id, &Default::default())
-                .unwrap()
-                .rows
-                .remove(0)
-        })
-        .await;
+    let webhook = first_webhook(&app, &tenant).await;
     for path in [
         "/webhooks".to_owned(),
         format!("/webhooks/{}", webhook.id),
@@ -158,9 +143,9 @@ async fn hostile_text_is_shown_inert_everywhere() {
 async fn with_the_tool_off_the_pages_are_read_only_behind_a_notice() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Alpine Tours", Plan::Scale).await;
-    app.create_user(Some(&tenant), "ana@alpine.example", Role::Owner)
+    let owner = app
+        .user_logged_in(&tenant, "ana@alpine.example", Role::Owner)
         .await;
-    let owner = app.logged_in("ana@alpine.example").await;
     let page = owner.get("/webhooks").await.text().await.unwrap();
     assert!(page.contains("switched off under Apps &#62; Tools"));
     assert!(!page.contains("Add Webhook"));
@@ -168,9 +153,9 @@ async fn with_the_tool_off_the_pages_are_read_only_behind_a_notice() {
     assert_eq!(refused.status(), 403);
 
     let starter = app.create_tenant("Small Tours", Plan::Starter).await;
-    app.create_user(Some(&starter), "sam@small.example", Role::Owner)
+    let small = app
+        .user_logged_in(&starter, "sam@small.example", Role::Owner)
         .await;
-    let small = app.logged_in("sam@small.example").await;
     let gate = small.get("/webhooks").await;
     assert_eq!(gate.status(), 403);
     assert!(gate.text().await.unwrap().contains("Scale plan"));
