@@ -389,7 +389,7 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
                 let input = Input { url: format!("{receiver_url}?more={i}"), events: vec!["form.submitted".into()], ..Input::default() };
                 Webhook::create(conn, tenant.id, &input, &secrets)?;
             }
-            let (bytes, took, peak) = measured(|| hookboard::export::webhooks(conn, tenant.id, &Default::default()));
+            let (bytes, took, peak) = measured(|| hookboard::services::export::webhooks(conn, tenant.id, &Default::default()));
             let webhooks = (took, peak, bytes?.len());
             diesel::sql_query(
                 "INSERT INTO deliveries (tenant_id, webhook_id, event_id, status, attempt_count, last_status_code, completed_at)
@@ -398,7 +398,7 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
             .bind::<diesel::sql_types::BigInt, _>(tenant.id)
             .bind::<diesel::sql_types::BigInt, _>(target.id)
             .execute(conn)?;
-            let (bytes, took, peak) = measured(|| hookboard::export::deliveries(conn, target.id, &Default::default(), "UTC"));
+            let (bytes, took, peak) = measured(|| hookboard::services::export::deliveries(conn, target.id, &Default::default(), "UTC"));
             Ok((webhooks, (took, peak, bytes?.len())))
         })
         .await??

@@ -7,19 +7,21 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use crate::auth::password;
 use crate::clock::SystemClock;
 use crate::db::{self, Database};
 use crate::delivery::dispatcher::{self, Dispatcher};
 use crate::metrics::Metrics;
-use crate::models::audit::{Actor, AuditEntry};
+use crate::models::audit::Actor;
 use crate::models::random_hex;
 use crate::models::tenant::{Plan, Tenant};
-use crate::models::user::{NewUser, Role, User};
+use crate::models::user::Role;
+use crate::services::accounts;
 use crate::settings::Settings;
-use crate::startup::{AppState, build_server};
+use crate::startup::build_server;
+use crate::state::AppState;
 
 pub const DEMO_OWNER_EMAIL: &str = "owner@demo.hookboard.test";
 
@@ -174,32 +176,26 @@ pub fn durability_warnings(conn: &mut diesel::PgConnection) -> anyhow::Result<Ve
 /// On the first start with an empty embedded database: a demo tenant on the Scale plan and
 /// its owner, whose login is printed once.
 fn seed_demo(conn: &mut diesel::PgConnection) -> anyhow::Result<()> {
+    use diesel::Connection;
     if Tenant::count(conn)? > 0 {
         return Ok(());
     }
     let demo_password = format!("demo-{}", random_hex(8));
     let hash = password::hash(&demo_password)?;
-    let tenant = Tenant::create(conn, "Demo Travel Co", Plan::Scale)?;
-    if User::find_by_email(conn, DEMO_OWNER_EMAIL)?.is_some() {
-        bail!("the demo owner {DEMO_OWNER_EMAIL} exists without a tenant");
-    }
-    User::create(
-        conn,
-        NewUser {
+    // Both or neither: a tenant without its owner would never be seeded again.
+    let tenant = conn.transaction(|conn| -> anyhow::Result<_> {
+        let system = Actor::system();
+        let tenant = accounts::create_tenant(conn, "Demo Travel Co", Plan::Scale, &system)?;
+        let account = accounts::NewAccount {
             tenant_id: Some(tenant.id),
             email: DEMO_OWNER_EMAIL,
             role: Role::Owner,
             password_hash: &hash,
-        },
-    )?;
-    AuditEntry::record(
-        conn,
-        Some(tenant.id),
-        &Actor::system(),
-        "tenant.created",
-        ("tenant", Some(&tenant.slug)),
-        serde_json::json!({"demo": true}),
-    )?;
+        };
+        accounts::create_user(conn, account, &system)
+            .with_context(|| format!("the demo owner {DEMO_OWNER_EMAIL} cannot be created"))?;
+        Ok(tenant)
+    })?;
     println!();
     println!(
         "  Created the demo tenant \"{}\" on the Scale plan. Log in with:",

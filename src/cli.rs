@@ -9,10 +9,10 @@ use clap::{Args, Parser, Subcommand};
 use crate::app;
 use crate::auth::password;
 use crate::db::{self, Database};
-use crate::models::api_key::ApiKey;
-use crate::models::audit::{Actor, AuditEntry};
+use crate::models::audit::Actor;
 use crate::models::tenant::{Plan, Tenant};
-use crate::models::user::{NewUser, Role, User};
+use crate::models::user::Role;
+use crate::services::accounts;
 use crate::settings::Settings;
 
 #[derive(Debug, Parser)]
@@ -114,20 +114,9 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }),
         Command::Tenant(TenantCommand::Create { name, plan }) => {
-            let name = name.trim().to_owned();
-            if name.is_empty() || name.chars().count() > 200 {
-                bail!("--name must have 1 to 200 characters");
-            }
+            let name = accounts::check_tenant_name(&name).map_err(|m| anyhow::anyhow!("--name: {m}"))?;
             with_database(&settings, |conn| {
-                let tenant = Tenant::create(conn, &name, plan)?;
-                AuditEntry::record(
-                    conn,
-                    Some(tenant.id),
-                    &Actor::system(),
-                    "tenant.created",
-                    ("tenant", Some(&tenant.slug)),
-                    serde_json::json!({"plan": plan}),
-                )?;
+                let tenant = accounts::create_tenant(conn, &name, plan, &Actor::system())?;
                 println!(
                     "Created tenant {} on the {} plan: {}",
                     tenant.name,
@@ -139,15 +128,7 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Tenant(TenantCommand::SetPlan { tenant, plan }) => with_database(&settings, |conn| {
             let found = find_tenant(conn, &tenant)?;
-            Tenant::set_plan(conn, found.id, plan)?;
-            AuditEntry::record(
-                conn,
-                Some(found.id),
-                &Actor::system(),
-                "tenant.plan_changed",
-                ("tenant", Some(&found.slug)),
-                serde_json::json!({"from": found.plan, "to": plan}),
-            )?;
+            accounts::update_tenant(conn, found.id, None, Some(plan), &Actor::system())?;
             println!(
                 "Tenant {} is now on the {} plan: {}",
                 found.slug,
@@ -158,19 +139,7 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         }),
         Command::Tenant(TenantCommand::Webhooks { tenant, off }) => with_database(&settings, |conn| {
             let found = find_tenant(conn, &tenant)?;
-            Tenant::set_webhooks_enabled(conn, found.id, !off)?;
-            AuditEntry::record(
-                conn,
-                Some(found.id),
-                &Actor::system(),
-                if off {
-                    "tool.webhooks_disabled"
-                } else {
-                    "tool.webhooks_enabled"
-                },
-                ("tenant", Some(&found.slug)),
-                serde_json::json!({}),
-            )?;
+            accounts::set_webhooks_enabled(conn, found.id, !off, &Actor::system())?;
             println!(
                 "The Webhooks tool of {} is {}: {}",
                 found.slug,
@@ -180,10 +149,7 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }),
         Command::User(UserCommand::Create(args)) => {
-            let email = args.email.trim().to_owned();
-            if !crate::validation::is_plausible_email(&email) {
-                bail!("--email `{email}` is not an email address");
-            }
+            let email = accounts::check_email(&args.email).map_err(|m| anyhow::anyhow!("--email: {m}"))?;
             let typed = read_password()?;
             password::validate(&typed).map_err(anyhow::Error::msg)?;
             let hash = password::hash(&typed)?;
@@ -192,46 +158,22 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                     (Some(slug), Some(role)) if !args.operator => (Some(find_tenant(conn, slug)?.id), role),
                     _ => (None, Role::Operator),
                 };
-                if User::find_by_email(conn, &email)?.is_some() {
-                    bail!("a user with the email {email} exists already");
-                }
-                let user = User::create(
-                    conn,
-                    NewUser {
-                        tenant_id,
-                        email: &email,
-                        role,
-                        password_hash: &hash,
-                    },
-                )?;
-                AuditEntry::record(
-                    conn,
+                let account = accounts::NewAccount {
                     tenant_id,
-                    &Actor::system(),
-                    "user.created",
-                    ("user", Some(&user.email)),
-                    serde_json::json!({"role": role}),
-                )?;
+                    email: &email,
+                    role,
+                    password_hash: &hash,
+                };
+                let user = accounts::create_user(conn, account, &Actor::system())?;
                 println!("Created {} user: {}", role, user.email);
                 Ok(())
             })
         }
         Command::Apikey(ApiKeyCommand::Create { tenant, name }) => {
-            let name = name.trim().to_owned();
-            if name.is_empty() || name.chars().count() > 100 {
-                bail!("--name must have 1 to 100 characters");
-            }
+            let name = accounts::check_key_name(&name).map_err(|m| anyhow::anyhow!("--name: {m}"))?;
             with_database(&settings, |conn| {
                 let found = find_tenant(conn, &tenant)?;
-                let (key, secret) = ApiKey::create(conn, found.id, &name, None)?;
-                AuditEntry::record(
-                    conn,
-                    Some(found.id),
-                    &Actor::system(),
-                    "api_key.created",
-                    ("api_key", Some(&key.id.to_string())),
-                    serde_json::json!({"name": name}),
-                )?;
+                let (key, secret) = accounts::create_api_key(conn, found.id, &name, None, &Actor::system())?;
                 println!(
                     "Created API key \"{}\" for {}. It is shown only once; keep it safe:",
                     key.name, found.slug

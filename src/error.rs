@@ -1,11 +1,6 @@
-//! The one error type of the web layer. Handlers return `Result<_, AppError>`; database
-//! and blocking-pool failures convert into it with `?`.
-
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
-use askama::Template;
-
-use crate::routes::views::{Chrome, ErrorPage};
+//! The one error type of Hookboard's services. The web pages and the API each turn it
+//! into an answer of their own (an HTML page or toast, a JSON error); database and
+//! blocking-pool failures convert into it with `?`. It knows nothing of HTTP.
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -18,6 +13,10 @@ pub enum AppError {
         field: Option<&'static str>,
         message: String,
     },
+    /// Several fields at fault at once (a form shows each next to its field; the API
+    /// names the first).
+    #[error("{}", .0.values().next().map(String::as_str).unwrap_or("Please check the fields."))]
+    Fields(crate::validation::webhook::FieldErrors),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -50,13 +49,12 @@ impl From<diesel::result::Error> for AppError {
         use diesel::result::{DatabaseErrorKind, Error};
         match err {
             Error::NotFound => AppError::NotFound,
-            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => AppError::Validation {
-                field: None,
-                message: format!(
-                    "That already exists ({}).",
-                    info.constraint_name().unwrap_or("unique")
-                ),
-            },
+            // The constraint's name is the schema's business, never the user's: the
+            // services that can hit a unique index check first and say what exists.
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                tracing::info!(constraint = info.constraint_name(), "unique violation");
+                AppError::Conflict("That already exists; nothing was changed.".into())
+            }
             other if connection_lost(&other) => {
                 tracing::warn!(error = %other, "the database connection was lost");
                 AppError::Unavailable
@@ -88,6 +86,16 @@ pub fn connection_lost(err: &diesel::result::Error) -> bool {
     }
 }
 
+impl From<crate::delivery::outbox::PublishError> for AppError {
+    fn from(err: crate::delivery::outbox::PublishError) -> Self {
+        use crate::delivery::outbox::PublishError;
+        match err {
+            PublishError::Invalid { field, message, .. } => AppError::validation(field, message),
+            PublishError::Database(err) => err.into(),
+        }
+    }
+}
+
 impl From<r2d2::Error> for AppError {
     fn from(err: r2d2::Error) -> Self {
         tracing::warn!(error = %err, "no database connection available");
@@ -95,63 +103,50 @@ impl From<r2d2::Error> for AppError {
     }
 }
 
-impl From<actix_web::error::BlockingError> for AppError {
-    fn from(err: actix_web::error::BlockingError) -> Self {
-        AppError::Unexpected(anyhow::anyhow!("blocking task failed: {err}"))
-    }
-}
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind, Error};
 
-impl ResponseError for AppError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            AppError::NotFound => StatusCode::NOT_FOUND,
-            AppError::LoginRequired => StatusCode::SEE_OTHER,
-            AppError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
-            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            AppError::Conflict(_) => StatusCode::CONFLICT,
-            AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    use super::AppError;
+
+    struct Violation;
+
+    impl DatabaseErrorInformation for Violation {
+        fn message(&self) -> &str {
+            "duplicate key value violates unique constraint \"connections_tenant_id_external_id_key\""
+        }
+        fn details(&self) -> Option<&str> {
+            None
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            Some("connections")
+        }
+        fn column_name(&self) -> Option<&str> {
+            None
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            Some("connections_tenant_id_external_id_key")
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
         }
     }
 
-    fn error_response(&self) -> HttpResponse {
-        match self {
-            AppError::Unexpected(err) => tracing::error!(error = ?err, "request failed"),
-            AppError::LoginRequired => {
-                return HttpResponse::SeeOther()
-                    .insert_header((actix_web::http::header::LOCATION, "/login"))
-                    .finish();
-            }
-            _ => {}
-        }
-        let mut response = error_page(self.status_code(), &self.to_string());
-        if matches!(self, AppError::Unavailable) {
-            response.headers_mut().insert(
-                actix_web::http::header::RETRY_AFTER,
-                actix_web::http::header::HeaderValue::from_static("2"),
-            );
-        }
-        response
+    #[test]
+    fn a_unique_violation_says_what_happened_without_the_schemas_names() {
+        let error = AppError::from(Error::DatabaseError(
+            DatabaseErrorKind::UniqueViolation,
+            Box::new(Violation),
+        ));
+        let message = error.to_string();
+        assert!(matches!(error, AppError::Conflict(_)), "{error:?}");
+        assert!(message.contains("already exists"), "{message}");
+        assert!(
+            !message.contains("_key") && !message.contains("connections"),
+            "{message}"
+        );
     }
 }
-
-/// The error page in the layout. Errors on htmx requests are turned into toasts by the
-/// `htmx_errors` middleware, which keeps this page for full-page loads.
-pub fn error_page(status: StatusCode, message: &str) -> HttpResponse {
-    let page = ErrorPage {
-        chrome: Chrome::anonymous(status.canonical_reason().unwrap_or("Error")),
-        status: status.as_u16(),
-        message: message.to_owned(),
-    };
-    let body = page.render().unwrap_or_else(|_| message.to_owned());
-    let mut response = HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(body);
-    response.extensions_mut().insert(ErrorMessage(message.to_owned()));
-    response
-}
-
-/// The human message of an error response, for middleware that re-renders it.
-#[derive(Clone)]
-pub struct ErrorMessage(pub String);

@@ -1,57 +1,22 @@
 //! The one application builder: the server and the tests register the same routes and
-//! middleware through [`build_server`].
+//! middleware through [`build_server`]; the routes themselves are in [`crate::routes`].
 
 use std::net::TcpListener;
-use std::sync::Arc;
 
 use actix_session::SessionMiddleware;
 use actix_session::config::{BrowserSession, CookieContentSecurity, TtlExtensionPolicy};
+use actix_web::body::MessageBody;
 use actix_web::cookie::{Key, SameSite, time};
-use actix_web::dev::Server;
-use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{DefaultHeaders, Next, from_fn};
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
-use crate::auth::csrf;
-use crate::auth::session_store::PgSessionStore;
-use crate::clock::Clock;
-use crate::db::DbPool;
-use crate::error::AppError;
-use crate::metrics::Metrics;
-use crate::routes;
-use crate::settings::Settings;
-use diesel::PgConnection;
-
-/// Everything a request handler may need, shared by all workers.
-pub struct AppState {
-    pub pool: DbPool,
-    pub settings: Settings,
-    pub clock: Arc<dyn Clock>,
-    pub metrics: Arc<Metrics>,
-    /// The resolved `HOOKBOARD_SECRET_KEY`.
-    pub secret_key: [u8; 32],
-}
-
-impl AppState {
-    /// The AEAD box for secrets at rest, keyed from `HOOKBOARD_SECRET_KEY`.
-    pub fn secrets(&self) -> crate::crypto::SecretBox {
-        crate::crypto::SecretBox::new(&self.secret_key)
-    }
-
-    /// Runs one unit of database work on the blocking pool, with a pooled connection.
-    pub async fn db<T, F>(&self, work: F) -> Result<T, AppError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut PgConnection) -> Result<T, AppError> + Send + 'static,
-    {
-        let pool = self.pool.clone();
-        web::block(move || {
-            let mut conn = pool.get()?;
-            work(&mut conn)
-        })
-        .await?
-    }
-}
+use crate::state::AppState;
+use crate::web as pages;
+use crate::web::csrf;
+use crate::web::session_store::PgSessionStore;
+use crate::{api, routes};
 
 pub const SESSION_COOKIE: &str = "hookboard_session";
 
@@ -69,13 +34,13 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
                    connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
                    form-action 'self'; frame-ancestors 'none'";
 
-/// Builds the HTTP server on an already bound listener.
+/// Builds the HTTP server on an already bound listener: the JSON API in its own scope
+/// (bearer keys, JSON errors, rate limit), the pages in theirs (sessions, CSRF, htmx error
+/// toasts), and what both share (security headers, request metrics, tracing).
 pub fn build_server(state: AppState, listener: TcpListener) -> anyhow::Result<Server> {
     let state = web::Data::new(state);
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let limiter = web::Data::new(routes::api::guard::RateLimiter::new(
-        state.settings.api_rate_limit,
-    ));
+    let limiter = web::Data::new(api::guard::RateLimiter::new(state.settings.api_rate_limit));
     let server = HttpServer::new(move || {
         let settings = &state.settings;
         let sessions = SessionMiddleware::builder(
@@ -96,18 +61,27 @@ pub fn build_server(state: AppState, listener: TcpListener) -> anyhow::Result<Se
                 .state_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
         )
         .build();
+        let api_scope = web::scope(routes::API_SCOPE)
+            .app_data(limiter.clone())
+            .app_data(web::JsonConfig::default().limit(api::MAX_BODY_BYTES))
+            .app_data(web::PathConfig::default().error_handler(api::errors::path_error))
+            .app_data(web::QueryConfig::default().error_handler(api::errors::query_error))
+            .configure(routes::configure_api)
+            .wrap(from_fn(api::guard::guard))
+            .wrap(from_fn(api::errors::refuse_nul));
+        let web_scope = web::scope("")
+            .app_data(web::FormConfig::default().limit(256 * 1024))
+            .app_data(web::PathConfig::default().error_handler(pages::path_error))
+            .app_data(web::QueryConfig::default().error_handler(pages::query_error))
+            .configure(routes::configure_web)
+            .wrap(from_fn(csrf::protect))
+            .wrap(from_fn(pages::htmx_errors))
+            .wrap(sessions)
+            .wrap(from_fn(pages::refuse_nul));
         App::new()
             .app_data(state.clone())
-            .app_data(limiter.clone())
-            .app_data(web::FormConfig::default().limit(256 * 1024))
-            .app_data(web::JsonConfig::default().limit(1024 * 1024))
-            .app_data(web::PathConfig::default().error_handler(routes::path_error))
-            .app_data(web::QueryConfig::default().error_handler(routes::query_error))
-            .configure(routes::configure)
-            .wrap(from_fn(routes::api::guard::guard))
-            .wrap(from_fn(csrf::protect))
-            .wrap(from_fn(routes::htmx_errors))
-            .wrap(sessions)
+            .service(api_scope)
+            .service(web_scope)
             .wrap(
                 DefaultHeaders::new()
                     .add(("Content-Security-Policy", CSP))
@@ -115,12 +89,31 @@ pub fn build_server(state: AppState, listener: TcpListener) -> anyhow::Result<Se
                     .add(("Referrer-Policy", "same-origin"))
                     .add(("X-Frame-Options", "DENY")),
             )
-            .wrap(from_fn(routes::refuse_nul))
-            .wrap(from_fn(routes::count_requests))
+            .wrap(from_fn(count_requests))
             .wrap(TracingLogger::default())
     })
     .workers(workers)
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// Counts every answered request by route pattern (not the raw path, which has ids).
+async fn count_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let method = req.method().to_string();
+    let res = next.call(req).await?;
+    if let Some(state) = state {
+        let route = res
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".into());
+        state
+            .metrics
+            .record_request(&method, &route, res.status().as_u16());
+    }
+    Ok(res)
 }

@@ -122,6 +122,14 @@ fn matches(webhook: &Webhook, kind: &str, connection_id: Option<i64>) -> bool {
         && webhook.connection_id.is_none_or(|id| Some(id) == connection_id)
 }
 
+/// Who an event goes to: every webhook subscribed to it, or one webhook whatever it
+/// subscribes to (a test event).
+#[derive(Clone, Copy)]
+enum Audience {
+    Subscribers,
+    Only,
+}
+
 /// What a batch writes, worked out before anything is written.
 struct FanOut<'a> {
     accepted: Vec<Accepted>,
@@ -138,6 +146,7 @@ fn fan_out<'a>(
     tenant: &Tenant,
     batch: &'a [NewEvent],
     receiving: &[Webhook],
+    audience: Audience,
     now: DateTime<Utc>,
 ) -> Result<FanOut<'a>, PublishError> {
     let known = crate::models::event_type::EventType::all(conn)?;
@@ -232,10 +241,10 @@ fn fan_out<'a>(
         }
         .to_body();
         let mut count = 0;
-        for webhook in receiving
-            .iter()
-            .filter(|w| matches(w, &event.kind, connection.map(|(id, _)| *id)))
-        {
+        for webhook in receiving.iter().filter(|w| match audience {
+            Audience::Subscribers => matches(w, &event.kind, connection.map(|(id, _)| *id)),
+            Audience::Only => true,
+        }) {
             delivery_rows.push(DeliveryRow {
                 webhook_id: webhook.id,
                 event_id: id.clone(),
@@ -284,33 +293,72 @@ pub fn publish(
 ) -> Result<Vec<Accepted>, PublishError> {
     conn.transaction(|conn| {
         // Webhooks receive only while the plan includes them and the tool is on.
-        let mut receiving: Vec<Webhook> = if tenant.plan.has_webhooks() && tenant.webhooks_enabled {
+        let receiving: Vec<Webhook> = if tenant.plan.has_webhooks() && tenant.webhooks_enabled {
             Webhook::list_all(conn, tenant.id)?
         } else {
             Vec::new()
         };
-        loop {
-            let planned = fan_out(conn, tenant, batch, &receiving, now)?;
-            // The webhooks written to are locked before their deliveries are written: one
-            // deleted meanwhile gets none (no foreign key checks that: migration
-            // checked_by_writers), and the fan-out is worked out again without it.
-            let ids: Vec<i64> = planned.per_webhook.iter().map(|(id, _)| *id).collect();
-            let present = lock_webhooks(conn, &ids)?;
-            if present.len() < ids.len() {
-                receiving.retain(|w| present.contains(&w.id));
-                continue;
-            }
-            add_event_counts(conn, &planned.per_webhook)?;
-            if !planned.events.is_empty() {
-                insert_events(conn, tenant.id, &planned.events)?;
-            }
-            if !planned.deliveries.is_empty() {
-                insert_deliveries(conn, tenant.id, &planned.deliveries, now)?;
-                notify(conn)?;
-            }
-            return Ok(planned.accepted);
+        write(conn, tenant, batch, receiving, Audience::Subscribers, now)
+    })
+}
+
+/// Publishes one event to this webhook only, whatever it subscribes to: a test event, shaped
+/// like any other (the webhook's capabilities and customer language applied) and delivered
+/// the same way. A webhook switched off gets it parked.
+pub fn publish_to(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    webhook: Webhook,
+    event: &NewEvent,
+    now: DateTime<Utc>,
+) -> Result<Accepted, PublishError> {
+    conn.transaction(|conn| {
+        let mut accepted = write(
+            conn,
+            tenant,
+            std::slice::from_ref(event),
+            vec![webhook],
+            Audience::Only,
+            now,
+        )?;
+        match accepted.pop() {
+            Some(accepted) if accepted.deliveries == 1 => Ok(accepted),
+            // The webhook was deleted meanwhile.
+            _ => Err(PublishError::Database(diesel::result::Error::NotFound)),
         }
     })
+}
+
+/// Writes a validated batch for the webhooks in `receiving`, inside the caller's transaction.
+fn write(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    batch: &[NewEvent],
+    mut receiving: Vec<Webhook>,
+    audience: Audience,
+    now: DateTime<Utc>,
+) -> Result<Vec<Accepted>, PublishError> {
+    loop {
+        let planned = fan_out(conn, tenant, batch, &receiving, audience, now)?;
+        // The webhooks written to are locked before their deliveries are written: one
+        // deleted meanwhile gets none (no foreign key checks that: migration
+        // checked_by_writers), and the fan-out is worked out again without it.
+        let ids: Vec<i64> = planned.per_webhook.iter().map(|(id, _)| *id).collect();
+        let present = lock_webhooks(conn, &ids)?;
+        if present.len() < ids.len() {
+            receiving.retain(|w| present.contains(&w.id));
+            continue;
+        }
+        add_event_counts(conn, &planned.per_webhook)?;
+        if !planned.events.is_empty() {
+            insert_events(conn, tenant.id, &planned.events)?;
+        }
+        if !planned.deliveries.is_empty() {
+            insert_deliveries(conn, tenant.id, &planned.deliveries, now)?;
+            notify(conn)?;
+        }
+        return Ok(planned.accepted);
+    }
 }
 
 /// Locks webhook rows, in id order as every writer locks them (no deadlocks), until the

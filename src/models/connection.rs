@@ -77,6 +77,19 @@ impl Connection {
     }
 
     /// How many webhooks are scoped to the connection (a connection in use cannot go).
+    /// Connection names by id, for showing a list of webhooks.
+    pub fn names(
+        conn: &mut PgConnection,
+        tenant_id: i64,
+    ) -> QueryResult<std::collections::HashMap<i64, String>> {
+        Ok(connections::table
+            .filter(connections::tenant_id.eq(tenant_id))
+            .select((connections::id, connections::name))
+            .load::<(i64, String)>(conn)?
+            .into_iter()
+            .collect())
+    }
+
     pub fn webhook_count(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<i64> {
         webhooks::table
             .filter(webhooks::tenant_id.eq(tenant_id))

@@ -83,7 +83,7 @@ async fn the_excel_export_holds_exactly_the_filtered_rows_as_text() {
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["content-type"],
-        hookboard::export::XLSX_CONTENT_TYPE
+        hookboard::services::export::XLSX_CONTENT_TYPE
     );
     let disposition = response.headers()["content-disposition"]
         .to_str()

@@ -20,7 +20,8 @@ use hookboard::metrics::Metrics;
 use hookboard::models::tenant::{Plan, Tenant};
 use hookboard::models::user::{NewUser, Role, User};
 use hookboard::settings::Settings;
-use hookboard::startup::{AppState, build_server};
+use hookboard::startup::build_server;
+use hookboard::state::AppState;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 

@@ -68,7 +68,7 @@ async fn wrong_password_and_unknown_email_get_the_same_message() {
         .text()
         .await
         .unwrap();
-    let message = hookboard::routes::login::LOGIN_REFUSED
+    let message = hookboard::web::login::LOGIN_REFUSED
         .split_whitespace()
         .take(6)
         .collect::<Vec<_>>()

@@ -11,6 +11,7 @@ mod cli;
 mod connections;
 mod crash;
 mod delivery;
+mod doors;
 mod embedded;
 mod export;
 mod fuzz;

@@ -3,9 +3,9 @@
 //! every operation with a working curl example, and no request body, however odd, makes
 //! the API fail (proptest).
 
+use hookboard::api::doc::openapi;
 use hookboard::models::api_key::ApiKey;
 use hookboard::models::tenant::Plan;
-use hookboard::routes::api::doc::openapi;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};

@@ -7,7 +7,8 @@ use diesel::prelude::*;
 use hookboard::clock::Clock;
 use hookboard::delivery::dispatcher;
 use hookboard::delivery::outbox::{self, NewEvent};
-use hookboard::models::webhook::{Parked, Webhook};
+use hookboard::models::audit::Actor;
+use hookboard::services::{self, webhooks::Parked};
 use serde_json::json;
 
 use super::{Fixture, booking, wait_for};
@@ -135,9 +136,10 @@ async fn switching_and_deleting_webhooks_while_results_are_written_never_deadloc
             let (tenant_id, id, now) = (fx.tenant.id, webhook.id, fx.app.clock.now());
             fx.app
                 .with_conn(move |conn| {
-                    Webhook::set_active(conn, tenant_id, id, false, Parked::Keep, now)
+                    let actor = Actor::system();
+                    services::webhooks::switch_in(conn, tenant_id, id, false, Parked::Keep, &actor, now)
                         .unwrap_or_else(|e| panic!("switching off in round {round}: {e}"));
-                    Webhook::set_active(conn, tenant_id, id, true, Parked::Resend, now)
+                    services::webhooks::switch_in(conn, tenant_id, id, true, Parked::Resend, &actor, now)
                         .unwrap_or_else(|e| panic!("switching on in round {round}: {e}"));
                 })
                 .await;
@@ -179,7 +181,8 @@ async fn a_webhook_deleted_while_an_event_fans_out_gets_no_delivery() {
                     .execute(conn)?;
                 locked_tx.send(()).unwrap();
                 go.recv().unwrap();
-                Webhook::delete(conn, tenant_id, id)
+                services::webhooks::delete_in(conn, tenant_id, id, &Actor::system())
+                    .map(|(_, waiting)| waiting)
             })
         })
     };

@@ -27,8 +27,10 @@ use hookboard::db::DbPool;
 use hookboard::delivery::dispatcher::{self, Dispatcher, Summary};
 use hookboard::metrics::Metrics;
 use hookboard::models::api_key::ApiKey;
+use hookboard::models::audit::Actor;
 use hookboard::models::tenant::Tenant;
-use hookboard::models::webhook::{Parked, Webhook};
+use hookboard::models::webhook::Webhook;
+use hookboard::services::{self, webhooks::Parked};
 use hookboard::validation::webhook::Input;
 use serde_json::{Value, json};
 
@@ -136,20 +138,27 @@ impl Fixture {
             .await
     }
 
-    /// Switches the webhook on or off, doing `parked` with what it parked.
+    /// Switches the webhook on or off as a person does (the switch service), doing
+    /// `parked` with what it parked.
     pub async fn set_active(&self, webhook: &Webhook, active: bool, parked: Parked) {
         let (tenant_id, id, now) = (self.tenant.id, webhook.id, self.app.clock.now());
         self.app
-            .with_conn(move |conn| Webhook::set_active(conn, tenant_id, id, active, parked, now).unwrap())
+            .with_conn(move |conn| {
+                services::webhooks::switch_in(conn, tenant_id, id, active, parked, &Actor::system(), now)
+                    .unwrap()
+            })
             .await;
     }
 
-    /// Deletes the webhook; the number of deliveries that were still waiting.
+    /// Deletes the webhook as a person does (the delete service); the number of deliveries
+    /// that were still waiting.
     pub async fn delete(&self, webhook: &Webhook) -> i64 {
         let (tenant_id, id) = (self.tenant.id, webhook.id);
         self.app
             .with_conn(move |conn| {
-                Webhook::delete(conn, tenant_id, id).unwrap_or_else(|e| panic!("deleting webhook {id}: {e}"))
+                services::webhooks::delete_in(conn, tenant_id, id, &Actor::system())
+                    .map(|(_, waiting)| waiting)
+                    .unwrap_or_else(|e| panic!("deleting webhook {id}: {e}"))
             })
             .await
     }

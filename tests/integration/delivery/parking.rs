@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use hookboard::clock::Clock;
 use hookboard::delivery::dispatcher;
-use hookboard::models::webhook::{Parked, Webhook};
+use hookboard::models::webhook::Webhook;
+use hookboard::services::webhooks::Parked;
 use hookboard::validation::webhook::Input;
 
 use super::{Fixture, booking, wait_for};
@@ -66,7 +67,10 @@ async fn queued_deliveries_follow_an_edit_of_their_webhook() {
                 events: vec!["booking.created".into()],
                 ..Input::default()
             };
-            Webhook::update(conn, tenant_id, id, &input, &secrets).unwrap()
+            // What the edit service does: save, then wake the workers.
+            let saved = Webhook::update(conn, tenant_id, id, &input, &secrets).unwrap();
+            hookboard::models::delivery::notify(conn).unwrap();
+            saved
         })
         .await;
     let at_edit = old.requests().len();

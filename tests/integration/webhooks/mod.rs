@@ -10,10 +10,10 @@ mod table;
 
 use diesel::prelude::*;
 use hookboard::clock::Clock;
-use hookboard::models::delivery::Delivery;
-use hookboard::models::event_type::EventType;
+use hookboard::models::audit::Actor;
 use hookboard::models::tenant::Tenant;
 use hookboard::models::webhook::Webhook;
+use hookboard::services::webhooks::send_test_in;
 
 use crate::helpers::TestApp;
 
@@ -81,9 +81,16 @@ pub async fn test_delivery(app: &TestApp, tenant: &Tenant, webhook: &Webhook) ->
     let (tenant, webhook) = (tenant.clone(), webhook.clone());
     let now = app.clock.now();
     app.with_conn(move |conn| {
-        let event_type = EventType::find(conn, "booking.created").unwrap().unwrap();
-        let (_, delivery) = Delivery::send_test(conn, &tenant, &webhook, &event_type, now).unwrap();
-        delivery.id
+        send_test_in(
+            conn,
+            &tenant,
+            webhook.id,
+            "booking.created",
+            &Actor::system(),
+            now,
+        )
+        .unwrap()
+        .delivery_id
     })
     .await
 }

@@ -1,0 +1,359 @@
+//! Events over the API: publish one or a batch (the outbox), read them back, and the
+//! catalog of event types.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, Caller, Object, read_json};
+use crate::delivery::outbox::{self, Accepted, MAX_BATCH, NewEvent, PublishError};
+use crate::models::event::Event;
+use crate::models::event_type::EventType;
+use crate::state::AppState;
+
+/// The limit on `idempotency_key` and `language`.
+const MAX_KEY_CHARS: usize = 200;
+
+/// One event to publish.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "type": "booking.created",
+    "data": {"booking_id": "BK-10023", "product": "Sunset kayak tour", "participants": 2},
+    "connection": "CT-001",
+    "idempotency_key": "booking-10023-created"
+}))]
+pub struct EventBody {
+    /// An event type code of the catalog (`GET /api/v1/event-types`).
+    #[serde(rename = "type")]
+    kind: String,
+    /// The event's data: a JSON object, delivered as the envelope's `data`.
+    #[schema(value_type = Object)]
+    data: serde_json::Value,
+    /// When it happened; defaults to now.
+    #[serde(default)]
+    occurred_at: Option<DateTime<Utc>>,
+    /// The connection's contract id: only webhooks of that connection (or of all
+    /// connections) receive it.
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    connection: Option<String>,
+    /// The customer's language (e.g. `de`), for webhooks that use it.
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    language: Option<String>,
+    /// Publishing again with the same key returns the first result and sends nothing new.
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    idempotency_key: Option<String>,
+}
+
+/// Up to 500 events, published all together or not at all.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchBody {
+    #[schema(min_items = 1, max_items = 500)]
+    #[serde(deserialize_with = "objects")]
+    events: Vec<EventBody>,
+}
+
+/// Each event of a batch as a JSON object (see [`Object`]).
+fn objects<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<EventBody>, D::Error> {
+    let events: Vec<Object<EventBody>> = Deserialize::deserialize(deserializer)?;
+    Ok(events.into_iter().map(|Object(event)| event).collect())
+}
+
+fn check(body: EventBody, prefix: &str) -> Result<NewEvent, ApiError> {
+    if !body.data.is_object() {
+        return Err(ApiError::invalid(
+            format!("{prefix}data"),
+            "`data` must be a JSON object.",
+        ));
+    }
+    for (name, value) in [
+        ("idempotency_key", &body.idempotency_key),
+        ("language", &body.language),
+        ("connection", &body.connection),
+    ] {
+        if let Some(value) = value {
+            if value.is_empty() || value.chars().count() > MAX_KEY_CHARS {
+                return Err(ApiError::invalid(
+                    format!("{prefix}{name}"),
+                    format!("`{name}` must have 1 to {MAX_KEY_CHARS} characters."),
+                ));
+            }
+            if value.chars().any(char::is_control) {
+                return Err(ApiError::invalid(
+                    format!("{prefix}{name}"),
+                    format!("`{name}` may not contain control characters such as line breaks."),
+                ));
+            }
+        }
+    }
+    Ok(NewEvent {
+        kind: body.kind,
+        data: body.data,
+        occurred_at: body.occurred_at,
+        connection: body.connection,
+        language: body.language,
+        idempotency_key: body.idempotency_key,
+    })
+}
+
+async fn publish(
+    state: &AppState,
+    caller: &Caller,
+    events: Vec<NewEvent>,
+    batch: bool,
+) -> Result<Vec<Accepted>, ApiError> {
+    let tenant = caller.reader()?.clone();
+    let now = state.clock.now();
+    let pool = state.pool.clone();
+    web::block(move || {
+        let mut conn = pool.get().map_err(|_| ApiError::unavailable())?;
+        outbox::publish(&mut conn, &tenant, &events, now).map_err(|err| publish_error(err, batch))
+    })
+    .await
+    .map_err(|_| ApiError::busy())?
+}
+
+fn publish_error(err: PublishError, batch: bool) -> ApiError {
+    match err {
+        PublishError::Invalid {
+            index,
+            field,
+            message,
+        } => ApiError::invalid(
+            if batch {
+                format!("events[{index}].{field}")
+            } else {
+                field.to_owned()
+            },
+            message,
+        ),
+        PublishError::Database(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "The same idempotency_key was used by a request at the same moment; retry.",
+        ),
+        PublishError::Database(err) => ApiError::from(err),
+    }
+}
+
+/// Publish an event
+///
+/// The event and one delivery per matching webhook are stored in one transaction before
+/// the answer; delivery follows at once in the background.
+#[utoipa::path(
+    post, path = "/api/v1/events", tag = "Events", operation_id = "publishEvent",
+    request_body = EventBody,
+    responses((status = 202, description = "Accepted: stored and queued for delivery", body = Accepted)),
+)]
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: EventBody = read_json(&req, payload).await?;
+    let event = check(body, "")?;
+    let mut accepted = publish(&state, &caller, vec![event], false).await?;
+    Ok(HttpResponse::Accepted().json(accepted.remove(0)))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BatchAccepted {
+    /// One answer per event, in the order sent.
+    events: Vec<Accepted>,
+}
+
+/// Publish up to 500 events at once
+///
+/// All or none: one refused event refuses the batch, and the error's `field` names it
+/// (`events[3].type`).
+#[utoipa::path(
+    post, path = "/api/v1/events/batch", tag = "Events", operation_id = "publishEvents",
+    request_body = BatchBody,
+    responses((status = 202, description = "Accepted: all stored and queued", body = BatchAccepted)),
+)]
+pub async fn create_batch(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: BatchBody = read_json(&req, payload).await?;
+    if body.events.is_empty() || body.events.len() > MAX_BATCH {
+        return Err(ApiError::invalid(
+            "events",
+            format!("Send 1 to {MAX_BATCH} events (there are {}).", body.events.len()),
+        ));
+    }
+    let events = body
+        .events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| check(e, &format!("events[{i}].")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let accepted = publish(&state, &caller, events, true).await?;
+    Ok(HttpResponse::Accepted().json(BatchAccepted { events: accepted }))
+}
+
+/// An event as the API returns it, with its envelope exactly as delivered.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventView {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    created_at: DateTime<Utc>,
+    /// The envelope `{id, type, timestamp, tenant, connection, data}`.
+    #[schema(value_type = Object)]
+    payload: serde_json::Value,
+}
+
+impl From<Event> for EventView {
+    fn from(event: Event) -> Self {
+        EventView {
+            payload: serde_json::from_str(&event.body).unwrap_or(serde_json::Value::Null),
+            id: event.id,
+            kind: event.event_type,
+            created_at: event.created_at,
+        }
+    }
+}
+
+/// The event types a caller may read: all for a tenant key, the subscribed ones for a
+/// webhook's key.
+fn readable(caller: &Caller) -> Option<Vec<String>> {
+    match caller {
+        Caller::Tenant { .. } => None,
+        Caller::Webhook { webhook, .. } => Some(webhook.events.clone()),
+    }
+}
+
+/// Read one event
+///
+/// A webhook's own API key may read only the event types its webhook subscribes to.
+#[utoipa::path(
+    get, path = "/api/v1/events/{id}", tag = "Events", operation_id = "getEvent",
+    params(("id" = String, Path, description = "The event id")),
+    responses((status = 200, description = "The event", body = EventView)),
+)]
+pub async fn show(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = caller.tenant().id;
+    let types = readable(&caller);
+    let id = id.into_inner();
+    let event = state
+        .db(move |conn| Ok(Event::find(conn, tenant_id, &id)?))
+        .await?;
+    if types.is_some_and(|t| !t.contains(&event.event_type)) {
+        return Err(ApiError::not_found());
+    }
+    Ok(HttpResponse::Ok().json(EventView::from(event)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventPage {
+    events: Vec<EventView>,
+    /// Pass as `after` to read on; null when there is nothing more yet.
+    next_after: Option<String>,
+}
+
+/// List events, oldest first
+///
+/// For catching up: a receiver passes the last event id it has as `after`.
+#[utoipa::path(
+    get, path = "/api/v1/events", tag = "Events", operation_id = "listEvents",
+    params(
+        ("after" = Option<String>, Query, description = "Only events after this event id"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 100)"),
+    ),
+    responses((status = 200, description = "A page of events", body = EventPage)),
+)]
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let query: ListQuery = serde_urlencoded::from_str(req.query_string())
+        .map_err(|err| ApiError::invalid("query", format!("The query string is not understood: {err}")))?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "`limit` must be between 1 and 1000."));
+    }
+    let tenant_id = caller.tenant().id;
+    let types = readable(&caller);
+    let after = query.after;
+    let events = state
+        .db(move |conn| {
+            Ok(Event::page(
+                conn,
+                tenant_id,
+                after.as_deref(),
+                types.as_deref(),
+                limit,
+            )?)
+        })
+        .await?;
+    let next_after = (events.len() as i64 == limit)
+        .then(|| events.last().map(|e| e.id.clone()))
+        .flatten();
+    Ok(HttpResponse::Ok().json(EventPage {
+        events: events.into_iter().map(EventView::from).collect(),
+        next_after,
+    }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventTypeView {
+    /// The code used in `events` and as an event's `type`, e.g. `booking.created`.
+    code: String,
+    category: String,
+    label: String,
+    description: String,
+    /// An example `data` object.
+    #[schema(value_type = Object)]
+    example: serde_json::Value,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventTypeList {
+    event_types: Vec<EventTypeView>,
+}
+
+/// The event catalog
+///
+/// Every event type a webhook can subscribe to, with an example payload.
+#[utoipa::path(
+    get, path = "/api/v1/event-types", tag = "Catalog", operation_id = "listEventTypes",
+    responses((status = 200, description = "The catalog", body = EventTypeList)),
+)]
+pub async fn types(state: web::Data<AppState>, _caller: Caller) -> Result<HttpResponse, ApiError> {
+    let all = state.db(|conn| Ok(EventType::all(conn)?)).await?;
+    let view: Vec<EventTypeView> = all
+        .iter()
+        .map(|t| EventTypeView {
+            code: t.code.clone(),
+            category: t.category.clone(),
+            label: t.label.clone(),
+            description: t.description.clone(),
+            example: t.example_payload.clone(),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(EventTypeList { event_types: view }))
+}

@@ -1,0 +1,94 @@
+//! The connections and transactions the dispatcher's statements run in: connections kept
+//! between transactions (no check-out query before every claim and batch of results), and
+//! transactions that find rows by key only, with the plan cache mode each statement wants.
+//! Shared by the claim, the leases and the writer, so it is a step of its own.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use diesel::PgConnection;
+
+use crate::db::{DbConn, DbPool};
+
+/// The connections the claim and the writer keep between their transactions. One taken
+/// from here skips the pool's check-out query (`SELECT 1`: a round trip before every claim
+/// and every batch of results), and one is kept only after its work went through, so a
+/// connection that broke goes back to the pool, which tests it before handing it out.
+#[derive(Clone, Default)]
+pub(super) struct Kept(Arc<Mutex<Vec<DbConn>>>);
+
+impl Kept {
+    /// One for the claim and one for the writer, which may work at the same time.
+    const AT_MOST: usize = 2;
+
+    pub(super) fn with<R>(
+        &self,
+        pool: &DbPool,
+        work: impl FnOnce(&mut PgConnection) -> anyhow::Result<R>,
+    ) -> anyhow::Result<R> {
+        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let mut conn = match kept {
+            Some(conn) => conn,
+            None => pool.get()?,
+        };
+        let done = work(&mut conn);
+        if done.is_ok() {
+            let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            if kept.len() < Self::AT_MOST {
+                kept.push(conn);
+            }
+        }
+        done
+    }
+}
+
+/// How PostgreSQL plans a prepared statement of the dispatcher.
+#[derive(Clone, Copy)]
+pub(super) enum Planning {
+    /// One plan for every call. (Left to choose, PostgreSQL kept planning the result
+    /// statements on every call: with a few results their custom plans look cheaper.)
+    Cached,
+    /// A plan for each call, made with the table's size at that moment: for the claim,
+    /// whose best plan depends on how long the queue is.
+    EachCall,
+}
+
+/// Runs the dispatcher's statements in one transaction that finds rows by key only.
+///
+/// They are prepared once per connection, and PostgreSQL may settle on a generic plan made
+/// while its statistics were far off: on a fresh install (an empty table), or after a burst
+/// (autovacuum re-analyzes a large table only after a tenth of it changed). Every row these
+/// statements touch is found through an index by id, webhook or due time, which is right
+/// at every table size: whole-table and bitmap scans are off for them. (A bitmap over every
+/// due delivery took a fifth of the database's CPU in `make bench` once; a claim planned
+/// on an empty table read the whole due index for every claim later, 8.7 ms instead of
+/// 1.4 ms over 20,000 due deliveries.)
+pub(super) fn by_key<R>(
+    conn: &mut PgConnection,
+    planning: Planning,
+    work: impl FnOnce(&mut PgConnection) -> anyhow::Result<R>,
+) -> anyhow::Result<R> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    // The settings go with BEGIN, in one round trip.
+    let begin = match planning {
+        Planning::Cached => {
+            "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
+             SET LOCAL plan_cache_mode = force_generic_plan"
+        }
+        Planning::EachCall => {
+            "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
+             SET LOCAL plan_cache_mode = force_custom_plan"
+        }
+    };
+    AnsiTransactionManager::begin_transaction_sql(conn, begin)?;
+    match work(conn) {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(err) => match AnsiTransactionManager::rollback_transaction(conn) {
+            // A broken connection explains less than what broke it.
+            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(err),
+            Err(rollback) => Err(rollback.into()),
+        },
+    }
+}

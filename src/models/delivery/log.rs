@@ -1,0 +1,203 @@
+//! A webhook's delivery log: its filters, its pages (newest first, by keyset, with the
+//! attempts of each delivery) and the whole filtered log for the Excel export.
+
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{Attempt, Delivery, DeliveryStatus};
+use crate::schema::{deliveries, delivery_attempts, events};
+
+/// Deliveries on one page of a webhook's log.
+pub const LOG_PAGE_SIZE: i64 = 25;
+
+/// One delivery of the log, with its event and attempts.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogEntry {
+    pub delivery: Delivery,
+    pub event_type: String,
+    /// The body as sent (the event's, or the webhook's own when trimmed or localized).
+    pub body: String,
+    pub attempts: Vec<Attempt>,
+}
+
+/// The filters of a webhook's delivery log.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct LogFilter {
+    /// One of [`OUTCOMES`].
+    pub outcome: String,
+    /// An event code.
+    pub event: String,
+    /// Keyset pagination: deliveries older than this id.
+    pub before: String,
+}
+
+impl LogFilter {
+    pub fn outcome(&self) -> Option<DeliveryStatus> {
+        self.outcome.parse().ok()
+    }
+
+    /// The first value that does not parse, as (query parameter, message).
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if !self.outcome.is_empty() {
+            self.outcome
+                .parse::<DeliveryStatus>()
+                .map_err(|m| ("outcome", m))?;
+        }
+        if !self.before.trim().is_empty() && self.before().is_none() {
+            return Err(("before", format!("`{}` is not a delivery id.", self.before)));
+        }
+        Ok(())
+    }
+
+    pub fn before(&self) -> Option<i64> {
+        self.before.trim().parse().ok()
+    }
+
+    pub fn query_before(&self, before: i64) -> String {
+        let before = before.to_string();
+        let pairs: Vec<(&str, &str)> = [
+            ("outcome", self.outcome.as_str()),
+            ("event", self.event.as_str()),
+            ("before", &before),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+        serde_urlencoded::to_string(pairs).unwrap_or_default()
+    }
+
+    pub fn query(&self) -> String {
+        let pairs: Vec<(&str, &str)> = [("outcome", self.outcome.as_str()), ("event", self.event.as_str())]
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        serde_urlencoded::to_string(pairs).unwrap_or_default()
+    }
+}
+
+/// A page of the log, and the cursor of the next (older) page: none on the last page.
+#[derive(Debug, Clone)]
+pub struct LogPage {
+    pub entries: Vec<LogEntry>,
+    pub next_before: Option<i64>,
+}
+
+type LogRow = (Delivery, String, String, Option<String>);
+
+impl Delivery {
+    /// A page of at most `limit` deliveries; `next_before` only when more follow (one
+    /// more row is read to know), so a client is never sent to an empty page.
+    pub fn log_page(
+        conn: &mut PgConnection,
+        webhook_id: i64,
+        filter: &LogFilter,
+        limit: i64,
+    ) -> QueryResult<LogPage> {
+        let mut entries = Delivery::log(conn, webhook_id, filter, limit + 1)?;
+        let next_before = if entries.len() as i64 > limit {
+            entries.truncate(limit as usize);
+            entries.last().map(|e| e.delivery.id)
+        } else {
+            None
+        };
+        Ok(LogPage { entries, next_before })
+    }
+
+    pub(super) fn log_query(
+        webhook_id: i64,
+        filter: &LogFilter,
+    ) -> deliveries::BoxedQuery<'static, diesel::pg::Pg> {
+        let mut query = deliveries::table
+            .filter(deliveries::webhook_id.eq(webhook_id))
+            .into_boxed();
+        if let Some(outcome) = filter.outcome() {
+            query = query.filter(deliveries::status.eq(outcome.as_str()));
+        }
+        if !filter.event.is_empty() {
+            query = query.filter(deliveries::event_type.eq(filter.event.clone()));
+        }
+        if let Some(before) = filter.before() {
+            query = query.filter(deliveries::id.lt(before));
+        }
+        query
+    }
+
+    /// A page of a webhook's log, newest first, each delivery with its attempts.
+    fn log(
+        conn: &mut PgConnection,
+        webhook_id: i64,
+        filter: &LogFilter,
+        limit: i64,
+    ) -> QueryResult<Vec<LogEntry>> {
+        let ids: Vec<i64> = Delivery::log_query(webhook_id, filter)
+            .order(deliveries::id.desc())
+            .limit(limit)
+            .select(deliveries::id)
+            .load(conn)?;
+        Delivery::entries(conn, &ids)
+    }
+
+    /// The deliveries with these ids, newest first, with their event and attempts.
+    fn entries(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<Vec<LogEntry>> {
+        let rows: Vec<LogRow> = deliveries::table
+            .inner_join(events::table.on(events::id.eq(deliveries::event_id)))
+            .filter(deliveries::id.eq_any(ids))
+            .order(deliveries::id.desc())
+            .select((
+                Delivery::as_select(),
+                events::event_type,
+                events::body,
+                deliveries::body,
+            ))
+            .load(conn)?;
+        let mut attempts: Vec<Attempt> = delivery_attempts::table
+            .filter(delivery_attempts::delivery_id.eq_any(ids))
+            .order((
+                delivery_attempts::delivery_id,
+                delivery_attempts::attempt_number.desc(),
+            ))
+            .select(Attempt::as_select())
+            .load(conn)?;
+        Ok(rows
+            .into_iter()
+            .map(|(delivery, event_type, event_body, own_body)| {
+                let (mine, rest): (Vec<Attempt>, Vec<Attempt>) =
+                    attempts.drain(..).partition(|a| a.delivery_id == delivery.id);
+                attempts = rest;
+                LogEntry {
+                    delivery,
+                    event_type,
+                    body: own_body.unwrap_or(event_body),
+                    attempts: mine,
+                }
+            })
+            .collect())
+    }
+
+    /// Every delivery of the filtered log with its event type (no bodies, no attempts),
+    /// newest first, in keyset batches: the Excel export, in flat memory.
+    pub fn for_each_in_log(
+        conn: &mut PgConnection,
+        webhook_id: i64,
+        filter: &LogFilter,
+        mut each: impl FnMut(&Delivery, &str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        const BATCH: i64 = 5000;
+        let mut filter = filter.clone();
+        loop {
+            let rows: Vec<(Delivery, String)> = Delivery::log_query(webhook_id, &filter)
+                .order(deliveries::id.desc())
+                .limit(BATCH)
+                .select((Delivery::as_select(), deliveries::event_type))
+                .load(conn)?;
+            for (delivery, event_type) in &rows {
+                each(delivery, event_type)?;
+            }
+            match rows.last() {
+                Some((last, _)) if rows.len() as i64 == BATCH => filter.before = last.id.to_string(),
+                _ => return Ok(()),
+            }
+        }
+    }
+}

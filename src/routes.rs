@@ -1,0 +1,131 @@
+//! Every route of Hookboard in one table: who may use it and which handler answers. The
+//! table registers the pages and the API (each in its own scope, see [`crate::startup`])
+//! and lets the tests walk every route with every role.
+
+use actix_web::web;
+
+/// The JSON API lives under this prefix, in a scope of its own with its own error answers.
+pub const API_SCOPE: &str = "/api";
+
+fn in_api(path: &str) -> bool {
+    path.strip_prefix(API_SCOPE)
+        .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Who may use a route. The route table below is the single source of truth: it both
+/// registers the routes and lets the tests walk every route with every role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, logged in or not.
+    Public,
+    /// Any logged-in user.
+    User,
+    /// Tenant staff of any role (viewers included); operators are refused.
+    Tenant,
+    /// Tenant owners and admins.
+    Editor,
+    /// Platform operators only; everyone else gets 404.
+    Operator,
+    /// The JSON API: a bearer API key, never a session.
+    Api,
+}
+
+/// One row of the route table.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+macro_rules! route_table {
+    ($( $access:ident $method:ident $path:literal => $handler:path ),* $(,)?) => {
+        /// Every route of Hookboard, with who may use it.
+        pub const ROUTES: &[Route] = &[
+            $( Route { method: stringify!($method), path: $path, access: Access::$access } ),*
+        ];
+
+        /// Registers the pages: every route of [`ROUTES`] outside [`API_SCOPE`].
+        pub fn configure_web(cfg: &mut web::ServiceConfig) {
+            $( if !in_api($path) { cfg.route($path, web::$method().to($handler)); } )*
+            cfg.default_service(web::to(crate::web::not_found));
+        }
+
+        /// Registers the JSON API inside [`API_SCOPE`], with paths relative to it.
+        pub fn configure_api(cfg: &mut web::ServiceConfig) {
+            $( if in_api($path) { cfg.route(&$path[API_SCOPE.len()..], web::$method().to($handler)); } )*
+            cfg.default_service(web::to(crate::api::not_found));
+        }
+    };
+}
+
+route_table! {
+    Public   get  "/healthz" => crate::web::health::healthz,
+    Public   get  "/metrics" => crate::web::health::metrics,
+    Public   get  "/static/{path:.*}" => crate::web::assets::asset,
+    Public   get  "/login" => crate::web::login::show,
+    Public   post "/login" => crate::web::login::submit,
+    User     post "/logout" => crate::web::login::logout,
+    User     get  "/" => crate::web::dashboard::show,
+    User     get  "/profile" => crate::web::profile::show,
+    User     post "/profile/password" => crate::web::profile::change_password,
+    Tenant   get  "/apps/tools" => crate::web::tools::show,
+    Editor   post "/apps/tools/webhooks" => crate::web::tools::toggle_webhooks,
+    Tenant   get  "/audit" => crate::web::audit::show,
+    Tenant   get  "/events" => crate::web::catalog::show,
+    Tenant   get  "/connections" => crate::web::connections::index,
+    Editor   post "/connections" => crate::web::connections::create,
+    Editor   post "/connections/{id}" => crate::web::connections::rename,
+    Editor   post "/connections/{id}/delete" => crate::web::connections::delete,
+    Tenant   get  "/webhooks" => crate::web::webhooks::table::index,
+    Tenant   get  "/webhooks/export.xlsx" => crate::web::webhooks::table::export_xlsx,
+    Editor   get  "/webhooks/new" => crate::web::webhooks::editing::new,
+    Editor   post "/webhooks" => crate::web::webhooks::editing::create,
+    Tenant   get  "/webhooks/{id}" => crate::web::webhooks::page::show,
+    Editor   post "/webhooks/{id}" => crate::web::webhooks::editing::update,
+    Editor   delete "/webhooks/{id}" => crate::web::webhooks::switching::delete,
+    Editor   get  "/webhooks/{id}/edit" => crate::web::webhooks::editing::edit,
+    Editor   post "/webhooks/{id}/toggle" => crate::web::webhooks::switching::toggle,
+    Editor   get  "/webhooks/{id}/delete" => crate::web::webhooks::switching::confirm_delete,
+    Editor   post "/webhooks/{id}/delete" => crate::web::webhooks::switching::delete,
+    Editor   post "/webhooks/{id}/secret" => crate::web::webhooks::actions::reveal_secret,
+    Editor   post "/webhooks/{id}/secret/rotate" => crate::web::webhooks::actions::rotate_secret,
+    Editor   post "/webhooks/{id}/api-key" => crate::web::webhooks::actions::set_api_key,
+    Editor   post "/webhooks/{id}/api-key/regenerate" => crate::web::webhooks::actions::regenerate_api_key,
+    Editor   post "/webhooks/{id}/test" => crate::web::webhooks::actions::send_test,
+    Tenant   get  "/webhooks/{id}/deliveries" => crate::web::webhooks::page::deliveries,
+    Tenant   get  "/webhooks/{id}/deliveries.xlsx" => crate::web::webhooks::page::export_deliveries,
+    Editor   post "/deliveries/{id}/resend" => crate::web::webhooks::actions::resend,
+    Tenant   get  "/api-keys" => crate::web::api_keys::index,
+    User     get  "/api-reference" => crate::web::api_reference::show,
+    Editor   post "/api-keys" => crate::web::api_keys::create,
+    Editor   post "/api-keys/{id}/enabled" => crate::web::api_keys::switch,
+    Editor   post "/api-keys/{id}/delete" => crate::web::api_keys::delete,
+    Public   get  "/api/v1/openapi.json" => crate::api::doc::openapi_json,
+    Api      post "/api/v1/events" => crate::api::events::create,
+    Api      post "/api/v1/events/batch" => crate::api::events::create_batch,
+    Api      get  "/api/v1/events" => crate::api::events::list,
+    Api      get  "/api/v1/events/{id}" => crate::api::events::show,
+    Api      get  "/api/v1/event-types" => crate::api::events::types,
+    Api      get  "/api/v1/webhooks" => crate::api::webhooks::list,
+    Api      post "/api/v1/webhooks" => crate::api::webhooks::create,
+    Api      get  "/api/v1/webhooks/{id}" => crate::api::webhooks::show,
+    Api      patch "/api/v1/webhooks/{id}" => crate::api::webhooks::update,
+    Api      delete "/api/v1/webhooks/{id}" => crate::api::webhooks::delete,
+    Api      get  "/api/v1/webhooks/{id}/secret" => crate::api::webhooks::secret,
+    Api      post "/api/v1/webhooks/{id}/secret/rotate" => crate::api::webhooks::rotate,
+    Api      get  "/api/v1/connections" => crate::api::connections::list,
+    Api      post "/api/v1/connections" => crate::api::connections::create_connection,
+    Api      delete "/api/v1/connections/{id}" => crate::api::connections::delete_connection,
+    Api      get  "/api/v1/webhooks/{id}/deliveries" => crate::api::deliveries::list,
+    Api      post "/api/v1/webhooks/{id}/test" => crate::api::deliveries::test,
+    Api      post "/api/v1/deliveries/{id}/resend" => crate::api::deliveries::resend,
+    Operator get  "/admin/tenants" => crate::web::admin::tenants,
+    Operator post "/admin/tenants" => crate::web::admin::create_tenant,
+    Operator get  "/admin/tenants/{id}" => crate::web::admin::tenant,
+    Operator post "/admin/tenants/{id}" => crate::web::admin::update_tenant,
+    Operator get  "/admin/users" => crate::web::admin::users,
+    Operator post "/admin/users" => crate::web::admin::create_user,
+    Operator post "/admin/users/{id}/disabled" => crate::web::admin::set_user_disabled,
+    Operator post "/admin/users/{id}/password" => crate::web::admin::reset_password,
+}

@@ -1,0 +1,528 @@
+//! Webhooks: create, edit, switch on and off, delete, the signing secret and the webhook's
+//! own API key, test events. The pages and the API both come through here, so both check,
+//! store, audit and wake the worker the same way.
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::Connection as _;
+use diesel::PgConnection;
+
+use super::{Actor, AppError};
+use crate::delivery::outbox::{self, NewEvent};
+use crate::models::audit::AuditEntry;
+use crate::models::connection::Connection;
+use crate::models::delivery::{Delivery, notify};
+use crate::models::event_type::EventType;
+use crate::models::tenant::Tenant;
+use crate::models::webhook::{Filter, Page, SECRET_OVERLAP_HOURS, SaveError, Webhook};
+use crate::state::{AppState, blocking};
+use crate::validation::webhook::{Context, Input, validate};
+
+/// What to do with parked deliveries when a webhook is switched back on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Parked {
+    /// Leave them parked (they can still be resent one by one).
+    #[default]
+    Keep,
+    /// Send them now.
+    Resend,
+    /// Cancel them: they are never sent.
+    Drop,
+}
+
+impl std::str::FromStr for Parked {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "" | "keep" => Ok(Parked::Keep),
+            "resend" => Ok(Parked::Resend),
+            "drop" => Ok(Parked::Drop),
+            other => Err(format!(
+                "`{other}` is not a choice for parked deliveries (use resend, drop or keep)."
+            )),
+        }
+    }
+}
+
+impl Parked {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Parked::Keep => "keep",
+            Parked::Resend => "resend",
+            Parked::Drop => "drop",
+        }
+    }
+}
+
+/// A webhook switched on or off, and what happened to its parked deliveries.
+#[derive(Debug, Clone)]
+pub struct Switched {
+    pub webhook: Webhook,
+    /// Parked deliveries found when switching on, and what was done with them.
+    pub parked: i64,
+    pub choice: Parked,
+}
+
+impl From<SaveError> for AppError {
+    fn from(err: SaveError) -> Self {
+        match err {
+            SaveError::LimitReached => AppError::Conflict(err.to_string()),
+            SaveError::Database(err) => err.into(),
+        }
+    }
+}
+
+/// Validates a webhook against the catalog, the tenant's connections and the SSRF rules,
+/// resolving host names on a blocking thread without holding a database connection. A
+/// draft of an existing webhook gets its masked header values back first.
+pub async fn check(
+    state: &AppState,
+    tenant_id: i64,
+    mut draft: Input,
+    existing: Option<&Webhook>,
+) -> Result<Input, AppError> {
+    if let Some(webhook) = existing {
+        draft.headers = webhook.restore_masked(draft.headers, &state.secrets())?;
+    }
+    let (known, connection_ids) = state
+        .db(move |conn| {
+            let known: Vec<String> = EventType::all(conn)?.iter().map(|t| t.code.clone()).collect();
+            let ids: Vec<i64> = Connection::list(conn, tenant_id)?
+                .into_iter()
+                .map(|c| c.id)
+                .collect();
+            Ok((known, ids))
+        })
+        .await?;
+    let allow_http = state.settings.allow_http_targets;
+    let allowed = state.settings.allow_private_targets.clone();
+    blocking(move || {
+        let ctx = Context {
+            allow_http,
+            allowed_private: &allowed,
+            known_events: &known,
+            tenant_connections: &connection_ids,
+            resolve: true,
+        };
+        validate(draft, &ctx).map_err(AppError::Fields)
+    })
+    .await
+}
+
+pub async fn find(state: &AppState, tenant_id: i64, id: i64) -> Result<Webhook, AppError> {
+    state
+        .db(move |conn| Ok(Webhook::find(conn, tenant_id, id)?))
+        .await
+}
+
+/// One page of the table. A filter value that does not parse is refused (the page shows
+/// the message, the API answers 422).
+pub async fn list(state: &AppState, tenant_id: i64, filter: Filter) -> Result<Page, AppError> {
+    filter
+        .check()
+        .map_err(|(field, message)| AppError::validation(field, message))?;
+    state
+        .db(move |conn| Ok(Webhook::list(conn, tenant_id, &filter)?))
+        .await
+}
+
+/// Creates a webhook from a draft (checked here); returns it with its API key, shown once.
+pub async fn create(
+    state: &AppState,
+    tenant_id: i64,
+    draft: Input,
+    actor: Actor,
+) -> Result<(Webhook, String), AppError> {
+    let input = check(state, tenant_id, draft, None).await?;
+    let secrets = state.secrets();
+    state
+        .db(move |conn| {
+            conn.transaction(|conn| {
+                let (webhook, key) = Webhook::create(conn, tenant_id, &input, &secrets)?;
+                record(
+                    conn,
+                    &actor,
+                    &webhook,
+                    "webhook.created",
+                    serde_json::json!({
+                        "url": webhook.url, "events": webhook.events,
+                    }),
+                )?;
+                Ok((webhook, key))
+            })
+        })
+        .await
+}
+
+/// Saves an edited webhook. A change of its Active field switches it like the status
+/// switch does (same rules, same audit entry), with `parked` for what was parked.
+pub async fn update(
+    state: &AppState,
+    tenant_id: i64,
+    id: i64,
+    draft: Input,
+    parked: Parked,
+    actor: Actor,
+) -> Result<Webhook, AppError> {
+    let current = find(state, tenant_id, id).await?;
+    let input = check(state, tenant_id, draft, Some(&current)).await?;
+    let (secrets, now) = (state.secrets(), state.clock.now());
+    state
+        .db(move |conn| {
+            conn.transaction(|conn| {
+                let before = Webhook::lock(conn, tenant_id, id)?;
+                let mut webhook = Webhook::update(conn, tenant_id, id, &input, &secrets)?;
+                if changes_settings(&before, &input, &secrets) {
+                    record(
+                        conn,
+                        &actor,
+                        &webhook,
+                        "webhook.updated",
+                        serde_json::json!({
+                            "url": webhook.url, "events": webhook.events,
+                        }),
+                    )?;
+                }
+                // The key's switch is recorded as the webhook page's switch records it.
+                if before.api_key_enabled != input.api_key_enabled {
+                    let action = if input.api_key_enabled {
+                        "webhook.api_key_enabled"
+                    } else {
+                        "webhook.api_key_disabled"
+                    };
+                    record(conn, &actor, &webhook, action, serde_json::json!({}))?;
+                }
+                if input.active != webhook.is_active() {
+                    webhook = switch_locked(conn, tenant_id, id, input.active, parked, &actor, now)?.webhook;
+                }
+                // Deliveries a worker already queued take the new settings.
+                notify(conn)?;
+                Ok(webhook)
+            })
+        })
+        .await
+}
+
+/// Whether a checked draft changes more than the switches (Active, the API key): a draft
+/// that only switches is recorded as the switch alone, as the pages' switches record it.
+fn changes_settings(webhook: &Webhook, input: &Input, secrets: &crate::crypto::SecretBox) -> bool {
+    webhook.url != input.url
+        || webhook.description != input.description
+        || webhook.events != input.events
+        || webhook.connection_id != input.connection_id
+        || webhook.retry_on_error != input.retry_on_error
+        || webhook.use_customer_language != input.use_customer_language
+        || webhook.capabilities != input.capabilities
+        || webhook.headers(secrets).ok().as_ref() != Some(&input.headers)
+}
+
+/// How many deliveries wait parked for this webhook, to ask before switching it on.
+pub async fn parked(state: &AppState, tenant_id: i64, id: i64) -> Result<(Webhook, i64), AppError> {
+    state
+        .db(move |conn| {
+            let webhook = Webhook::find(conn, tenant_id, id)?;
+            let parked = Delivery::parked_count(conn, webhook.id)?;
+            Ok((webhook, parked))
+        })
+        .await
+}
+
+/// Switches a webhook on (resending, dropping or keeping what was parked) or off (its
+/// waiting deliveries are parked).
+pub async fn switch(
+    state: &AppState,
+    tenant_id: i64,
+    id: i64,
+    active: bool,
+    parked: Parked,
+    actor: Actor,
+) -> Result<Switched, AppError> {
+    let now = state.clock.now();
+    state
+        .db(move |conn| switch_in(conn, tenant_id, id, active, parked, &actor, now))
+        .await
+}
+
+/// [`switch`] on a connection the caller holds (the command line, tests).
+pub fn switch_in(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+    active: bool,
+    choice: Parked,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Switched, AppError> {
+    conn.transaction(|conn| {
+        let switched = switch_locked(conn, tenant_id, id, active, choice, actor, now)?;
+        notify(conn)?;
+        Ok(switched)
+    })
+}
+
+/// The switch, inside the caller's transaction.
+fn switch_locked(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+    active: bool,
+    choice: Parked,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Switched, AppError> {
+    let before = Webhook::lock(conn, tenant_id, id)?;
+    let webhook = Webhook::set_status(conn, tenant_id, id, active, now)?;
+    let mut details = serde_json::json!({ "from": before.status, "to": webhook.status });
+    let mut parked = 0;
+    if active {
+        parked = Delivery::parked_count(conn, id)?;
+        match choice {
+            Parked::Resend => Delivery::resend_parked(conn, id, now)?,
+            Parked::Drop => Delivery::drop_parked(conn, id, now)?,
+            Parked::Keep => 0,
+        };
+        if parked > 0 {
+            details["parked_deliveries"] = serde_json::json!({ "count": parked, "choice": choice.as_str() });
+        }
+    } else {
+        Delivery::park_waiting(conn, id, now)?;
+    }
+    let action = if active {
+        "webhook.enabled"
+    } else {
+        "webhook.disabled"
+    };
+    if before.status != webhook.status {
+        record(conn, actor, &webhook, action, details)?;
+    }
+    Ok(Switched {
+        webhook,
+        parked,
+        choice,
+    })
+}
+
+/// Deletes a webhook for good with its deliveries; returns its number and how many
+/// deliveries were still waiting (they are never sent).
+pub async fn delete(state: &AppState, tenant_id: i64, id: i64, actor: Actor) -> Result<(i32, i64), AppError> {
+    state.db(move |conn| delete_in(conn, tenant_id, id, &actor)).await
+}
+
+/// [`delete`] on a connection the caller holds (the command line, tests).
+pub fn delete_in(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+    actor: &Actor,
+) -> Result<(i32, i64), AppError> {
+    conn.transaction(|conn| {
+        // Locked first: publishing and the worker's writer take this row before they write
+        // deliveries or attempts of the webhook, so none are added meanwhile.
+        let webhook = Webhook::lock(conn, tenant_id, id)?;
+        let cancelled = Delivery::delete_of_webhook(conn, webhook.id)?;
+        Webhook::delete_row(conn, tenant_id, webhook.id)?;
+        record(
+            conn,
+            actor,
+            &webhook,
+            "webhook.deleted",
+            serde_json::json!({
+                "url": webhook.url, "cancelled_deliveries": cancelled,
+            }),
+        )?;
+        // A worker drops what it queued for this webhook.
+        notify(conn)?;
+        Ok((webhook.number, cancelled))
+    })
+}
+
+/// The signing secret in clear, for an owner, an admin or a tenant key; each reveal is
+/// recorded in the audit log.
+pub async fn reveal_secret(
+    state: &AppState,
+    tenant_id: i64,
+    id: i64,
+    actor: Actor,
+) -> Result<(Webhook, String), AppError> {
+    let secrets = state.secrets();
+    state
+        .db(move |conn| {
+            conn.transaction(|conn| {
+                let webhook = Webhook::find(conn, tenant_id, id)?;
+                let secret = webhook.reveal_secret(&secrets)?;
+                record(
+                    conn,
+                    &actor,
+                    &webhook,
+                    "webhook.secret_revealed",
+                    serde_json::json!({}),
+                )?;
+                Ok((webhook, secret))
+            })
+        })
+        .await
+}
+
+/// A new signing secret signs at once; the previous one keeps signing for 24 hours.
+/// Returns the webhook, the new secret and until when the previous one signs.
+pub async fn rotate_secret(
+    state: &AppState,
+    tenant_id: i64,
+    id: i64,
+    actor: Actor,
+) -> Result<(Webhook, String, DateTime<Utc>), AppError> {
+    let (secrets, now) = (state.secrets(), state.clock.now());
+    state
+        .db(move |conn| {
+            conn.transaction(|conn| {
+                let webhook = Webhook::rotate_secret(conn, tenant_id, id, &secrets, now)?;
+                record(
+                    conn,
+                    &actor,
+                    &webhook,
+                    "webhook.secret_rotated",
+                    serde_json::json!({}),
+                )?;
+                // Deliveries a worker already queued are signed with the new secret too.
+                notify(conn)?;
+                let secret = webhook.reveal_secret(&secrets)?;
+                Ok((webhook, secret, now + Duration::hours(SECRET_OVERLAP_HOURS)))
+            })
+        })
+        .await
+}
+
+/// Switches the webhook's own API key on or off.
+pub async fn set_api_key(
+    state: &AppState,
+    tenant_id: i64,
+    id: i64,
+    enabled: bool,
+    actor: Actor,
+) -> Result<Webhook, AppError> {
+    state
+        .db(move |conn| {
+            conn.transaction(|conn| {
+                let webhook = Webhook::set_api_key_enabled(conn, tenant_id, id, enabled)?;
+                let action = if enabled {
+                    "webhook.api_key_enabled"
+                } else {
+                    "webhook.api_key_disabled"
+                };
+                record(conn, &actor, &webhook, action, serde_json::json!({}))?;
+                Ok(webhook)
+            })
+        })
+        .await
+}
+
+/// Replaces the webhook's API key; the new key is returned once.
+pub async fn regenerate_api_key(
+    state: &AppState,
+    tenant_id: i64,
+    id: i64,
+    actor: Actor,
+) -> Result<(Webhook, String), AppError> {
+    state
+        .db(move |conn| {
+            conn.transaction(|conn| {
+                let (webhook, key) = Webhook::regenerate_api_key(conn, tenant_id, id)?;
+                record(
+                    conn,
+                    &actor,
+                    &webhook,
+                    "webhook.api_key_regenerated",
+                    serde_json::json!({}),
+                )?;
+                Ok((webhook, key))
+            })
+        })
+        .await
+}
+
+/// A test event sent to one webhook.
+#[derive(Debug, Clone)]
+pub struct TestSent {
+    pub webhook_number: i32,
+    pub event_id: String,
+    pub delivery_id: i64,
+}
+
+/// Publishes the catalog's example of `kind` to this webhook only, through the outbox like
+/// any event: its capabilities and customer language apply, and it is signed and retried
+/// the same way.
+pub async fn send_test(
+    state: &AppState,
+    tenant: &Tenant,
+    id: i64,
+    kind: String,
+    actor: Actor,
+) -> Result<TestSent, AppError> {
+    let (tenant, now) = (tenant.clone(), state.clock.now());
+    state
+        .db(move |conn| send_test_in(conn, &tenant, id, &kind, &actor, now))
+        .await
+}
+
+/// [`send_test`] on a connection the caller holds (tests).
+pub fn send_test_in(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    id: i64,
+    kind: &str,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<TestSent, AppError> {
+    let webhook = Webhook::find(conn, tenant.id, id)?;
+    let event_type = EventType::find(conn, kind)?.ok_or_else(|| {
+        AppError::validation("type", format!("`{kind}` is not an event type of the catalog."))
+    })?;
+    let connection = match webhook.connection_id {
+        Some(cid) => Some(Connection::find(conn, tenant.id, cid)?.external_id),
+        None => None,
+    };
+    let event = NewEvent {
+        kind: event_type.code.clone(),
+        data: event_type.example_payload.clone(),
+        occurred_at: None,
+        connection,
+        language: None,
+        idempotency_key: None,
+    };
+    conn.transaction(|conn| {
+        let accepted = outbox::publish_to(conn, tenant, webhook.clone(), &event, now)?;
+        let delivery = Delivery::of_event(conn, tenant.id, webhook.id, &accepted.id)?;
+        record(
+            conn,
+            actor,
+            &webhook,
+            "webhook.test_sent",
+            serde_json::json!({
+                "type": event_type.code, "event": accepted.id,
+            }),
+        )?;
+        Ok(TestSent {
+            webhook_number: webhook.number,
+            event_id: accepted.id,
+            delivery_id: delivery.id,
+        })
+    })
+}
+
+/// Records `action` on `webhook` in the audit log, in the caller's transaction.
+fn record(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    webhook: &Webhook,
+    action: &str,
+    details: serde_json::Value,
+) -> Result<(), AppError> {
+    AuditEntry::record(
+        conn,
+        Some(webhook.tenant_id),
+        actor,
+        action,
+        ("webhook", Some(&webhook.number.to_string())),
+        details,
+    )?;
+    Ok(())
+}

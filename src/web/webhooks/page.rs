@@ -1,0 +1,269 @@
+//! The webhook page (`GET /webhooks/{id}`): configuration, a 24-hour health chart and the
+//! delivery log with every attempt, filtered and paged by keyset; the log's Excel export.
+//! Its buttons (secret, API key, test event, resend) are in [`super::actions`].
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+
+use crate::error::AppError;
+use crate::models::connection::Connection;
+use crate::models::delivery::{Delivery, HourHealth, LOG_PAGE_SIZE, LogEntry, LogFilter, LogPage, OUTCOMES};
+use crate::models::event_type::EventType;
+use crate::models::webhook::{SECRET_OVERLAP_HOURS, ShownHeader, Webhook};
+use crate::services;
+use crate::state::AppState;
+use crate::web::htmx::Hx;
+use crate::web::session::CurrentUser;
+use crate::web::views::{Chrome, format_time};
+use crate::web::{download, render, see_other};
+
+/// The delivery log: a page of deliveries and the link to the next (older) page.
+#[derive(Template)]
+#[template(path = "partials/delivery_log.html")]
+pub struct LogView {
+    pub webhook_id: i64,
+    pub number: i32,
+    pub entries: Vec<LogEntry>,
+    pub filter: LogFilter,
+    pub next: Option<String>,
+    pub timezone: String,
+    pub can_edit: bool,
+    pub csrf_token: String,
+    pub event_types: std::sync::Arc<[EventType]>,
+}
+
+impl LogView {
+    pub fn time(&self, at: &chrono::DateTime<chrono::Utc>) -> String {
+        format_time(*at, &self.timezone)
+    }
+
+    pub fn outcomes(&self) -> [&'static str; 5] {
+        OUTCOMES
+    }
+
+    pub fn export_href(&self) -> String {
+        let query = self.filter.query();
+        if query.is_empty() {
+            format!("/webhooks/{}/deliveries.xlsx", self.webhook_id)
+        } else {
+            format!("/webhooks/{}/deliveries.xlsx?{query}", self.webhook_id)
+        }
+    }
+}
+
+/// The health chart: bars of succeeded and failed attempts per hour, as inline SVG.
+pub struct Chart {
+    pub hours: Vec<HourHealth>,
+    pub max: i64,
+    pub timezone: String,
+}
+
+/// One bar pair of the chart, in SVG units.
+pub struct Bar {
+    pub x: i64,
+    pub ok_y: i64,
+    pub ok_height: i64,
+    pub failed_y: i64,
+    pub failed_height: i64,
+    pub label: String,
+}
+
+pub const CHART_HEIGHT: i64 = 120;
+
+impl Chart {
+    pub fn bars(&self) -> Vec<Bar> {
+        let scale = |n: i64| {
+            if self.max == 0 {
+                0
+            } else {
+                (n * CHART_HEIGHT + self.max - 1) / self.max
+            }
+        };
+        self.hours
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let ok_height = scale(h.succeeded);
+                let failed_height = scale(h.failed).min(CHART_HEIGHT - ok_height);
+                Bar {
+                    x: i as i64 * 20 + 2,
+                    ok_y: CHART_HEIGHT - ok_height,
+                    ok_height,
+                    failed_y: CHART_HEIGHT - ok_height - failed_height,
+                    failed_height,
+                    label: format!(
+                        "{}: {} succeeded, {} failed",
+                        format_time(h.hour, &self.timezone),
+                        h.succeeded,
+                        h.failed
+                    ),
+                }
+            })
+            .collect()
+    }
+
+    pub fn totals(&self) -> (i64, i64) {
+        self.hours
+            .iter()
+            .fold((0, 0), |(ok, failed), h| (ok + h.succeeded, failed + h.failed))
+    }
+}
+
+#[derive(Template, askama_web::WebTemplate)]
+#[template(path = "webhook.html")]
+pub struct WebhookPage {
+    pub chrome: Chrome,
+    pub webhook: Webhook,
+    pub connection: Option<Connection>,
+    pub headers: Vec<ShownHeader>,
+    pub disabled_at: Option<String>,
+    pub previous_secret_until: Option<String>,
+    pub overlap_hours: i64,
+    pub chart: Chart,
+    pub log: LogView,
+    pub event_types: std::sync::Arc<[EventType]>,
+    pub can_edit: bool,
+    pub can_reveal: bool,
+}
+
+fn log_view(
+    user: &CurrentUser,
+    webhook: &Webhook,
+    log: LogPage,
+    filter: LogFilter,
+    types: std::sync::Arc<[EventType]>,
+    timezone: &str,
+) -> LogView {
+    LogView {
+        webhook_id: webhook.id,
+        number: webhook.number,
+        next: log.next_before.map(|before| filter.query_before(before)),
+        entries: log.entries,
+        filter,
+        timezone: timezone.to_owned(),
+        can_edit: user.role().can_edit(),
+        csrf_token: user.csrf_token.clone(),
+        event_types: types,
+    }
+}
+
+/// The log's filter as the page reads it: a value that does not parse is left out (the
+/// log shows everything rather than an error page).
+fn lenient(mut filter: LogFilter) -> LogFilter {
+    while let Err((field, _)) = filter.check() {
+        match field {
+            "outcome" => filter.outcome.clear(),
+            _ => filter.before.clear(),
+        }
+    }
+    filter
+}
+
+/// `GET /webhooks/{id}`
+pub async fn show(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<i64>,
+    filter: web::Query<LogFilter>,
+) -> Result<WebhookPage, AppError> {
+    let tenant = user.webhooks_tenant()?.clone();
+    let tenant_id = tenant.id;
+    let id = id.into_inner();
+    let filter = lenient(filter.into_inner());
+    let now = state.clock.now();
+    let (webhook, log) =
+        services::deliveries::log(&state, tenant_id, id, filter.clone(), LOG_PAGE_SIZE).await?;
+    let (connection_id, webhook_id) = (webhook.connection_id, webhook.id);
+    let (connection, hours, types) = state
+        .db(move |conn| {
+            let connection = match connection_id {
+                Some(cid) => Some(Connection::find(conn, tenant_id, cid)?),
+                None => None,
+            };
+            let hours = Delivery::health(conn, webhook_id, now)?;
+            Ok((connection, hours, EventType::all(conn)?))
+        })
+        .await?;
+    let secrets = state.secrets();
+    let max = hours.iter().map(|h| h.succeeded + h.failed).max().unwrap_or(0);
+    let can_edit = user.role().can_edit() && tenant.webhooks_enabled;
+    Ok(WebhookPage {
+        chrome: user.chrome(format!("Webhook No {}", webhook.number), "webhooks"),
+        headers: webhook.shown_headers(&secrets),
+        disabled_at: webhook.disabled_at.map(|at| format_time(at, &tenant.timezone)),
+        previous_secret_until: webhook
+            .previous_secret_expires_at
+            .filter(|until| *until > now)
+            .map(|until| format_time(until, &tenant.timezone)),
+        overlap_hours: SECRET_OVERLAP_HOURS,
+        chart: Chart {
+            hours,
+            max,
+            timezone: tenant.timezone.clone(),
+        },
+        log: log_view(&user, &webhook, log, filter, types.clone(), &tenant.timezone),
+        event_types: types,
+        connection,
+        webhook,
+        can_edit,
+        can_reveal: user.role().can_edit(),
+    })
+}
+
+/// `GET /webhooks/{id}/deliveries`: the log alone (htmx filter and paging); without htmx,
+/// the whole page.
+pub async fn deliveries(
+    hx: Hx,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<i64>,
+    filter: web::Query<LogFilter>,
+) -> Result<HttpResponse, AppError> {
+    let tenant = user.webhooks_tenant()?.clone();
+    let id = id.into_inner();
+    if !hx.is_htmx {
+        let query = filter.into_inner().query();
+        return Ok(see_other(&if query.is_empty() {
+            format!("/webhooks/{id}")
+        } else {
+            format!("/webhooks/{id}?{query}")
+        }));
+    }
+    let filter = lenient(filter.into_inner());
+    let (webhook, log) =
+        services::deliveries::log(&state, tenant.id, id, filter.clone(), LOG_PAGE_SIZE).await?;
+    let types = state.db(|conn| Ok(EventType::all(conn)?)).await?;
+    render(
+        StatusCode::OK,
+        &log_view(&user, &webhook, log, filter, types, &tenant.timezone),
+    )
+}
+
+/// `GET /webhooks/{id}/deliveries.xlsx`
+pub async fn export_deliveries(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<i64>,
+    filter: web::Query<LogFilter>,
+) -> Result<HttpResponse, AppError> {
+    let tenant = user.webhooks_tenant()?.clone();
+    let id = id.into_inner();
+    let filter = filter.into_inner();
+    filter
+        .check()
+        .map_err(|(field, message)| AppError::validation(field, message))?;
+    let now = state.clock.now();
+    let timezone = tenant.timezone.clone();
+    let (number, bytes) = state
+        .db(move |conn| {
+            let webhook = Webhook::find(conn, tenant.id, id)?;
+            let bytes = services::export::deliveries(conn, webhook.id, &filter, &tenant.timezone)?;
+            Ok((webhook.number, bytes))
+        })
+        .await?;
+    Ok(download(
+        &services::export::file_name(&format!("Deliveries_{number}"), &timezone, now),
+        bytes,
+    ))
+}
