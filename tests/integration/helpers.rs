@@ -2,6 +2,9 @@
 //! system temp folder, unless DATABASE_URL names one), a migrated template database, and a
 //! [`TestApp`] per test: the real server on port 0 against its own copy of the template.
 
+/// Reading the pages: parse, select, text.
+pub mod html;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -226,16 +229,56 @@ impl TestApp {
         }
     }
 
-    /// A Scale tenant with the Webhooks tool on, and its owner logged in.
-    pub async fn scale_tenant_with_owner(&self, name: &str, email: &str) -> (Tenant, Browser) {
+    /// The app with a Scale tenant, Alpine Tours, its Webhooks tool on and its owner
+    /// (ana@alpine.example) logged in: where most page tests start.
+    pub async fn spawn_with_scale_owner() -> (TestApp, Tenant, Browser) {
+        let app = TestApp::spawn().await;
+        let (tenant, owner) = app
+            .scale_tenant_with_owner("Alpine Tours", "ana@alpine.example")
+            .await;
+        (app, tenant, owner)
+    }
+
+    /// A Scale tenant with the Webhooks tool on.
+    pub async fn scale_tenant(&self, name: &str) -> Tenant {
         let tenant = self.create_tenant(name, Plan::Scale).await;
         let id = tenant.id;
-        let tenant = self
-            .with_conn(move |conn| Tenant::set_webhooks_enabled(conn, id, true).unwrap())
-            .await;
-        self.create_user(Some(&tenant), email, Role::Owner).await;
-        let owner = self.logged_in(email).await;
+        self.with_conn(move |conn| Tenant::set_webhooks_enabled(conn, id, true).unwrap())
+            .await
+    }
+
+    /// A Scale tenant with the Webhooks tool on, and its owner logged in.
+    pub async fn scale_tenant_with_owner(&self, name: &str, email: &str) -> (Tenant, Browser) {
+        let tenant = self.scale_tenant(name).await;
+        let owner = self.user_logged_in(&tenant, email, Role::Owner).await;
         (tenant, owner)
+    }
+
+    /// A user of `tenant` with the test password, logged in.
+    pub async fn user_logged_in(&self, tenant: &Tenant, email: &str, role: Role) -> Browser {
+        self.create_user(Some(tenant), email, role).await;
+        self.logged_in(email).await
+    }
+
+    /// A webhook made through the model (fast, for arranging), with its API key; `tweak`
+    /// changes the defaults (active, API key and retries on).
+    pub async fn create_webhook(
+        &self,
+        tenant: &Tenant,
+        url: &str,
+        events: &[&str],
+        tweak: impl FnOnce(&mut hookboard::validation::webhook::Input),
+    ) -> (hookboard::models::webhook::Webhook, String) {
+        use hookboard::models::webhook::Webhook;
+        let mut input = hookboard::validation::webhook::Input {
+            url: url.into(),
+            events: events.iter().map(|e| e.to_string()).collect(),
+            ..Default::default()
+        };
+        tweak(&mut input);
+        let (tenant_id, secrets) = (tenant.id, self.secrets());
+        self.with_conn(move |conn| Webhook::create(conn, tenant_id, &input, &secrets).unwrap())
+            .await
     }
 
     /// The secrets box of the app (tests use the fixed test key).

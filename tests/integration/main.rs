@@ -4,12 +4,16 @@ mod helpers;
 
 mod access;
 mod api;
+mod api_keys;
 mod browser;
+mod catalog;
 mod cli;
+mod connections;
 mod crash;
 mod delivery;
 mod doors;
 mod embedded;
+mod export;
 mod fuzz;
 mod health;
 mod layers;

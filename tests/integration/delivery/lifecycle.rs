@@ -1,0 +1,142 @@
+//! The engine's life: the background worker wakes on LISTEN and stops cleanly, shutdown
+//! gives back its queue, old attempts are cleaned up, statements are prepared once.
+
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use hookboard::clock::Clock;
+
+use super::{Fixture, booking, wait_for};
+use crate::receiver::{Behaviour, Receiver};
+
+#[actix_web::test]
+async fn the_background_worker_delivers_at_once_and_stops_cleanly() {
+    let fx = Fixture::new().await;
+    let receiver = Receiver::answering(200);
+    fx.webhook(&receiver.url).await;
+    let worker = fx.start_worker();
+    // Give the listener a moment to LISTEN, then publish and watch it arrive.
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    fx.publish(&booking("live")).await;
+    while receiver.requests().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the worker never delivered"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.stop().await;
+    assert_eq!(fx.still_claimed().await, 0, "nothing left claimed after shutdown");
+}
+
+/// Shutting down lets the attempts in flight finish and gives back everything queued, so
+/// another process takes it at once instead of after the lease.
+#[actix_web::test]
+async fn shutdown_finishes_what_is_in_flight_and_gives_back_the_queue() {
+    let fx = Fixture::new().await;
+    let receiver = Receiver::start(Behaviour::Slow(Duration::from_millis(150)));
+    let webhook = fx.webhook(&receiver.url).await;
+    fx.publish_many(120).await;
+    let worker = fx.start_worker();
+    wait_for(&receiver, 8).await;
+    worker.stop().await;
+    let sent = receiver.requests().len();
+    let counts = fx.count_by_status(webhook.id).await;
+    assert_eq!(counts.get("succeeded").copied().unwrap_or(0), sent, "{counts:?}");
+    assert_eq!(
+        counts.get("pending").copied().unwrap_or(0),
+        120 - sent,
+        "{counts:?}"
+    );
+    assert!(sent < 120, "shutdown stopped before the queue ran dry");
+    assert_eq!(fx.still_claimed().await, 0, "the queue was given back");
+
+    // Another worker picks the rest up at once.
+    let summary = fx.run_due().await;
+    assert_eq!(summary.succeeded, 120 - sent);
+}
+
+#[actix_web::test]
+async fn attempts_older_than_the_retention_are_cleaned_up() {
+    let fx = Fixture::new().await;
+    let receiver = Receiver::answering(200);
+    fx.webhook(&receiver.url).await;
+    fx.publish(&booking("old")).await;
+    let engine = fx.engine();
+    engine.run_due_once(fx.app.clock.now()).await.unwrap();
+    assert_eq!(fx.row_counts().await, (1, 1, 1));
+    assert_eq!(
+        engine
+            .clean_up(fx.app.clock.now() + chrono::Duration::days(29))
+            .unwrap(),
+        0,
+        "kept within 30 days"
+    );
+    assert_eq!(
+        engine
+            .clean_up(fx.app.clock.now() + chrono::Duration::days(31))
+            .unwrap(),
+        1
+    );
+    assert_eq!(fx.row_counts().await, (0, 0, 0));
+}
+
+/// The dispatcher's statements are prepared once per connection (diesel leaves hand-written
+/// SQL unprepared, so PostgreSQL parsed and planned each one on every call): the claim is
+/// planned for each call, as its best plan depends on the queue; the result statements
+/// keep one plan.
+#[actix_web::test]
+async fn the_dispatchers_statements_are_prepared_once_per_connection() {
+    let fx = Fixture::new().await;
+    let receiver = Receiver::answering(204);
+    fx.webhook(&receiver.url).await;
+    // One connection, so that every statement runs in the session inspected below.
+    let pool = hookboard::db::connect(&fx.app.database_url, 1).unwrap();
+    let engine = fx.engine_on(pool.clone(), true, "2s");
+    for round in 0..3 {
+        fx.publish_many(2).await;
+        let summary = engine.run_due_once(fx.app.clock.now()).await.unwrap();
+        assert_eq!(summary.succeeded, 2, "round {round}");
+    }
+    // The engine keeps its connection between transactions: dropped, it goes back.
+    drop(engine);
+    #[derive(QueryableByName, Debug)]
+    struct Prepared {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        statement: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        generic_plans: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        custom_plans: i64,
+    }
+    let prepared: Vec<Prepared> = crate::helpers::tokio_block(move || {
+        diesel::sql_query("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements")
+            .load(&mut pool.get().unwrap())
+            .unwrap()
+    })
+    .await;
+    let find = |part: &str| {
+        let found: Vec<&Prepared> = prepared.iter().filter(|p| p.statement.contains(part)).collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "one prepared statement with {part:?}: {prepared:#?}"
+        );
+        found[0]
+    };
+    let claim = find("due_webhooks");
+    assert!(claim.custom_plans >= 3 && claim.generic_plans == 0, "{claim:?}");
+    for part in [
+        "INSERT INTO delivery_attempts",
+        "UPDATE deliveries d SET status = v.status",
+        "ORDER BY id FOR KEY SHARE",
+    ] {
+        let statement = find(part);
+        assert!(
+            statement.generic_plans >= 3 && statement.custom_plans == 0,
+            "{statement:?}"
+        );
+    }
+    assert_eq!(receiver.requests().len(), 6);
+}
