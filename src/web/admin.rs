@@ -20,7 +20,7 @@ use crate::web::session::CurrentUser;
 use crate::web::views::Chrome;
 
 #[derive(Template, WebTemplate)]
-#[template(path = "admin_tenants.html")]
+#[template(path = "admin/tenants.html")]
 pub struct TenantsPage {
     pub chrome: Chrome,
     pub tenants: Vec<Tenant>,
@@ -29,7 +29,7 @@ pub struct TenantsPage {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "admin_tenant.html")]
+#[template(path = "admin/tenant.html")]
 pub struct TenantPage {
     pub chrome: Chrome,
     pub tenant: Tenant,
@@ -38,7 +38,7 @@ pub struct TenantPage {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "admin_users.html")]
+#[template(path = "admin/users.html")]
 pub struct UsersPage {
     pub chrome: Chrome,
     pub users: Vec<UserRow>,

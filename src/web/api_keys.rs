@@ -22,7 +22,7 @@ pub struct KeyRow {
 }
 
 #[derive(Template)]
-#[template(path = "api_keys.html")]
+#[template(path = "api_keys/index.html")]
 pub struct ApiKeysPage {
     pub chrome: Chrome,
     pub rows: Vec<KeyRow>,

@@ -13,7 +13,7 @@ use crate::web::session::CurrentUser;
 use crate::web::views::Chrome;
 
 #[derive(Template, WebTemplate)]
-#[template(path = "api_reference.html")]
+#[template(path = "api_reference/index.html")]
 pub struct ReferencePage {
     pub chrome: Chrome,
     pub base_url: String,

@@ -22,7 +22,7 @@ pub struct AuditRow {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "audit.html")]
+#[template(path = "audit/index.html")]
 pub struct AuditPage {
     pub chrome: Chrome,
     pub rows: Vec<AuditRow>,

@@ -13,7 +13,7 @@ use crate::web::views::Chrome;
 use crate::web::webhooks::form::{EventGroup, group_events};
 
 #[derive(Template, WebTemplate)]
-#[template(path = "events.html")]
+#[template(path = "catalog/index.html")]
 pub struct CatalogPage {
     pub chrome: Chrome,
     pub groups: Vec<EventGroup>,

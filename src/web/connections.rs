@@ -17,7 +17,7 @@ use crate::web::{render, see_other};
 pub use services::connections::Listed as ConnectionRow;
 
 #[derive(Template, askama_web::WebTemplate)]
-#[template(path = "connections.html")]
+#[template(path = "connections/index.html")]
 pub struct ConnectionsPage {
     pub chrome: Chrome,
     pub rows: Vec<ConnectionRow>,

@@ -19,7 +19,7 @@ pub struct DashboardTenant {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "dashboard.html")]
+#[template(path = "dashboard/index.html")]
 pub struct DashboardPage {
     pub chrome: Chrome,
     pub tenant: Option<DashboardTenant>,

@@ -22,7 +22,7 @@ pub const LOGIN_REFUSED: &str = "That email and password do not match an active 
                                  account is paused for a few minutes after repeated failures.";
 
 #[derive(Template, WebTemplate)]
-#[template(path = "login.html")]
+#[template(path = "account/login.html")]
 pub struct LoginPage {
     pub chrome: Chrome,
     pub email: String,

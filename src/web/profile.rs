@@ -17,7 +17,7 @@ use crate::web::session::{CurrentUser, sign_in};
 use crate::web::views::Chrome;
 
 #[derive(Template, WebTemplate)]
-#[template(path = "profile.html")]
+#[template(path = "account/profile.html")]
 pub struct ProfilePage {
     pub chrome: Chrome,
     pub email: String,

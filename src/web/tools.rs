@@ -33,7 +33,7 @@ impl WebhooksCard {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "tools.html")]
+#[template(path = "tools/index.html")]
 pub struct ToolsPage {
     pub chrome: Chrome,
     pub card: WebhooksCard,
@@ -41,7 +41,7 @@ pub struct ToolsPage {
 
 /// The card alone, answered to the htmx switch.
 #[derive(Template, WebTemplate)]
-#[template(path = "partials/webhooks_card.html")]
+#[template(path = "tools/webhooks_card.html")]
 pub struct WebhooksCardFragment {
     pub card: WebhooksCard,
 }

@@ -34,7 +34,7 @@ impl Chrome {
 }
 
 #[derive(Template)]
-#[template(path = "error.html")]
+#[template(path = "layout/error.html")]
 pub struct ErrorPage {
     pub chrome: Chrome,
     pub status: u16,
@@ -43,7 +43,7 @@ pub struct ErrorPage {
 
 /// An error shown as a toast, for htmx requests.
 #[derive(Template)]
-#[template(path = "partials/toast.html")]
+#[template(path = "layout/toast.html")]
 pub struct Toast<'a> {
     pub kind: &'a str,
     pub message: &'a str,

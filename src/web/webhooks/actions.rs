@@ -18,7 +18,7 @@ use crate::web::{render, see_other};
 
 /// The secret, once revealed, or a newly generated API key: shown in place.
 #[derive(Template)]
-#[template(path = "partials/revealed.html")]
+#[template(path = "webhooks/revealed.html")]
 pub struct Revealed {
     pub label: &'static str,
     pub value: String,
@@ -29,7 +29,7 @@ pub struct Revealed {
 impl askama::filters::HtmlSafe for Revealed {}
 
 #[derive(Template)]
-#[template(path = "revealed_page.html")]
+#[template(path = "webhooks/revealed_page.html")]
 pub struct RevealedPage {
     pub chrome: Chrome,
     pub webhook_id: i64,

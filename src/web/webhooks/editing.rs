@@ -22,7 +22,7 @@ use crate::web::views::Chrome;
 
 /// The form on a page of its own, for browsers without JavaScript.
 #[derive(Template)]
-#[template(path = "webhook_form_page.html")]
+#[template(path = "webhooks/form_page.html")]
 pub struct FormPage {
     pub chrome: Chrome,
     pub form: FormView,
@@ -30,14 +30,14 @@ pub struct FormPage {
 
 /// The form in a dialog over the table.
 #[derive(Template)]
-#[template(path = "partials/webhook_form_dialog.html")]
+#[template(path = "webhooks/form_dialog.html")]
 pub struct FormDialog {
     pub form: FormView,
 }
 
 /// The key of a newly created webhook, shown once.
 #[derive(Template)]
-#[template(path = "partials/webhook_created.html")]
+#[template(path = "webhooks/created.html")]
 pub struct Created {
     pub number: i32,
     pub id: i64,
@@ -45,7 +45,7 @@ pub struct Created {
 }
 
 #[derive(Template)]
-#[template(path = "webhook_created_page.html")]
+#[template(path = "webhooks/created_page.html")]
 pub struct CreatedPage {
     pub chrome: Chrome,
     pub created: Created,

@@ -130,7 +130,7 @@ pub fn group_events(types: &[EventType]) -> Vec<EventGroup> {
 
 /// The form, in a dialog (htmx) or on a page of its own (without JavaScript).
 #[derive(Template)]
-#[template(path = "partials/webhook_form.html")]
+#[template(path = "webhooks/form.html")]
 pub struct FormView {
     /// `/webhooks` to create, `/webhooks/{id}` to update.
     pub action: String,

@@ -20,7 +20,7 @@ use crate::web::{download, render, see_other};
 
 /// The delivery log: a page of deliveries and the link to the next (older) page.
 #[derive(Template)]
-#[template(path = "partials/delivery_log.html")]
+#[template(path = "webhooks/delivery_log.html")]
 pub struct LogView {
     pub webhook_id: i64,
     pub number: i32,
@@ -111,7 +111,7 @@ impl Chart {
 }
 
 #[derive(Template, askama_web::WebTemplate)]
-#[template(path = "webhook.html")]
+#[template(path = "webhooks/page.html")]
 pub struct WebhookPage {
     pub chrome: Chrome,
     pub webhook: Webhook,

@@ -20,7 +20,7 @@ use crate::web::{render, see_other};
 
 /// The question asked when a webhook with parked deliveries is switched back on.
 #[derive(Template)]
-#[template(path = "partials/webhook_enable_dialog.html")]
+#[template(path = "webhooks/enable_dialog.html")]
 pub struct EnableDialog {
     pub webhook: Webhook,
     pub parked: i64,
@@ -31,7 +31,7 @@ pub struct EnableDialog {
 impl askama::filters::HtmlSafe for EnableDialog {}
 
 #[derive(Template)]
-#[template(path = "webhook_enable_page.html")]
+#[template(path = "webhooks/enable_page.html")]
 pub struct EnablePage {
     pub chrome: Chrome,
     pub dialog: EnableDialog,
@@ -103,7 +103,7 @@ pub async fn toggle(
 
 /// The delete confirmation.
 #[derive(Template)]
-#[template(path = "partials/webhook_delete_dialog.html")]
+#[template(path = "webhooks/delete_dialog.html")]
 pub struct DeleteDialog {
     pub webhook: Webhook,
     pub csrf_token: String,
@@ -113,7 +113,7 @@ pub struct DeleteDialog {
 impl askama::filters::HtmlSafe for DeleteDialog {}
 
 #[derive(Template)]
-#[template(path = "webhook_delete_page.html")]
+#[template(path = "webhooks/delete_page.html")]
 pub struct DeletePage {
     pub chrome: Chrome,
     pub dialog: DeleteDialog,

@@ -40,7 +40,7 @@ impl RowView {
 
 /// The rows, the pager and the export link: what a filter change replaces.
 #[derive(Template)]
-#[template(path = "partials/webhook_results.html")]
+#[template(path = "webhooks/results.html")]
 pub struct Results {
     pub rows: Vec<RowView>,
     pub filter: Filter,
@@ -73,13 +73,13 @@ fn with_query(path: &str, query: &str) -> String {
 }
 
 #[derive(Template)]
-#[template(path = "partials/webhook_row.html")]
+#[template(path = "webhooks/row.html")]
 pub struct RowFragment {
     pub row: RowView,
 }
 
 #[derive(Template)]
-#[template(path = "webhooks.html")]
+#[template(path = "webhooks/table.html")]
 pub struct TablePage {
     pub chrome: Chrome,
     pub results: Results,
