@@ -119,21 +119,6 @@ impl User {
         users::table.find(id).select(User::as_select()).first(conn)
     }
 
-    /// A user and their tenant (none for operators) in one query: every signed-in request
-    /// needs both.
-    pub fn find_with_tenant(
-        conn: &mut PgConnection,
-        id: i64,
-    ) -> QueryResult<(User, Option<crate::models::tenant::Tenant>)> {
-        use crate::models::tenant::Tenant;
-        use crate::schema::tenants;
-        users::table
-            .left_join(tenants::table)
-            .filter(users::id.eq(id))
-            .select((User::as_select(), Option::<Tenant>::as_select()))
-            .first(conn)
-    }
-
     pub fn list_for_tenant(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<Vec<User>> {
         users::table
             .filter(users::tenant_id.eq(tenant_id))

@@ -158,16 +158,13 @@ impl FromRequest for CurrentUser {
                 session.purge();
                 return Err(AppError::LoginRequired);
             }
-            let pool = state.pool.clone();
-            let (user, tenant) = crate::state::blocking(move || -> Result<_, AppError> {
-                let mut conn = pool.get()?;
-                Ok(User::find_with_tenant(&mut conn, user_id)?)
-            })
-            .await
-            .map_err(|err| match err {
-                AppError::NotFound => AppError::LoginRequired,
-                other => other,
-            })?;
+            let (user, tenant) = state
+                .db(move |conn| crate::services::accounts::signed_in(conn, user_id))
+                .await
+                .map_err(|err| match err {
+                    AppError::NotFound => AppError::LoginRequired,
+                    other => other,
+                })?;
             if user.disabled {
                 session.purge();
                 return Err(AppError::LoginRequired);

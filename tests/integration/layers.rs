@@ -172,6 +172,25 @@ fn every_module_imports_only_from_the_layers_below_it() {
 }
 
 #[test]
+fn no_table_module_of_the_store_imports_another() {
+    let crossing: Vec<String> = graph()
+        .into_iter()
+        .filter(|(from, _)| from.starts_with("models::"))
+        .flat_map(|(from, targets)| {
+            targets
+                .into_iter()
+                .filter(|t| t.starts_with("models::"))
+                .map(move |t| format!("{from} uses {t}"))
+        })
+        .collect();
+    assert!(
+        crossing.is_empty(),
+        "a query over two tables belongs to a service:\n{}",
+        crossing.join("\n")
+    );
+}
+
+#[test]
 fn no_module_imports_one_that_imports_it_back() {
     let graph = graph();
     let mut cycles = BTreeSet::new();
