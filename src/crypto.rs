@@ -12,6 +12,17 @@ use sha2::Sha256;
 const NONCE_LEN: usize = 24;
 pub const SIGNING_SECRET_PREFIX: &str = "whsec_";
 
+/// A MAC of `message` under a key of its own for `purpose`, derived from the master key:
+/// what a value the server hands out and takes back (a pre-login CSRF token) is signed with.
+pub fn tag(master: &[u8; 32], purpose: &str, message: &str) -> String {
+    let mut derive = <Hmac<Sha256> as Mac>::new_from_slice(master).expect("any key length");
+    derive.update(purpose.as_bytes());
+    let key = derive.finalize().into_bytes();
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("any key length");
+    mac.update(message.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// Encrypts and decrypts secrets stored in the database.
 #[derive(Clone)]
 pub struct SecretBox {

@@ -1,16 +1,22 @@
 //! CSRF protection for the HTML app: a random token bound to the session, sent back as the
 //! `csrf_token` form field or the `X-CSRF-Token` header (htmx), plus a refusal of requests
-//! that the browser marks as cross-site.
+//! that the browser marks as cross-site. Before login there is no session (a stored row
+//! per anonymous visitor would let anyone fill the table): the login form's token is a MAC
+//! of a random value kept in a cookie of its own, so it costs nothing to hand out.
 
 use actix_session::{Session, SessionExt};
 use actix_web::body::{BoxBody, MessageBody};
+use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::Next;
 use actix_web::web::Bytes;
+use actix_web::{HttpRequest, web};
 
 use super::errors::error_page;
+use crate::crypto;
 use crate::models::random_hex;
+use crate::state::AppState;
 
 const CSRF_KEY: &str = "csrf";
 pub const HEADER: &str = "X-CSRF-Token";
@@ -33,6 +39,62 @@ pub fn rotate(session: &Session) -> String {
     token
 }
 
+/// The pre-login cookie's name: `__Host-` prefixed when it is Secure, as browsers require.
+pub fn prelogin_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-hookboard_csrf"
+    } else {
+        "hookboard_csrf"
+    }
+}
+
+const PRELOGIN_PURPOSE: &str = "hookboard/csrf-before-login/v1";
+
+/// A form's token for a page anyone may see (the login form): the session's token when
+/// there is one, otherwise the MAC of the pre-login cookie's value, with the cookie to set
+/// when the browser has none yet. Nothing is stored.
+pub fn page_token(req: &HttpRequest, session: &Session) -> (String, Option<Cookie<'static>>) {
+    if let Some(token) = session.get::<String>(CSRF_KEY).ok().flatten() {
+        return (token, None);
+    }
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .expect("AppState registered");
+    let secure = state.settings.secure_cookies;
+    let name = prelogin_cookie_name(secure);
+    match req
+        .cookie(name)
+        .map(|c| c.value().to_owned())
+        .filter(|v| is_nonce(v))
+    {
+        Some(nonce) => (crypto::tag(&state.secret_key, PRELOGIN_PURPOSE, &nonce), None),
+        None => {
+            let nonce = random_hex(32);
+            let cookie = Cookie::build(name, nonce.clone())
+                .path("/")
+                .http_only(true)
+                .secure(secure)
+                .same_site(SameSite::Strict)
+                .finish();
+            (
+                crypto::tag(&state.secret_key, PRELOGIN_PURPOSE, &nonce),
+                Some(cookie),
+            )
+        }
+    }
+}
+
+/// The token a request may carry without a session: the MAC of its pre-login cookie.
+fn prelogin_token(req: &ServiceRequest) -> Option<String> {
+    let state = req.app_data::<web::Data<AppState>>()?;
+    let cookie = req.cookie(prelogin_cookie_name(state.settings.secure_cookies))?;
+    is_nonce(cookie.value()).then(|| crypto::tag(&state.secret_key, PRELOGIN_PURPOSE, cookie.value()))
+}
+
+fn is_nonce(value: &str) -> bool {
+    value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 fn is_unsafe(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
@@ -42,13 +104,18 @@ pub async fn protect(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    if !is_unsafe(req.method()) || req.path().starts_with("/api/") {
+    if !is_unsafe(req.method()) {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     }
     if let Some(reason) = cross_site(&req) {
         return Ok(refuse(req, reason));
     }
-    let expected = req.get_session().get::<String>(CSRF_KEY).ok().flatten();
+    let expected = req
+        .get_session()
+        .get::<String>(CSRF_KEY)
+        .ok()
+        .flatten()
+        .or_else(|| prelogin_token(&req));
     let mut supplied = req
         .headers()
         .get(HEADER)

@@ -1,10 +1,10 @@
 //! Logging in and out.
 
 use actix_session::Session;
+use actix_web::http::StatusCode;
 use actix_web::http::header::LOCATION;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use askama_web::WebTemplate;
 use serde::Deserialize;
 
 use crate::auth::password;
@@ -13,15 +13,15 @@ use crate::error::AppError;
 use crate::models::session::Sessions;
 use crate::models::user::User;
 use crate::state::AppState;
-use crate::web::csrf;
 use crate::web::session::{CurrentUser, sign_in};
 use crate::web::views::Chrome;
+use crate::web::{csrf, render};
 
 /// One message for every refusal, so the answer does not tell whether an account exists.
 pub const LOGIN_REFUSED: &str = "That email and password do not match an active account, or the \
                                  account is paused for a few minutes after repeated failures.";
 
-#[derive(Template, WebTemplate)]
+#[derive(Template)]
 #[template(path = "account/login.html")]
 pub struct LoginPage {
     pub chrome: Chrome,
@@ -35,15 +35,40 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
-pub async fn show(session: Session, query: web::Query<NextQuery>) -> LoginPage {
+pub async fn show(
+    req: HttpRequest,
+    session: Session,
+    query: web::Query<NextQuery>,
+) -> Result<HttpResponse, AppError> {
+    let next = query.into_inner().next.unwrap_or_default();
+    login_page(&req, &session, StatusCode::OK, String::new(), None, next)
+}
+
+/// The login form, with a token that costs no stored session (see [`csrf::page_token`]).
+fn login_page(
+    req: &HttpRequest,
+    session: &Session,
+    status: StatusCode,
+    email: String,
+    error: Option<String>,
+    next: String,
+) -> Result<HttpResponse, AppError> {
+    let (token, cookie) = csrf::page_token(req, session);
     let mut chrome = Chrome::anonymous("Log in");
-    chrome.csrf_token = csrf::token(&session);
-    LoginPage {
+    chrome.csrf_token = token;
+    let page = LoginPage {
         chrome,
-        email: String::new(),
-        error: None,
-        next: query.into_inner().next.unwrap_or_default(),
+        email,
+        error,
+        next,
+    };
+    let mut response = render(status, &page)?;
+    if let Some(cookie) = cookie {
+        response
+            .add_cookie(&cookie)
+            .map_err(|err| AppError::Unexpected(anyhow::anyhow!("cannot set the CSRF cookie: {err}")))?;
     }
+    Ok(response)
 }
 
 /// Missing fields read as empty, so authorization (not a 400) answers first and
@@ -57,6 +82,7 @@ pub struct LoginForm {
 }
 
 pub async fn submit(
+    req: HttpRequest,
     state: web::Data<AppState>,
     session: Session,
     form: web::Form<LoginForm>,
@@ -95,17 +121,15 @@ pub async fn submit(
 
     let Some(user) = user else {
         tracing::info!(email = %email, "login refused");
-        let mut chrome = Chrome::anonymous("Log in");
-        chrome.csrf_token = csrf::token(&session);
-        let page = LoginPage {
-            chrome,
+        let refused = Some(LOGIN_REFUSED.into());
+        return login_page(
+            &req,
+            &session,
+            StatusCode::UNPROCESSABLE_ENTITY,
             email,
-            error: Some(LOGIN_REFUSED.into()),
+            refused,
             next,
-        };
-        return Ok(HttpResponse::UnprocessableEntity()
-            .content_type("text/html; charset=utf-8")
-            .body(page.render().map_err(anyhow::Error::from)?));
+        );
     };
     sign_in(&session, user.id, now)?;
     tracing::info!(user_id = user.id, "logged in");

@@ -155,15 +155,53 @@ async fn every_unsafe_route_needs_the_sessions_own_csrf_token() {
 #[actix_web::test]
 async fn the_session_cookie_has_the_safe_attributes() {
     let app = TestApp::spawn().await;
-    let response = reqwest::get(app.url("/login")).await.unwrap();
-    let cookie = response
-        .headers()
-        .get("set-cookie")
-        .expect("a session cookie")
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(cookie.starts_with("hookboard_session="), "{cookie}");
+    let tenant = app.create_tenant("Alpine Tours", Plan::Scale).await;
+    app.create_user(Some(&tenant), "ana@alpine.example", Role::Owner)
+        .await;
+    let set_cookies = |response: &reqwest::Response| -> Vec<String> {
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // Before login: only the pre-login CSRF cookie, no session.
+    let client = app.client();
+    let page = client.get(app.url("/login")).send().await.unwrap();
+    let before = set_cookies(&page);
+    let prelogin = before
+        .iter()
+        .find(|c| c.starts_with("hookboard_csrf="))
+        .unwrap_or_else(|| panic!("the pre-login cookie: {before:?}"));
+    assert!(
+        prelogin.contains("HttpOnly") && prelogin.contains("SameSite=Strict") && prelogin.contains("Path=/"),
+        "{prelogin}"
+    );
+    assert!(
+        !before.iter().any(|c| c.starts_with("hookboard_session=")),
+        "{before:?}"
+    );
+
+    // At login: the session cookie.
+    let token = crate::helpers::meta_csrf(&page.text().await.unwrap());
+    let login = client
+        .post(app.url("/login"))
+        .form(&[
+            ("email", "ana@alpine.example"),
+            ("password", crate::helpers::PASSWORD),
+            ("csrf_token", token.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let after = set_cookies(&login);
+    let cookie = after
+        .iter()
+        .find(|c| c.starts_with("hookboard_session="))
+        .unwrap_or_else(|| panic!("a session cookie: {after:?}"));
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"),
         "{cookie}"
@@ -171,6 +209,10 @@ async fn the_session_cookie_has_the_safe_attributes() {
     assert_eq!(
         hookboard::startup::session_cookie_name(true),
         "__Host-hookboard_session"
+    );
+    assert_eq!(
+        hookboard::web::csrf::prelogin_cookie_name(true),
+        "__Host-hookboard_csrf"
     );
 }
 

@@ -3,12 +3,8 @@
 //! entries and the same requests at the receiver. Also the bugs of the first wave where
 //! the doors disagreed or a stored value was read as a default.
 
-use std::sync::Arc;
-
 use diesel::prelude::*;
 use hookboard::clock::Clock;
-use hookboard::delivery::dispatcher::Dispatcher;
-use hookboard::metrics::Metrics;
 use hookboard::models::api_key::ApiKey;
 use hookboard::models::tenant::Tenant;
 use hookboard::models::user::Role;
@@ -16,7 +12,7 @@ use hookboard::models::webhook::{UNREADABLE, Webhook};
 use hookboard::validation::webhook::Input;
 use serde_json::{Value, json};
 
-use crate::helpers::{Browser, TestApp, test_settings_with};
+use crate::helpers::{Browser, TestApp};
 use crate::receiver::Receiver;
 
 const LOOPBACK_TARGETS: &[(&str, &str)] = &[
@@ -80,21 +76,6 @@ async fn api(
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
-}
-
-fn engine(app: &TestApp) -> Dispatcher {
-    let settings = test_settings_with(
-        &app.database_url,
-        &[("HOOKBOARD_ALLOW_PRIVATE_TARGETS", "127.0.0.0/8")],
-    );
-    Dispatcher::new(
-        app.pool.clone(),
-        &settings,
-        app.secrets(),
-        Arc::new(app.clock.clone()),
-        Arc::new(Metrics::default()),
-    )
-    .unwrap()
 }
 
 /// Publishes a booking through the API (parked while the webhook is off).
@@ -346,12 +327,12 @@ async fn every_operation_both_doors_offer_leaves_the_same_state_audit_and_reques
             publish(&app, side, "bkg_1").await;
             publish(&app, side, "bkg_2").await;
         }
-        engine(&app).run_due_once(app.clock.now()).await.unwrap();
+        app.engine().run_due_once(app.clock.now()).await.unwrap();
         let before = page.receiver.count();
 
         operation.through_the_page(&app, &page).await;
         operation.through_the_api(&app, &api_side).await;
-        engine(&app).run_due_once(app.clock.now()).await.unwrap();
+        app.engine().run_due_once(app.clock.now()).await.unwrap();
 
         let (by_page, by_api) = (outcome(&app, &page).await, outcome(&app, &api_side).await);
         assert_eq!(by_page, by_api, "{operation:?}: the page and the API disagree");
@@ -376,7 +357,7 @@ async fn a_test_event_is_shaped_like_a_real_one_with_capabilities_and_language()
         )
         .await;
     assert_eq!(response.status(), 200);
-    engine(&app).run_due_once(app.clock.now()).await.unwrap();
+    app.engine().run_due_once(app.clock.now()).await.unwrap();
 
     let requests = side.receiver.requests();
     assert_eq!(requests.len(), 1);

@@ -325,6 +325,41 @@ impl TestApp {
         .await
     }
 
+    /// A delivery engine of this app that may reach loopback receivers, with a 2 s timeout.
+    pub fn engine(&self) -> hookboard::delivery::dispatcher::Dispatcher {
+        self.engine_on(self.pool.clone(), true, "2s")
+    }
+
+    /// An engine on `pool`, with loopback allowed or not and the given delivery timeout.
+    pub fn engine_on(
+        &self,
+        pool: DbPool,
+        allow_loopback: bool,
+        timeout: &str,
+    ) -> hookboard::delivery::dispatcher::Dispatcher {
+        let url = self.database_url.clone();
+        let allow = if allow_loopback { "127.0.0.0/8,::1/128" } else { "" }.to_owned();
+        let timeout = timeout.to_owned();
+        let base = test_settings(&url);
+        let settings = Settings::from_lookup(move |name| match name {
+            "DATABASE_URL" => Some(url.clone()),
+            "HOOKBOARD_ALLOW_PRIVATE_TARGETS" => Some(allow.clone()),
+            "HOOKBOARD_DELIVERY_TIMEOUT" => Some(timeout.clone()),
+            "HOOKBOARD_SECRET_KEY" => Some("42".repeat(32)),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(base.secret_key, settings.secret_key);
+        hookboard::delivery::dispatcher::Dispatcher::new(
+            pool,
+            &settings,
+            self.secrets(),
+            Arc::new(self.clock.clone()),
+            Arc::new(Metrics::default()),
+        )
+        .unwrap()
+    }
+
     /// A browser-like client: keeps cookies, does not follow redirects.
     pub fn client(&self) -> reqwest::Client {
         reqwest::Client::builder()

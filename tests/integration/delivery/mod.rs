@@ -96,28 +96,7 @@ impl Fixture {
 
     /// An engine on a pool of its own.
     pub fn engine_on(&self, pool: DbPool, allow_loopback: bool, timeout: &str) -> Dispatcher {
-        let app = &self.app;
-        let url = app.database_url.clone();
-        let allow = if allow_loopback { "127.0.0.0/8,::1/128" } else { "" }.to_owned();
-        let timeout = timeout.to_owned();
-        let base = test_settings(&url);
-        let settings = hookboard::settings::Settings::from_lookup(move |name| match name {
-            "DATABASE_URL" => Some(url.clone()),
-            "HOOKBOARD_ALLOW_PRIVATE_TARGETS" => Some(allow.clone()),
-            "HOOKBOARD_DELIVERY_TIMEOUT" => Some(timeout.clone()),
-            "HOOKBOARD_SECRET_KEY" => Some("42".repeat(32)),
-            _ => None,
-        })
-        .unwrap();
-        assert_eq!(base.secret_key, settings.secret_key);
-        Dispatcher::new(
-            pool,
-            &settings,
-            app.secrets(),
-            Arc::new(app.clock.clone()),
-            Arc::new(Metrics::default()),
-        )
-        .unwrap()
+        self.app.engine_on(pool, allow_loopback, timeout)
     }
 
     /// One pass of a new engine over what is due now.
