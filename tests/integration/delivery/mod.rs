@@ -18,14 +18,12 @@ mod wire;
 pub(crate) use misbehaving::gzip_bomb;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use hookboard::clock::Clock;
 use hookboard::db::DbPool;
 use hookboard::delivery::dispatcher::{self, Dispatcher, Summary};
-use hookboard::metrics::Metrics;
 use hookboard::models::api_key::ApiKey;
 use hookboard::models::audit::Actor;
 use hookboard::models::tenant::Tenant;
@@ -34,7 +32,7 @@ use hookboard::services::{self, webhooks::Parked};
 use hookboard::validation::webhook::Input;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, test_settings, tokio_block};
+use crate::helpers::{TestApp, tokio_block};
 use crate::receiver::Receiver;
 
 /// A fresh app with a Scale tenant ("Alpine Tours", the Webhooks tool on) and an API key
