@@ -15,6 +15,7 @@ mod login;
 mod migrations;
 mod openapi;
 mod receiver;
+mod security;
 mod snapshots;
 mod soak;
 mod tenants;
