@@ -51,6 +51,18 @@ pub mod webhook {
         "transfer-encoding",
         "user-agent",
     ];
+    /// Hop-by-hop and framing headers (RFC 9110 7.6.1, 9112 6, 9113 8.2.2): they speak to
+    /// the next hop or change how the body is framed or coded, so a custom value would
+    /// break the delivery or smuggle a second meaning past a proxy.
+    pub const FRAMING_HEADERS: [&str; 7] = [
+        "expect",
+        "te",
+        "upgrade",
+        "keep-alive",
+        "trailer",
+        "proxy-connection",
+        "content-encoding",
+    ];
     /// Header names whose values are masked once saved.
     const SECRET_HEADER_HINTS: [&str; 6] = ["authorization", "auth", "token", "key", "secret", "password"];
 
@@ -277,6 +289,11 @@ pub mod webhook {
                     "`{name}` is set by Hookboard itself and cannot be changed."
                 ));
             }
+            if is_hop_by_hop(&lower) {
+                return Err(format!(
+                    "`{name}` controls how the request is framed or forwarded and cannot be set on a webhook."
+                ));
+            }
             if seen.contains(&lower) {
                 return Err(format!("The header `{name}` appears twice."));
             }
@@ -293,6 +310,13 @@ pub mod webhook {
             }
         }
         Ok(rows)
+    }
+
+    /// Whether a header speaks to the connection or frames the body: never a custom header,
+    /// and never sent as one, even if a webhook saved before it was refused carries it.
+    pub fn is_hop_by_hop(name: &str) -> bool {
+        let lower = name.trim().to_ascii_lowercase();
+        FRAMING_HEADERS.contains(&lower.as_str()) || lower == "connection" || lower == "transfer-encoding"
     }
 
     /// Whether a header's value is a credential to be masked after saving.
@@ -447,6 +471,23 @@ pub mod webhook {
                     .unwrap()
                     .contains("set by Hookboard")
             );
+            for framing in [
+                "Expect",
+                "TE",
+                "Upgrade",
+                "Keep-Alive",
+                "Trailer",
+                "Proxy-Connection",
+                "Content-Encoding",
+                "connection",
+                "Transfer-Encoding",
+            ] {
+                let message = header_error(framing, "x").unwrap_or_default();
+                assert!(
+                    message.contains("cannot be set") || message.contains("cannot be changed"),
+                    "{framing}: {message}"
+                );
+            }
             assert!(
                 header_error("Bad Name", "x")
                     .unwrap()

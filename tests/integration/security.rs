@@ -1,10 +1,14 @@
 //! Findings of the penetration and load tests, each kept closed by a test through the
 //! real app.
 
-use hookboard::models::tenant::Plan;
+use hookboard::delivery::http;
+use hookboard::models::api_key::ApiKey;
+use hookboard::models::tenant::{Plan, Tenant};
 use hookboard::models::user::Role;
+use serde_json::{Value, json};
 
 use crate::helpers::{Browser, PASSWORD, TestApp};
+use crate::receiver::Receiver;
 
 /// Logs in with `next` in the form, as the login page posts it; answers the response.
 async fn login_with_next(browser: &Browser, next: &str) -> reqwest::Response {
@@ -52,4 +56,114 @@ async fn after_login_next_never_leads_to_another_origin_however_it_is_spelled() 
         "/webhooks?status=active",
         "a path of this site is still followed"
     );
+}
+
+/// A Scale tenant with the tool on, a tenant API key and a logged-in owner.
+async fn scale_tenant_with_key(app: &TestApp) -> (Tenant, Browser, String) {
+    let (tenant, owner) = app
+        .scale_tenant_with_owner("Alpine Tours", "ana@alpine.example")
+        .await;
+    let id = tenant.id;
+    let key = app
+        .with_conn(move |conn| ApiKey::create(conn, id, "CRM integration", None).unwrap().1)
+        .await;
+    (tenant, owner, key)
+}
+
+/// Creates a webhook through the API; answers the status and the JSON.
+async fn api_create(app: &TestApp, key: &str, body: Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(app.url("/api/v1/webhooks"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[actix_web::test]
+async fn hop_by_hop_and_framing_headers_are_refused_by_the_form_and_the_api() {
+    let app = TestApp::spawn().await;
+    let (_, owner, key) = scale_tenant_with_key(&app).await;
+    for name in [
+        "Expect",
+        "TE",
+        "Upgrade",
+        "Keep-Alive",
+        "Trailer",
+        "Proxy-Connection",
+        "Content-Encoding",
+    ] {
+        let (status, error) = api_create(
+            &app,
+            &key,
+            json!({"url": "https://crm.example/x", "events": ["booking.created"], "headers": {name: "x"}}),
+        )
+        .await;
+        assert_eq!(status, 422, "{name}: {error}");
+        let message = error["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("cannot be set"), "{name}: {message}");
+
+        let response = owner
+            .htmx_post(
+                "/webhooks",
+                &[
+                    ("url", "https://crm.example/x"),
+                    ("events", "booking.created"),
+                    ("header_name", name),
+                    ("header_value", "x"),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), 422, "{name}");
+        let html = response.text().await.unwrap();
+        assert!(
+            html.contains("controls how the request is framed or forwarded"),
+            "{name}"
+        );
+    }
+    let stored = app
+        .with_conn(|conn| {
+            use diesel::prelude::*;
+            hookboard::schema::webhooks::table
+                .count()
+                .get_result::<i64>(conn)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(stored, 0, "nothing was saved");
+}
+
+#[actix_web::test]
+async fn a_hop_by_hop_header_stored_before_the_rule_is_never_sent() {
+    let receiver = Receiver::answering(204);
+    let allowed = vec!["127.0.0.0/8".parse().unwrap()];
+    let client = http::client(std::time::Duration::from_secs(5), allowed.clone()).unwrap();
+    let headers = [
+        ("Expect", "100-continue"),
+        ("TE", "trailers"),
+        ("Upgrade", "h2c"),
+        ("Keep-Alive", "timeout=5"),
+        ("Content-Encoding", "gzip"),
+        ("X-Team", "sales"),
+    ]
+    .iter()
+    .map(|(n, v)| (n.to_string(), v.to_string()))
+    .collect();
+    let outcome = http::send(
+        &client,
+        &receiver.url,
+        headers,
+        bytes::Bytes::from_static(b"{}"),
+        &allowed,
+    )
+    .await;
+    assert!(outcome.succeeded, "{:?}", outcome.error_message);
+    let received = &receiver.requests()[0].headers;
+    assert_eq!(received.get("x-team").map(String::as_str), Some("sales"));
+    for name in ["expect", "te", "upgrade", "keep-alive", "content-encoding"] {
+        assert!(!received.contains_key(name), "{name} was sent: {received:?}");
+    }
 }
