@@ -167,3 +167,39 @@ async fn a_hop_by_hop_header_stored_before_the_rule_is_never_sent() {
         assert!(!received.contains_key(name), "{name} was sent: {received:?}");
     }
 }
+
+#[actix_web::test]
+async fn an_ipv4_translated_loopback_url_is_refused_at_save_and_the_allow_list_still_works() {
+    let app = TestApp::spawn_with(&[
+        ("HOOKBOARD_ALLOW_HTTP_TARGETS", "true"),
+        ("HOOKBOARD_ALLOW_PRIVATE_TARGETS", "127.0.0.0/8"),
+    ])
+    .await;
+    let (_, owner, key) = scale_tenant_with_key(&app).await;
+    let port = app.address.rsplit(':').next().unwrap().to_owned();
+    for url in [
+        format!("http://[::ffff:0:7f00:1]:{port}/"),
+        format!("http://[::ffff:0:a9fe:a9fe]:{port}/"),
+        format!("http://[64:ff9b::7f00:1]:{port}/"),
+        format!("http://[2002:a00:1::1]:{port}/"),
+        format!("http://192.31.196.1:{port}/"),
+        format!("http://[5f00::1]:{port}/"),
+    ] {
+        let (status, error) =
+            api_create(&app, &key, json!({"url": url, "events": ["booking.created"]})).await;
+        assert_eq!(status, 422, "{url}: {error}");
+        assert_eq!(error["error"]["field"], "url", "{url}");
+        let response = owner
+            .htmx_post("/webhooks", &[("url", &url), ("events", "booking.created")])
+            .await;
+        assert_eq!(response.status(), 422, "{url}");
+        assert!(response.text().await.unwrap().contains("public server"), "{url}");
+    }
+    let (status, created) = api_create(
+        &app,
+        &key,
+        json!({"url": format!("http://127.0.0.1:{port}/"), "events": ["booking.created"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "a listed private range is still allowed: {created}");
+}
