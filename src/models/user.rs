@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::schema::users;
+use crate::validation::normalize_email;
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
@@ -99,17 +100,20 @@ pub struct NewUser<'a> {
 }
 
 impl User {
+    /// Stores the email in its normalized spelling ([`normalize_email`]).
     pub fn create(conn: &mut PgConnection, new: NewUser<'_>) -> QueryResult<User> {
+        let email = normalize_email(new.email);
         diesel::insert_into(users::table)
-            .values(new)
+            .values(NewUser { email: &email, ..new })
             .returning(User::as_returning())
             .get_result(conn)
     }
 
-    /// Emails are unique and compared without regard to case.
+    /// Emails are unique and compared in their normalized spelling: without regard to case
+    /// or to the Unicode form they were typed in.
     pub fn find_by_email(conn: &mut PgConnection, email: &str) -> QueryResult<Option<User>> {
         users::table
-            .filter(lower(users::email).eq(email.to_lowercase()))
+            .filter(lower(users::email).eq(normalize_email(email)))
             .select(User::as_select())
             .first(conn)
             .optional()

@@ -203,3 +203,121 @@ async fn an_ipv4_translated_loopback_url_is_refused_at_save_and_the_allow_list_s
     .await;
     assert_eq!(status, 201, "a listed private range is still allowed: {created}");
 }
+
+const JOSE_PRECOMPOSED: &str = "jos\u{e9}@alpine.example";
+const JOSE_DECOMPOSED: &str = "jose\u{301}@alpine.example";
+
+#[actix_web::test]
+async fn an_email_is_one_account_whatever_its_unicode_form_or_case() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Alpine Tours", Plan::Scale).await;
+    app.create_user(None, "ops@platform.example", Role::Operator)
+        .await;
+    let operator = app.logged_in("ops@platform.example").await;
+    let create = |email: &'static str| {
+        let operator = &operator;
+        let tenant_id = tenant.id.to_string();
+        async move {
+            let token = operator.csrf_token("/admin/users").await;
+            operator
+                .post_form(
+                    "/admin/users",
+                    &[
+                        ("csrf_token", &token),
+                        ("email", email),
+                        ("role", "owner"),
+                        ("tenant", &tenant_id),
+                        ("password", PASSWORD),
+                    ],
+                )
+                .await
+        }
+    };
+
+    assert_eq!(create(JOSE_PRECOMPOSED).await.status(), 303);
+    for other in [JOSE_DECOMPOSED, "JOSE\u{301}@ALPINE.example"] {
+        let response = Browser::new(&app).login(other, PASSWORD).await;
+        assert_eq!(response.status(), 303, "{other:?} logs into the same account");
+    }
+    let again = create(JOSE_DECOMPOSED).await;
+    assert_eq!(again.status(), 422);
+    assert!(again.text().await.unwrap().contains("exists already"));
+
+    let cli = crate::cli::hookboard(
+        &[
+            "user",
+            "create",
+            "--tenant",
+            &tenant.slug,
+            "--email",
+            "JOSE\u{301}@alpine.example",
+            "--role",
+            "viewer",
+        ],
+        &[("DATABASE_URL", app.database_url.as_str())],
+        Some(PASSWORD),
+    );
+    assert!(!cli.status.success(), "the CLI refuses the same account too");
+    assert!(String::from_utf8_lossy(&cli.stderr).contains("exists already"));
+
+    let stored: Vec<String> = app
+        .with_conn(|conn| {
+            use diesel::prelude::*;
+            hookboard::schema::users::table
+                .select(hookboard::schema::users::email)
+                .order(hookboard::schema::users::id)
+                .load(conn)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(stored, ["ops@platform.example", JOSE_PRECOMPOSED]);
+}
+
+#[actix_web::test]
+async fn the_migration_normalizes_stored_emails_and_leaves_colliding_ones_for_an_operator() {
+    use diesel::prelude::*;
+    use diesel_migrations::MigrationHarness;
+    let db = crate::helpers::tokio_block(crate::helpers::TestDatabase::new).await;
+    let mut conn = db.conn();
+    // Back to just before the normalization.
+    while conn
+        .applied_migrations()
+        .unwrap()
+        .iter()
+        .any(|v| v.to_string() == "20261127000011")
+    {
+        conn.revert_last_migration(hookboard::db::MIGRATIONS).unwrap();
+    }
+    let tenant = hookboard::models::tenant::Tenant::create(&mut conn, "Alpine", Plan::Scale)
+        .unwrap()
+        .id;
+    for email in [
+        "Ana@Alpine.example",
+        "JOSE\u{301}@alpine.example",
+        "\u{c9}mile@alpine.example",
+        "e\u{301}mile@alpine.example",
+    ] {
+        diesel::sql_query(
+            "INSERT INTO users (tenant_id, email, role, password_hash) VALUES ($1, $2, 'owner', 'x')",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(tenant)
+        .bind::<diesel::sql_types::Text, _>(email)
+        .execute(&mut conn)
+        .unwrap();
+    }
+    hookboard::db::run_migrations(&mut conn).unwrap();
+    let stored: Vec<String> = hookboard::schema::users::table
+        .select(hookboard::schema::users::email)
+        .order(hookboard::schema::users::id)
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(
+        stored,
+        [
+            "ana@alpine.example",
+            JOSE_PRECOMPOSED,
+            "\u{c9}mile@alpine.example",
+            "e\u{301}mile@alpine.example",
+        ]
+    );
+}
