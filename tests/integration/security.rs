@@ -321,3 +321,58 @@ async fn the_migration_normalizes_stored_emails_and_leaves_colliding_ones_for_an
         ]
     );
 }
+
+/// Posts the password change form of `browser`.
+async fn change_password(browser: &Browser, current: &str, new: &str) -> reqwest::Response {
+    let token = browser.csrf_token("/profile").await;
+    browser
+        .post_form(
+            "/profile/password",
+            &[
+                ("csrf_token", &token),
+                ("current_password", current),
+                ("new_password", new),
+                ("confirm_password", new),
+            ],
+        )
+        .await
+}
+
+#[actix_web::test]
+async fn wrong_current_passwords_pause_password_changes_like_logins() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Alpine Tours", Plan::Scale).await;
+    app.create_user(Some(&tenant), "ana@alpine.example", Role::Owner)
+        .await;
+    let browser = app.logged_in("ana@alpine.example").await;
+    for guess in 0..8 {
+        let response = change_password(
+            &browser,
+            &format!("wrong guess number {guess}"),
+            "an entirely new passphrase",
+        )
+        .await;
+        assert_eq!(response.status(), 422, "guess {guess}");
+    }
+    let right = change_password(&browser, PASSWORD, "an entirely new passphrase").await;
+    assert_eq!(right.status(), 422, "the right one is paused too");
+    assert!(
+        right
+            .text()
+            .await
+            .unwrap()
+            .contains(hookboard::routes::profile::PASSWORD_CHECKS_PAUSED)
+    );
+    assert_eq!(
+        Browser::new(&app)
+            .login("ana@alpine.example", PASSWORD)
+            .await
+            .status(),
+        422,
+        "one throttle per account: the login is paused as well"
+    );
+
+    app.clock.advance(std::time::Duration::from_secs(61));
+    let right = change_password(&browser, PASSWORD, "an entirely new passphrase").await;
+    assert_eq!(right.status(), 200, "the pause ran out");
+}
