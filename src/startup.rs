@@ -76,6 +76,9 @@ pub fn build_server(state: AppState, listener: TcpListener) -> anyhow::Result<Se
     let limiter = web::Data::new(routes::api::guard::RateLimiter::new(
         state.settings.api_rate_limit,
     ));
+    let logins = web::Data::new(crate::auth::address_throttle::AddressThrottle::new(
+        state.settings.login_failures_per_address,
+    ));
     let server = HttpServer::new(move || {
         let settings = &state.settings;
         let sessions = SessionMiddleware::builder(
@@ -99,6 +102,7 @@ pub fn build_server(state: AppState, listener: TcpListener) -> anyhow::Result<Se
         App::new()
             .app_data(state.clone())
             .app_data(limiter.clone())
+            .app_data(logins.clone())
             .app_data(web::FormConfig::default().limit(256 * 1024))
             .app_data(web::JsonConfig::default().limit(1024 * 1024))
             .app_data(web::PathConfig::default().error_handler(routes::path_error))

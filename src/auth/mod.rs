@@ -1,6 +1,7 @@
 //! Authentication and authorization of the HTML app: who is signed in, with which role in
 //! which tenant. The tenant always comes from the signed-in user, never from the request.
 
+pub mod address_throttle;
 pub mod csrf;
 pub mod password;
 pub mod session_store;

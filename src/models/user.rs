@@ -258,18 +258,4 @@ impl User {
             locked_until: self.locked_until,
         }
     }
-
-    pub fn save_throttle_record(
-        conn: &mut PgConnection,
-        id: i64,
-        record: crate::auth::throttle::Record,
-    ) -> QueryResult<usize> {
-        diesel::update(users::table.find(id))
-            .set((
-                users::failed_logins.eq(record.failures),
-                users::first_failed_at.eq(record.first_failed_at),
-                users::locked_until.eq(record.locked_until),
-            ))
-            .execute(conn)
-    }
 }

@@ -287,6 +287,8 @@ pub async fn create_user(
         }
     };
     let actor = user.actor();
+    // Hashing runs between two units of database work, never holding a connection.
+    let hash = web::block(move || password::hash(&form.password)).await??;
     let created = state
         .db(move |conn| {
             if User::find_by_email(conn, &email)?.is_some() {
@@ -295,7 +297,6 @@ pub async fn create_user(
             if let Some(id) = tenant_id {
                 Tenant::find(conn, id)?;
             }
-            let hash = password::hash(&form.password)?;
             conn.build_transaction().run(|conn| {
                 let created = User::create(
                     conn,
@@ -388,10 +389,10 @@ pub async fn reset_password(
         return render_with(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, page);
     }
     let actor = user.actor();
+    let hash = web::block(move || password::hash(&form.password)).await??;
     let email = state
         .db(move |conn| {
             let target = User::find(conn, id)?;
-            let hash = password::hash(&form.password)?;
             conn.build_transaction().run(|conn| {
                 User::set_password(conn, id, &hash)?;
                 Sessions::delete_for_user(conn, id)?;

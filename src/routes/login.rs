@@ -2,16 +2,16 @@
 
 use actix_session::Session;
 use actix_web::http::header::LOCATION;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 
-use crate::auth::throttle::Record;
+use crate::auth::address_throttle::AddressThrottle;
 use crate::auth::{CurrentUser, csrf, password, sign_in};
 use crate::error::AppError;
 use crate::models::session::Sessions;
-use crate::models::user::User;
+use crate::models::user::{PasswordCheck, User};
 use crate::routes::views::Chrome;
 use crate::startup::AppState;
 
@@ -54,8 +54,13 @@ pub struct LoginForm {
     next: String,
 }
 
+/// A login: the client address and then the account are throttled before any password
+/// is hashed; argon2 runs on a blocking thread without a pooled connection, between the
+/// claim and the write.
 pub async fn submit(
     state: web::Data<AppState>,
+    addresses: web::Data<AddressThrottle>,
+    req: HttpRequest,
     session: Session,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, AppError> {
@@ -65,31 +70,50 @@ pub async fn submit(
         next,
     } = form.into_inner();
     let now = state.clock.now();
-    let lookup_email = email.trim().to_owned();
-    let user = state
-        .db(move |conn| {
-            let Some(user) = User::find_by_email(conn, &lookup_email)? else {
+    // The TCP peer: a forwarded-for header is the client's own say.
+    let peer = req.peer_addr().map(|address| address.ip());
+    let user = if peer.is_some_and(|ip| addresses.is_blocked(ip, now)) {
+        None
+    } else {
+        let lookup_email = email.clone();
+        let claim = state
+            .db(move |conn| {
+                let Some(user) = User::find_by_email(conn, &lookup_email)? else {
+                    return Ok(None);
+                };
+                Ok(Some(User::claim_password_check(conn, user.id, now)?))
+            })
+            .await?;
+        let checked = web::block(move || match claim {
+            Some(PasswordCheck::Check { user, attempt }) => {
+                let matches = password::verify(&user.password_hash, &typed);
+                Some((user, attempt, matches))
+            }
+            // Unknown, paused or disabled: the same work and the same answer.
+            _ => {
                 password::verify_dummy(&typed);
-                return Ok(None);
-            };
-            let record = user.throttle_record();
-            let matches = password::verify(&user.password_hash, &typed);
-            if record.is_locked(now) || user.disabled {
-                return Ok(None);
+                None
             }
-            if !matches {
-                User::save_throttle_record(conn, user.id, record.after_failure(now))?;
-                return Ok(None);
-            }
-            let cleared = Record {
-                failures: 0,
-                first_failed_at: None,
-                locked_until: None,
-            };
-            User::save_throttle_record(conn, user.id, cleared)?;
-            Ok(Some(user))
         })
         .await?;
+        match checked {
+            Some((user, attempt, matches)) => {
+                state.metrics.record_password_check();
+                let user_id = user.id;
+                let finished = matches
+                    && state
+                        .db(move |conn| Ok(User::finish_matching_check(conn, user_id, attempt, now)?))
+                        .await?;
+                finished.then_some(user)
+            }
+            None => None,
+        }
+    };
+    if user.is_none()
+        && let Some(ip) = peer
+    {
+        addresses.record_failure(ip, now);
+    }
 
     let Some(user) = user else {
         tracing::info!(email = %email, "login refused");

@@ -96,6 +96,7 @@ pub async fn change_password(
     };
     let current = form.current_password;
     let matches = web::block(move || password::verify(&stored.password_hash, &current)).await?;
+    state.metrics.record_password_check();
     if !matches {
         return refuse("The current password is not right.");
     }

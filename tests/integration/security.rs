@@ -376,3 +376,113 @@ async fn wrong_current_passwords_pause_password_changes_like_logins() {
     let right = change_password(&browser, PASSWORD, "an entirely new passphrase").await;
     assert_eq!(right.status(), 200, "the pause ran out");
 }
+
+/// `hookboard_password_checks_total` from /metrics.
+async fn password_checks(app: &TestApp) -> u64 {
+    let text = reqwest::get(app.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("hookboard_password_checks_total "))
+        .expect("the metric is exposed")
+        .parse()
+        .unwrap()
+}
+
+/// `count` browsers on the login page, each with its connection open and its token, ready
+/// to post at once.
+async fn login_pages(app: &TestApp, count: usize) -> Vec<(Browser, String)> {
+    let mut ready = Vec::new();
+    for _ in 0..count {
+        let browser = Browser::new(app);
+        let token = browser.csrf_token("/login").await;
+        ready.push((browser, token));
+    }
+    ready
+}
+
+#[actix_web::test]
+async fn forty_logins_at_once_get_five_password_checks_and_the_right_one_is_refused() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Alpine Tours", Plan::Scale).await;
+    app.create_user(Some(&tenant), "ana@alpine.example", Role::Owner)
+        .await;
+    let checks_before = password_checks(&app).await;
+    let ready = login_pages(&app, 40).await;
+    let guesses: Vec<String> = (0..39)
+        .map(|i| format!("wrong guess number {i}"))
+        .chain([PASSWORD.to_owned()])
+        .collect();
+    let statuses = futures_util::future::join_all(ready.iter().zip(&guesses).map(
+        |((browser, token), guess)| async move {
+            browser
+                .post_form(
+                    "/login",
+                    &[
+                        ("email", "ana@alpine.example"),
+                        ("password", guess),
+                        ("csrf_token", token),
+                    ],
+                )
+                .await
+                .status()
+                .as_u16()
+        },
+    ))
+    .await;
+    assert_eq!(statuses[39], 422, "the right password is refused in the burst");
+    assert!(statuses.iter().all(|s| *s == 422), "{statuses:?}");
+    let checked = password_checks(&app).await - checks_before;
+    assert!((1..=5).contains(&checked), "{checked} passwords were checked");
+
+    app.clock.advance(std::time::Duration::from_secs(16 * 60));
+    assert_eq!(
+        Browser::new(&app)
+            .login("ana@alpine.example", PASSWORD)
+            .await
+            .status(),
+        303,
+        "after the window the right password works"
+    );
+}
+
+#[actix_web::test]
+async fn one_address_cannot_walk_many_accounts() {
+    let app = TestApp::spawn_with(&[("HOOKBOARD_LOGIN_FAILURES_PER_ADDRESS", "3")]).await;
+    let tenant = app.create_tenant("Alpine Tours", Plan::Scale).await;
+    for name in ["ana", "ben", "cai", "dee"] {
+        app.create_user(Some(&tenant), &format!("{name}@alpine.example"), Role::Owner)
+            .await;
+    }
+    let browser = Browser::new(&app);
+    for name in ["ana", "ben", "nobody"] {
+        let response = browser
+            .login(&format!("{name}@alpine.example"), "a wrong guess here")
+            .await;
+        assert_eq!(response.status(), 422);
+    }
+    let checks_before = password_checks(&app).await;
+    let refused = Browser::new(&app).login("dee@alpine.example", PASSWORD).await;
+    assert_eq!(refused.status(), 422, "this address is paused");
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains(&hookboard::routes::login::LOGIN_REFUSED[..40]),
+        "with the same message"
+    );
+    assert_eq!(password_checks(&app).await, checks_before, "and no hash");
+
+    app.clock.advance(std::time::Duration::from_secs(15 * 60));
+    assert_eq!(
+        Browser::new(&app)
+            .login("dee@alpine.example", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+}
