@@ -92,8 +92,19 @@ pub mod webhook {
         "proxy-connection",
         "content-encoding",
     ];
-    /// Header names whose values are masked once saved.
-    const SECRET_HEADER_HINTS: [&str; 6] = ["authorization", "auth", "token", "key", "secret", "password"];
+    /// The only custom headers whose values are shown in full once saved: names known to
+    /// carry no credential. Every other value (`Authorization`, `Cookie`, `X-Session`,
+    /// `X-Signature-Hmac`, and any name nobody thought of) is stored sealed and masked, so a
+    /// new way to spell a credential cannot leak to viewers.
+    pub const PLAIN_HEADERS: [&str; 7] = [
+        "accept",
+        "accept-language",
+        "cache-control",
+        "x-environment",
+        "x-request-source",
+        "x-source",
+        "x-team",
+    ];
 
     /// What a person or an API client asks for.
     #[derive(Debug, Clone)]
@@ -348,10 +359,11 @@ pub mod webhook {
         FRAMING_HEADERS.contains(&lower.as_str()) || lower == "connection" || lower == "transfer-encoding"
     }
 
-    /// Whether a header's value is a credential to be masked after saving.
+    /// Whether a header's value is to be sealed and masked after saving: every one not in
+    /// [`PLAIN_HEADERS`].
     pub fn is_secret_header(name: &str) -> bool {
-        let lower = name.to_ascii_lowercase();
-        SECRET_HEADER_HINTS.iter().any(|hint| lower.contains(hint))
+        let lower = name.trim().to_ascii_lowercase();
+        !PLAIN_HEADERS.contains(&lower.as_str())
     }
 
     /// `Bearer abcdef123456` becomes `Bearer ••••3456`.
@@ -539,11 +551,20 @@ pub mod webhook {
 
         #[test]
         fn credentials_in_headers_are_masked() {
-            assert!(
-                is_secret_header("Authorization")
-                    && is_secret_header("X-Api-Key")
-                    && !is_secret_header("X-Source")
-            );
+            for secret in [
+                "Authorization",
+                "X-Api-Key",
+                "Cookie",
+                "X-Session",
+                "X-Signature-Hmac",
+                "Proxy-Authorization",
+                "X-Anything-New",
+            ] {
+                assert!(is_secret_header(secret), "{secret} is masked");
+            }
+            for plain in ["Accept", "accept-language", "X-Source", "X-Team", "X-Environment"] {
+                assert!(!is_secret_header(plain), "{plain} is shown");
+            }
             assert_eq!(mask("Bearer sk_live_123456789"), "Bearer ••••6789");
             assert_eq!(mask("short"), "••••");
         }

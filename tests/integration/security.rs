@@ -486,3 +486,73 @@ async fn one_address_cannot_walk_many_accounts() {
         303
     );
 }
+
+#[actix_web::test]
+async fn credential_like_headers_are_masked_for_viewers_and_kept_when_the_form_is_saved() {
+    let app = TestApp::spawn().await;
+    let (tenant, owner, key) = scale_tenant_with_key(&app).await;
+    app.create_user(Some(&tenant), "vic@alpine.example", Role::Viewer)
+        .await;
+    let viewer = app.logged_in("vic@alpine.example").await;
+    let secrets = [
+        ("Cookie", "session=cookie0123456789"),
+        ("X-Session", "sess_0123456789abcdef"),
+        ("X-Signature-Hmac", "hmac_fedcba9876543210"),
+    ];
+    let mut headers = serde_json::Map::new();
+    for (name, value) in secrets {
+        headers.insert(name.into(), value.into());
+    }
+    headers.insert("X-Team".into(), "sales".into());
+    let (status, created) = api_create(
+        &app,
+        &key,
+        json!({"url": "https://crm.example/x", "events": ["booking.created"], "headers": headers}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_i64().unwrap();
+
+    let page = viewer.get(&format!("/webhooks/{id}")).await.text().await.unwrap();
+    let api = reqwest::Client::new()
+        .get(app.url(&format!("/api/v1/webhooks/{id}")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    for (name, value) in secrets {
+        assert!(!page.contains(value), "{name} is not on the page");
+        assert_ne!(api["headers"][name], value, "{name} is not in the API");
+        assert!(
+            api["headers"][name].as_str().unwrap().contains("••••"),
+            "{name} is masked"
+        );
+    }
+    assert!(page.contains("sales"), "a harmless header is shown");
+    assert_eq!(api["headers"]["X-Team"], "sales");
+
+    let mut edited: Vec<(&str, String)> = vec![
+        ("url", "https://crm.example/x".into()),
+        ("events", "booking.created".into()),
+        ("active", "on".into()),
+    ];
+    for (name, _) in secrets {
+        edited.push(("header_name", name.into()));
+        edited.push(("header_value", api["headers"][name].as_str().unwrap().to_owned()));
+    }
+    let fields: Vec<(&str, &str)> = edited.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let response = owner.htmx_post(&format!("/webhooks/{id}"), &fields).await;
+    assert_eq!(response.status(), 200);
+    let tenant_id = tenant.id;
+    let stored = app
+        .with_conn(move |conn| hookboard::models::webhook::Webhook::find(conn, tenant_id, id).unwrap())
+        .await;
+    let expected: Vec<(String, String)> = secrets
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(stored.headers(&app.secrets()).unwrap(), expected);
+}
