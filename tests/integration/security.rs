@@ -556,3 +556,69 @@ async fn credential_like_headers_are_masked_for_viewers_and_kept_when_the_form_i
         .collect();
     assert_eq!(stored.headers(&app.secrets()).unwrap(), expected);
 }
+
+/// GETs an API path with a key; answers the status and the JSON.
+async fn api_get(app: &TestApp, key: &str, path: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .get(app.url(path))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Publishes one event with the tenant key; answers its id.
+async fn publish(app: &TestApp, key: &str, body: Value) -> String {
+    let response = reqwest::Client::new()
+        .post(app.url("/api/v1/events"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let accepted: Value = response.json().await.unwrap();
+    accepted["id"].as_str().unwrap().to_owned()
+}
+
+#[actix_web::test]
+async fn after_a_downgrade_neither_key_reads_events() {
+    let app = TestApp::spawn().await;
+    let (tenant, _, key) = scale_tenant_with_key(&app).await;
+    let (_, created) = api_create(
+        &app,
+        &key,
+        json!({"url": "https://crm.example/x", "events": ["booking.created"]}),
+    )
+    .await;
+    let webhook_key = created["api_key"].as_str().unwrap().to_owned();
+    let id = publish(
+        &app,
+        &key,
+        json!({"type": "booking.created", "data": {"booking": {"id": 1}}}),
+    )
+    .await;
+    for k in [&key, &webhook_key] {
+        assert_eq!(api_get(&app, k, &format!("/api/v1/events/{id}")).await.0, 200);
+    }
+
+    let tenant_id = tenant.id;
+    app.with_conn(move |conn| {
+        hookboard::models::tenant::Tenant::set_plan(conn, tenant_id, Plan::Starter).unwrap()
+    })
+    .await;
+    for k in [&key, &webhook_key] {
+        for path in [format!("/api/v1/events/{id}"), "/api/v1/events".to_owned()] {
+            let (status, error) = api_get(&app, k, &path).await;
+            assert_eq!(status, 403, "{path}: {error}");
+            assert_eq!(error["error"]["code"], "plan", "{path}");
+            assert_eq!(
+                error["error"]["message"],
+                hookboard::auth::SCALE_PLAN_NOTICE,
+                "{path}"
+            );
+        }
+    }
+}
