@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Upper bounds (seconds) of the attempt latency histogram.
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -17,6 +18,8 @@ pub struct Metrics {
     /// Delivery results written, by the state they reached.
     deliveries: Mutex<BTreeMap<&'static str, u64>>,
     attempts: Mutex<Histogram>,
+    /// Passwords checked against an account's stored hash (logins, password changes).
+    password_checks: AtomicU64,
 }
 
 #[derive(Default)]
@@ -37,6 +40,10 @@ pub struct QueueGauges {
 }
 
 impl Metrics {
+    pub fn record_password_check(&self) {
+        self.password_checks.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn record_request(&self, method: &str, route: &str, status: u16) {
         let class = match status {
             100..=199 => "1xx",
@@ -142,6 +149,15 @@ impl Metrics {
                 escape_label(route)
             );
         }
+        out.push_str(concat!(
+            "# HELP hookboard_password_checks_total Passwords checked against an account's hash.\n",
+            "# TYPE hookboard_password_checks_total counter\n",
+        ));
+        let _ = writeln!(
+            out,
+            "hookboard_password_checks_total {}",
+            self.password_checks.load(Ordering::Relaxed)
+        );
         out
     }
 }

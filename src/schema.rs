@@ -154,6 +154,7 @@ diesel::table! {
         password_changed_at -> Timestamptz,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        login_attempts -> Int8,
     }
 }
 

@@ -35,6 +35,8 @@ pub struct Settings {
     pub worker: bool,
     pub worker_concurrency: usize,
     pub api_rate_limit: u32,
+    /// Failed logins per client address in 15 minutes before it is refused; 0: off.
+    pub login_failures_per_address: u32,
     pub db_pool_size: u32,
     pub retention_days: u32,
 }
@@ -113,6 +115,13 @@ impl Settings {
             },
             worker_concurrency: number_setting(&get, "HOOKBOARD_WORKER_CONCURRENCY", 64, 1, 4096)?,
             api_rate_limit: number_setting(&get, "HOOKBOARD_API_RATE_LIMIT", 1000, 0, 1_000_000)?,
+            login_failures_per_address: number_setting(
+                &get,
+                "HOOKBOARD_LOGIN_FAILURES_PER_ADDRESS",
+                50,
+                0,
+                1_000_000,
+            )?,
             db_pool_size: number_setting(&get, "HOOKBOARD_DB_POOL_SIZE", 16, 2, 500)?,
             retention_days: number_setting(&get, "HOOKBOARD_RETENTION_DAYS", 30, 1, 3650)?,
         })

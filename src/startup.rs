@@ -41,6 +41,9 @@ pub fn build_server(state: AppState, listener: TcpListener) -> anyhow::Result<Se
     let state = web::Data::new(state);
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let limiter = web::Data::new(api::guard::RateLimiter::new(state.settings.api_rate_limit));
+    let logins = web::Data::new(crate::auth::address_throttle::AddressThrottle::new(
+        state.settings.login_failures_per_address,
+    ));
     let server = HttpServer::new(move || {
         let settings = &state.settings;
         let sessions = SessionMiddleware::builder(
@@ -70,6 +73,7 @@ pub fn build_server(state: AppState, listener: TcpListener) -> anyhow::Result<Se
             .wrap(from_fn(api::guard::guard))
             .wrap(from_fn(api::errors::refuse_nul));
         let web_scope = web::scope("")
+            .app_data(logins.clone())
             .app_data(web::FormConfig::default().limit(256 * 1024))
             .app_data(web::PathConfig::default().error_handler(pages::path_error))
             .app_data(web::QueryConfig::default().error_handler(pages::query_error))

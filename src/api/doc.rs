@@ -55,7 +55,7 @@ struct ApiDoc;
 
 /// Operations a webhook's own key may call, and those open on every plan.
 const READ_EVENTS: [&str; 2] = ["getEvent", "listEvents"];
-const ANY_PLAN: [&str; 3] = ["getEvent", "listEvents", "listEventTypes"];
+const ANY_PLAN: [&str; 1] = ["listEventTypes"];
 
 /// The description as JSON, built once.
 pub fn openapi() -> &'static Value {

@@ -227,12 +227,14 @@ impl From<Event> for EventView {
 }
 
 /// The event types a caller may read: all for a tenant key, the subscribed ones for a
-/// webhook's key.
-fn readable(caller: &Caller) -> Option<Vec<String>> {
-    match caller {
+/// webhook's key; and only on the Scale plan, like every webhook API call (SPEC 2), for
+/// either kind of key.
+fn readable(caller: &Caller) -> Result<Option<Vec<String>>, ApiError> {
+    caller.require_scale()?;
+    Ok(match caller {
         Caller::Tenant { .. } => None,
         Caller::Webhook { webhook, .. } => Some(webhook.events.clone()),
-    }
+    })
 }
 
 /// Read one event
@@ -249,7 +251,7 @@ pub async fn show(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant_id = caller.tenant().id;
-    let types = readable(&caller);
+    let types = readable(&caller)?;
     let id = id.into_inner();
     let event = state
         .db(move |conn| Ok(Event::find(conn, tenant_id, &id)?))
@@ -297,7 +299,7 @@ pub async fn list(
         return Err(ApiError::invalid("limit", "`limit` must be between 1 and 1000."));
     }
     let tenant_id = caller.tenant().id;
-    let types = readable(&caller);
+    let types = readable(&caller)?;
     let after = query.after;
     let events = state
         .db(move |conn| {

@@ -2,6 +2,11 @@
 //! locks the account for a doubling delay (1, 2, 4, 8 minutes), capped at 15 minutes. The
 //! count is forgotten 15 minutes after the first failure, or after the last lock ended.
 //! Pure functions of `now`, so tests need no sleeping.
+//!
+//! A password check is *claimed* before it runs ([`Record::claim`]): the attempt is counted
+//! as a failure in advance, in the same locked database row read, so attempts arriving at
+//! once see each other and at most [`FREE_FAILURES`] checks run before the pause; a check
+//! that matches clears the record afterwards.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -21,6 +26,12 @@ pub struct Record {
 impl Record {
     pub fn is_locked(&self, now: DateTime<Utc>) -> bool {
         self.locked_until.is_some_and(|until| until > now)
+    }
+
+    /// Claims one password check at `now`: `None` while the account is paused (refused
+    /// without checking), else the record with this attempt already counted as a failure.
+    pub fn claim(self, now: DateTime<Utc>) -> Option<Record> {
+        (!self.is_locked(now)).then(|| self.after_failure(now))
     }
 
     /// The record after one more failure at `now`.
@@ -53,6 +64,28 @@ mod tests {
 
     fn at(minutes: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000, 0).unwrap() + Duration::minutes(minutes)
+    }
+
+    #[test]
+    fn attempts_arriving_at_once_get_five_checks_and_no_more() {
+        let mut record = Record {
+            failures: 0,
+            first_failed_at: None,
+            locked_until: None,
+        };
+        let mut checks = 0;
+        for _ in 0..40 {
+            if let Some(claimed) = record.claim(at(0)) {
+                record = claimed;
+                checks += 1;
+            }
+        }
+        assert_eq!(checks, FREE_FAILURES);
+        assert!(record.is_locked(at(0)));
+        assert!(
+            record.claim(at(1)).is_some(),
+            "one more check once the pause ended"
+        );
     }
 
     #[test]

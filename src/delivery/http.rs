@@ -179,7 +179,10 @@ pub async fn send(
         );
     }
     let mut request = client.post(url).body(body);
-    for (name, value) in headers {
+    for (name, value) in headers
+        .into_iter()
+        .filter(|(name, _)| !crate::validation::webhook::is_hop_by_hop(name))
+    {
         request = request.header(name, value);
     }
     let mut response = match request.send().await {

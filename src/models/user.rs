@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::schema::users;
+use crate::validation::normalize_email;
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
@@ -99,17 +100,20 @@ pub struct NewUser<'a> {
 }
 
 impl User {
+    /// Stores the email in its normalized spelling ([`normalize_email`]).
     pub fn create(conn: &mut PgConnection, new: NewUser<'_>) -> QueryResult<User> {
+        let email = normalize_email(new.email);
         diesel::insert_into(users::table)
-            .values(new)
+            .values(NewUser { email: &email, ..new })
             .returning(User::as_returning())
             .get_result(conn)
     }
 
-    /// Emails are unique and compared without regard to case.
+    /// Emails are unique and compared in their normalized spelling: without regard to case
+    /// or to the Unicode form they were typed in.
     pub fn find_by_email(conn: &mut PgConnection, email: &str) -> QueryResult<Option<User>> {
         users::table
-            .filter(lower(users::email).eq(email.to_lowercase()))
+            .filter(lower(users::email).eq(normalize_email(email)))
             .select(User::as_select())
             .first(conn)
             .optional()
@@ -156,26 +160,87 @@ impl User {
     }
 }
 
+/// What a claimed password check may do.
+pub enum PasswordCheck {
+    /// Check the password against `user.password_hash`; `attempt` names this claim.
+    Check { user: User, attempt: i64 },
+    /// Refused without checking: the account is paused or disabled.
+    Refused,
+}
+
 impl User {
+    /// Claims one password check of the account at `now`, atomically (the row is locked
+    /// while the throttle record is read and written), before any hashing: the attempt is
+    /// counted as a failure in advance, so concurrent attempts beyond the limit are refused
+    /// without a check. Every attempt, refused or not, takes the next `login_attempts`.
+    pub fn claim_password_check(
+        conn: &mut PgConnection,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> QueryResult<PasswordCheck> {
+        conn.transaction(|conn| {
+            let (user, attempts): (User, i64) = users::table
+                .find(id)
+                .select((User::as_select(), users::login_attempts))
+                .for_update()
+                .first(conn)?;
+            let attempt = attempts + 1;
+            let claimed = user.throttle_record().claim(now).filter(|_| !user.disabled);
+            let target = diesel::update(users::table.find(id));
+            match claimed {
+                Some(record) => {
+                    target
+                        .set((
+                            users::login_attempts.eq(attempt),
+                            users::failed_logins.eq(record.failures),
+                            users::first_failed_at.eq(record.first_failed_at),
+                            users::locked_until.eq(record.locked_until),
+                        ))
+                        .execute(conn)?;
+                    Ok(PasswordCheck::Check { user, attempt })
+                }
+                None => {
+                    target.set(users::login_attempts.eq(attempt)).execute(conn)?;
+                    Ok(PasswordCheck::Refused)
+                }
+            }
+        })
+    }
+
+    /// The claimed check `attempt` matched: clears the throttle record and answers true,
+    /// unless attempts after this one paused the account meanwhile (a burst of guesses
+    /// does not carry the right password through).
+    pub fn finish_matching_check(
+        conn: &mut PgConnection,
+        id: i64,
+        attempt: i64,
+        now: DateTime<Utc>,
+    ) -> QueryResult<bool> {
+        conn.transaction(|conn| {
+            let (user, attempts): (User, i64) = users::table
+                .find(id)
+                .select((User::as_select(), users::login_attempts))
+                .for_update()
+                .first(conn)?;
+            if user.disabled || (attempts != attempt && user.throttle_record().is_locked(now)) {
+                return Ok(false);
+            }
+            diesel::update(users::table.find(id))
+                .set((
+                    users::failed_logins.eq(0),
+                    users::first_failed_at.eq(None::<DateTime<Utc>>),
+                    users::locked_until.eq(None::<DateTime<Utc>>),
+                ))
+                .execute(conn)?;
+            Ok(true)
+        })
+    }
+
     pub fn throttle_record(&self) -> crate::auth::throttle::Record {
         crate::auth::throttle::Record {
             failures: self.failed_logins,
             first_failed_at: self.first_failed_at,
             locked_until: self.locked_until,
         }
-    }
-
-    pub fn save_throttle_record(
-        conn: &mut PgConnection,
-        id: i64,
-        record: crate::auth::throttle::Record,
-    ) -> QueryResult<usize> {
-        diesel::update(users::table.find(id))
-            .set((
-                users::failed_logins.eq(record.failures),
-                users::first_failed_at.eq(record.first_failed_at),
-                users::locked_until.eq(record.locked_until),
-            ))
-            .execute(conn)
     }
 }

@@ -4,27 +4,18 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, ToSocketAddrs};
 
+use super::headers::check_headers;
+pub use super::headers::{
+    FRAMING_HEADERS, MAX_HEADER_BYTES, MAX_HEADERS, PLAIN_HEADERS, RESERVED_HEADERS, is_hop_by_hop,
+    is_secret_header, mask,
+};
 use super::ssrf::{self, Cidr};
 
 pub const MAX_URL_LENGTH: usize = 2048;
 pub const MAX_DESCRIPTION_CHARS: usize = 500;
-pub const MAX_HEADERS: usize = 20;
-pub const MAX_HEADER_BYTES: usize = 4096;
 pub const MAX_WEBHOOKS_PER_TENANT: i64 = 100;
 /// Payload sections a webhook may choose to receive (seed 003 "capabilities").
 pub const CAPABILITIES: [&str; 5] = ["customer", "pricing", "units", "payment", "questions"];
-/// Headers Hookboard sets itself, or that would break the request.
-pub const RESERVED_HEADERS: [&str; 6] = [
-    "host",
-    "content-length",
-    "content-type",
-    "connection",
-    "transfer-encoding",
-    "user-agent",
-];
-/// Header names whose values are masked once saved.
-const SECRET_HEADER_HINTS: [&str; 6] = ["authorization", "auth", "token", "key", "secret", "password"];
-
 /// What a person or an API client asks for.
 #[derive(Debug, Clone)]
 pub struct Input {
@@ -210,85 +201,6 @@ fn check_url(text: &str, ctx: &Context<'_>) -> Result<(), String> {
     Ok(())
 }
 
-fn is_token_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
-}
-
-fn check_headers(rows: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
-    let rows: Vec<(String, String)> = rows
-        .iter()
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .filter(|(n, v)| !(n.is_empty() && v.is_empty()))
-        .collect();
-    if rows.len() > MAX_HEADERS {
-        return Err(format!(
-            "At most {MAX_HEADERS} custom headers (there are {}).",
-            rows.len()
-        ));
-    }
-    let mut seen: Vec<String> = Vec::new();
-    for (name, value) in &rows {
-        if name.is_empty() {
-            return Err("Every header needs a name.".into());
-        }
-        if !name.chars().all(is_token_char) {
-            return Err(format!(
-                "`{name}` is not a valid header name (letters, digits and -_.!#$%&'*+^`|~ only)."
-            ));
-        }
-        let lower = name.to_ascii_lowercase();
-        if RESERVED_HEADERS.contains(&lower.as_str())
-            || lower.starts_with("webhook-")
-            || lower.starts_with("x-hookboard-")
-        {
-            return Err(format!(
-                "`{name}` is set by Hookboard itself and cannot be changed."
-            ));
-        }
-        if seen.contains(&lower) {
-            return Err(format!("The header `{name}` appears twice."));
-        }
-        seen.push(lower);
-        if name.len() + value.len() > MAX_HEADER_BYTES {
-            return Err(format!(
-                "The header `{name}` is longer than {MAX_HEADER_BYTES} bytes."
-            ));
-        }
-        if value.chars().any(|c| c.is_control() && c != '\t') {
-            return Err(format!(
-                "The value of `{name}` contains a line break or control character."
-            ));
-        }
-    }
-    Ok(rows)
-}
-
-/// Whether a header's value is a credential to be masked after saving.
-pub fn is_secret_header(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    SECRET_HEADER_HINTS.iter().any(|hint| lower.contains(hint))
-}
-
-/// `Bearer abcdef123456` becomes `Bearer ••••3456`.
-pub fn mask(value: &str) -> String {
-    let tail: String = value
-        .chars()
-        .rev()
-        .take(4)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    if value.chars().count() <= 8 {
-        "••••".to_owned()
-    } else {
-        match value.split_once(' ') {
-            Some((scheme, _)) if scheme.len() < 16 => format!("{scheme} ••••{tail}"),
-            _ => format!("••••{tail}"),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,6 +325,23 @@ mod tests {
                 .unwrap()
                 .contains("set by Hookboard")
         );
+        for framing in [
+            "Expect",
+            "TE",
+            "Upgrade",
+            "Keep-Alive",
+            "Trailer",
+            "Proxy-Connection",
+            "Content-Encoding",
+            "connection",
+            "Transfer-Encoding",
+        ] {
+            let message = header_error(framing, "x").unwrap_or_default();
+            assert!(
+                message.contains("cannot be set") || message.contains("cannot be changed"),
+                "{framing}: {message}"
+            );
+        }
         assert!(
             header_error("Bad Name", "x")
                 .unwrap()
@@ -431,16 +360,5 @@ mod tests {
         let mut many = input("https://crm.example.com/");
         many.headers = (0..21).map(|i| (format!("X-H{i}"), "v".to_owned())).collect();
         assert!(validate(many, &ctx(&known, &[])).unwrap_err()["headers"].contains("At most 20"));
-    }
-
-    #[test]
-    fn credentials_in_headers_are_masked() {
-        assert!(
-            is_secret_header("Authorization")
-                && is_secret_header("X-Api-Key")
-                && !is_secret_header("X-Source")
-        );
-        assert_eq!(mask("Bearer sk_live_123456789"), "Bearer ••••6789");
-        assert_eq!(mask("short"), "••••");
     }
 }

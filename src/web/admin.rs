@@ -239,8 +239,9 @@ pub async fn create_user(
             return render_with(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, page);
         }
     };
-    let hash = crate::state::blocking(move || Ok(password::hash(&form.password)?)).await?;
     let actor = user.actor();
+    // Hashing runs between two units of database work, never holding a connection.
+    let hash = crate::state::blocking(move || Ok(password::hash(&form.password)?)).await?;
     let created = state
         .db(move |conn| {
             let account = accounts::NewAccount {
@@ -326,10 +327,10 @@ pub async fn reset_password(
         return render_with(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, page);
     }
     let actor = user.actor();
+    let hash = crate::state::blocking(move || Ok(password::hash(&form.password)?)).await?;
     let email = state
         .db(move |conn| {
             let target = User::find(conn, id)?;
-            let hash = password::hash(&form.password)?;
             conn.transaction(|conn| {
                 User::set_password(conn, id, &hash)?;
                 Sessions::delete_for_user(conn, id)?;

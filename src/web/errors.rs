@@ -43,6 +43,12 @@ impl ResponseError for AppError {
     }
 }
 
+impl From<actix_web::error::BlockingError> for AppError {
+    fn from(err: actix_web::error::BlockingError) -> Self {
+        AppError::Unexpected(anyhow::anyhow!("blocking task failed: {err}"))
+    }
+}
+
 /// The error page in the layout. Errors on htmx requests are turned into toasts by the
 /// `htmx_errors` middleware, which keeps this page for full-page loads.
 pub fn error_page(status: StatusCode, message: &str) -> HttpResponse {

@@ -7,11 +7,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use crate::auth::address_throttle::AddressThrottle;
 use crate::auth::password;
-use crate::auth::throttle::Record;
 use crate::error::AppError;
 use crate::models::session::Sessions;
-use crate::models::user::User;
+use crate::models::user::{PasswordCheck, User};
 use crate::state::AppState;
 use crate::web::session::{CurrentUser, sign_in};
 use crate::web::views::Chrome;
@@ -81,9 +81,13 @@ pub struct LoginForm {
     next: String,
 }
 
+/// A login: the client address and then the account are throttled before any password
+/// is hashed; argon2 runs on a blocking thread without a pooled connection, between the
+/// claim and the write.
 pub async fn submit(
     req: HttpRequest,
     state: web::Data<AppState>,
+    addresses: web::Data<AddressThrottle>,
     session: Session,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, AppError> {
@@ -93,31 +97,50 @@ pub async fn submit(
         next,
     } = form.into_inner();
     let now = state.clock.now();
-    let lookup_email = email.trim().to_owned();
-    let user = state
-        .db(move |conn| {
-            let Some(user) = User::find_by_email(conn, &lookup_email)? else {
+    // The TCP peer: a forwarded-for header is the client's own say.
+    let peer = req.peer_addr().map(|address| address.ip());
+    let user = if peer.is_some_and(|ip| addresses.is_blocked(ip, now)) {
+        None
+    } else {
+        let lookup_email = email.clone();
+        let claim = state
+            .db(move |conn| {
+                let Some(user) = User::find_by_email(conn, &lookup_email)? else {
+                    return Ok(None);
+                };
+                Ok(Some(User::claim_password_check(conn, user.id, now)?))
+            })
+            .await?;
+        let checked = web::block(move || match claim {
+            Some(PasswordCheck::Check { user, attempt }) => {
+                let matches = password::verify(&user.password_hash, &typed);
+                Some((user, attempt, matches))
+            }
+            // Unknown, paused or disabled: the same work and the same answer.
+            _ => {
                 password::verify_dummy(&typed);
-                return Ok(None);
-            };
-            let record = user.throttle_record();
-            let matches = password::verify(&user.password_hash, &typed);
-            if record.is_locked(now) || user.disabled {
-                return Ok(None);
+                None
             }
-            if !matches {
-                User::save_throttle_record(conn, user.id, record.after_failure(now))?;
-                return Ok(None);
-            }
-            let cleared = Record {
-                failures: 0,
-                first_failed_at: None,
-                locked_until: None,
-            };
-            User::save_throttle_record(conn, user.id, cleared)?;
-            Ok(Some(user))
         })
         .await?;
+        match checked {
+            Some((user, attempt, matches)) => {
+                state.metrics.record_password_check();
+                let user_id = user.id;
+                let finished = matches
+                    && state
+                        .db(move |conn| Ok(User::finish_matching_check(conn, user_id, attempt, now)?))
+                        .await?;
+                finished.then_some(user)
+            }
+            None => None,
+        }
+    };
+    if user.is_none()
+        && let Some(ip) = peer
+    {
+        addresses.record_failure(ip, now);
+    }
 
     let Some(user) = user else {
         tracing::info!(email = %email, "login refused");
@@ -154,26 +177,90 @@ pub async fn logout(
         .finish())
 }
 
-/// Only paths on this site; never `//other.host` or an absolute URL.
-fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
-        next
-    } else {
-        "/"
+/// Where to go after logging in: a path of this site, read the way a browser reads a
+/// `Location` (WHATWG URL: C0 controls and spaces trimmed, tab/CR/LF dropped anywhere, `\`
+/// as `/`), so that what we answer is what the browser follows. Anything that resolves to
+/// another origin, or to a path a browser would take as `//host`, goes to `/`.
+fn safe_next(next: &str) -> String {
+    static BASE: std::sync::LazyLock<url::Url> =
+        std::sync::LazyLock::new(|| url::Url::parse("http://h.invalid/").expect("a valid base"));
+    let Ok(resolved) = BASE.join(next) else {
+        return "/".into();
+    };
+    let path = resolved.path();
+    if resolved.origin() != BASE.origin() || !path.starts_with('/') || path.starts_with("//") {
+        return "/".into();
+    }
+    match resolved.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::safe_next;
+
     #[test]
-    fn only_local_paths_are_followed_after_login() {
-        assert_eq!(
-            super::safe_next("/webhooks?status=active"),
-            "/webhooks?status=active"
-        );
-        assert_eq!(super::safe_next("//evil.example/"), "/");
-        assert_eq!(super::safe_next("https://evil.example/"), "/");
-        assert_eq!(super::safe_next("/\\evil.example"), "/");
-        assert_eq!(super::safe_next(""), "/");
+    fn local_paths_are_followed_after_login_with_their_query() {
+        for (next, expected) in [
+            ("/webhooks?status=active", "/webhooks?status=active"),
+            ("/webhooks/12", "/webhooks/12"),
+            ("/", "/"),
+            ("", "/"),
+            ("/a b", "/a%20b"),
+            ("/webhooks#frag", "/webhooks"),
+            ("  /webhooks  ", "/webhooks"),
+            ("/web\\hooks", "/web/hooks"),
+            ("\\webhooks", "/webhooks"),
+            ("/web\thooks", "/webhooks"),
+            ("http:webhooks", "/webhooks"),
+            ("webhooks", "/webhooks"),
+            ("/x/../webhooks", "/webhooks"),
+            ("http://h.invalid/webhooks", "/webhooks"),
+        ] {
+            assert_eq!(safe_next(next), expected, "{next:?}");
+        }
+    }
+
+    #[test]
+    fn anything_a_browser_would_read_as_another_origin_goes_home() {
+        for next in [
+            "//evil.example/",
+            "///evil.example/",
+            "https://evil.example/",
+            "/\\evil.example",
+            "\\/evil.example",
+            "/\t/127.0.0.1:8080/x",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "\t//evil.example",
+            "\u{0}//evil.example",
+            " //evil.example",
+            "\u{1f}\\\\evil.example",
+            "/./\t/evil.example",
+            "/.//evil.example",
+            "/x/..//evil.example",
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "mailto:a@b.example",
+            "http://h.invalid:81/",
+            "https://h.invalid/",
+            "http://user@h.invalid.evil.example/",
+        ] {
+            assert_eq!(safe_next(next), "/", "{next:?}");
+        }
+    }
+
+    #[test]
+    fn what_is_followed_is_a_valid_header_value() {
+        for next in ["/a\u{7f}b", "/é?q=ü", "/a\nb", "/%0d%0aSet-Cookie:x"] {
+            let out = safe_next(next);
+            assert!(
+                actix_web::http::header::HeaderValue::from_str(&out).is_ok(),
+                "{next:?} -> {out:?}"
+            );
+            assert!(out.starts_with('/') && !out.starts_with("//"), "{out}");
+        }
     }
 }

@@ -11,10 +11,14 @@ use crate::auth::password;
 use crate::error::AppError;
 use crate::models::audit::AuditEntry;
 use crate::models::session::Sessions;
-use crate::models::user::User;
+use crate::models::user::{PasswordCheck, User};
 use crate::state::AppState;
 use crate::web::session::{CurrentUser, sign_in};
 use crate::web::views::Chrome;
+
+/// Shown while wrong current passwords have paused the account's password checks.
+pub const PASSWORD_CHECKS_PAUSED: &str =
+    "Too many wrong passwords: password checks for this account are paused for a few minutes.";
 
 #[derive(Template, WebTemplate)]
 #[template(path = "account/profile.html")]
@@ -79,13 +83,35 @@ pub async fn change_password(
     let user_id = user.user.id;
     let tenant_id = user.user.tenant_id;
     let actor = user.actor();
-    let changed = state
+    let now = state.clock.now();
+    // The same per-account throttle as the login: claimed before hashing, and no pooled
+    // connection held while argon2 runs.
+    let claim = state
+        .db(move |conn| Ok(User::claim_password_check(conn, user_id, now)?))
+        .await?;
+    let PasswordCheck::Check {
+        user: stored,
+        attempt,
+    } = claim
+    else {
+        return refuse(PASSWORD_CHECKS_PAUSED);
+    };
+    let current = form.current_password;
+    let matches = web::block(move || password::verify(&stored.password_hash, &current)).await?;
+    state.metrics.record_password_check();
+    if !matches {
+        return refuse("The current password is not right.");
+    }
+    let finished = state
+        .db(move |conn| Ok(User::finish_matching_check(conn, user_id, attempt, now)?))
+        .await?;
+    if !finished {
+        return refuse(PASSWORD_CHECKS_PAUSED);
+    }
+    let new_password = form.new_password;
+    let hash = web::block(move || password::hash(&new_password)).await??;
+    state
         .db(move |conn| {
-            let stored = User::find(conn, user_id)?;
-            if !password::verify(&stored.password_hash, &form.current_password) {
-                return Ok(false);
-            }
-            let hash = password::hash(&form.new_password)?;
             conn.transaction(|conn| {
                 User::set_password(conn, user_id, &hash)?;
                 Sessions::delete_for_user(conn, user_id)?;
@@ -98,12 +124,9 @@ pub async fn change_password(
                     serde_json::json!({}),
                 )
             })?;
-            Ok(true)
+            Ok(())
         })
         .await?;
-    if !changed {
-        return refuse("The current password is not right.");
-    }
     sign_in(&session, user_id, state.clock.now())?;
     let mut page = ProfilePage::of(&user, None, true);
     page.chrome.csrf_token = crate::web::csrf::token(&session);

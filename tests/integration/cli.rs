@@ -98,7 +98,7 @@ async fn the_cli_creates_tenants_users_and_api_keys_that_scripts_can_read() {
         &env,
         Some("a very long password\n"),
     ));
-    assert_eq!(email, "Kari@Fjord.example");
+    assert_eq!(email, "kari@fjord.example", "the stored, normalized spelling");
     last_word(&hookboard(
         &["user", "create", "--operator", "--email", "ops@platform.example"],
         &env,

@@ -21,6 +21,7 @@ mod login;
 mod migrations;
 mod openapi;
 mod receiver;
+mod security;
 mod sessions;
 mod snapshots;
 mod soak;
