@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiError, Caller, Object, read_json};
 use crate::delivery::outbox::{self, Accepted, MAX_BATCH, NewEvent, PublishError};
-use crate::models::event::Event;
+use crate::models::event::{Event, EventScope};
 use crate::models::event_type::EventType;
 use crate::state::AppState;
 
@@ -226,14 +226,17 @@ impl From<Event> for EventView {
     }
 }
 
-/// The event types a caller may read: all for a tenant key, the subscribed ones for a
-/// webhook's key; and only on the Scale plan, like every webhook API call (SPEC 2), for
+/// The events a caller may read: all for a tenant key; for a webhook's key, what that
+/// webhook would receive (its types and its connection); and only on the Scale plan, like every webhook API call (SPEC 2), for
 /// either kind of key.
-fn readable(caller: &Caller) -> Result<Option<Vec<String>>, ApiError> {
+fn readable(caller: &Caller) -> Result<EventScope, ApiError> {
     caller.require_scale()?;
     Ok(match caller {
-        Caller::Tenant { .. } => None,
-        Caller::Webhook { webhook, .. } => Some(webhook.events.clone()),
+        Caller::Tenant { .. } => EventScope::default(),
+        Caller::Webhook { webhook, .. } => EventScope {
+            types: Some(webhook.events.clone()),
+            connection_id: webhook.connection_id,
+        },
     })
 }
 
@@ -251,14 +254,11 @@ pub async fn show(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant_id = caller.tenant().id;
-    let types = readable(&caller)?;
+    let scope = readable(&caller)?;
     let id = id.into_inner();
     let event = state
-        .db(move |conn| Ok(Event::find(conn, tenant_id, &id)?))
+        .db(move |conn| Ok(Event::find(conn, tenant_id, &id, &scope)?))
         .await?;
-    if types.is_some_and(|t| !t.contains(&event.event_type)) {
-        return Err(ApiError::not_found());
-    }
     Ok(HttpResponse::Ok().json(EventView::from(event)))
 }
 
@@ -299,18 +299,10 @@ pub async fn list(
         return Err(ApiError::invalid("limit", "`limit` must be between 1 and 1000."));
     }
     let tenant_id = caller.tenant().id;
-    let types = readable(&caller)?;
+    let scope = readable(&caller)?;
     let after = query.after;
     let events = state
-        .db(move |conn| {
-            Ok(Event::page(
-                conn,
-                tenant_id,
-                after.as_deref(),
-                types.as_deref(),
-                limit,
-            )?)
-        })
+        .db(move |conn| Ok(Event::page(conn, tenant_id, after.as_deref(), &scope, limit)?))
         .await?;
     let next_after = (events.len() as i64 == limit)
         .then(|| events.last().map(|e| e.id.clone()))

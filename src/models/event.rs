@@ -7,6 +7,7 @@ use rand::RngCore;
 use serde::Serialize;
 
 use crate::schema::events;
+use diesel::dsl::{AsSelect, SqlTypeOf};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = events, check_for_backend(diesel::pg::Pg))]
@@ -95,23 +96,54 @@ impl Event {
             .get_result(conn)
     }
 
-    pub fn find(conn: &mut PgConnection, tenant_id: i64, id: &str) -> QueryResult<Event> {
-        events::table
-            .filter(events::tenant_id.eq(tenant_id))
-            .filter(events::id.eq(id))
-            .select(Event::as_select())
+    /// One event of the tenant, if it is in `scope`.
+    pub fn find(conn: &mut PgConnection, tenant_id: i64, id: &str, scope: &EventScope) -> QueryResult<Event> {
+        scope
+            .apply(
+                events::table
+                    .filter(events::tenant_id.eq(tenant_id))
+                    .filter(events::id.eq(id.to_owned()))
+                    .select(Event::as_select())
+                    .into_boxed(),
+            )
             .first(conn)
     }
 }
 
+/// Which of a tenant's events a caller may read: all of them (a tenant key), or what one
+/// webhook would receive (a webhook's key): its event types, and when it is scoped to a
+/// connection, only that connection's events. Applied in the query, so a read outside it
+/// is "not found" like any other id.
+#[derive(Debug, Clone, Default)]
+pub struct EventScope {
+    pub types: Option<Vec<String>>,
+    /// A connection scope: only events of this connection (never those of none).
+    pub connection_id: Option<i64>,
+}
+
+impl EventScope {
+    fn apply<'a>(
+        &self,
+        mut query: events::BoxedQuery<'a, diesel::pg::Pg, SqlTypeOf<AsSelect<Event, diesel::pg::Pg>>>,
+    ) -> events::BoxedQuery<'a, diesel::pg::Pg, SqlTypeOf<AsSelect<Event, diesel::pg::Pg>>> {
+        if let Some(types) = &self.types {
+            query = query.filter(events::event_type.eq_any(types.clone()));
+        }
+        if let Some(connection_id) = self.connection_id {
+            query = query.filter(events::connection_id.eq(connection_id));
+        }
+        query
+    }
+}
+
 impl Event {
-    /// Events after `after` (an event id) in id order, optionally only of some types: how
-    /// a receiver catches up on what it missed.
+    /// Events after `after` (an event id) in id order, within `scope`: how a receiver
+    /// catches up on what it missed.
     pub fn page(
         conn: &mut PgConnection,
         tenant_id: i64,
         after: Option<&str>,
-        types: Option<&[String]>,
+        scope: &EventScope,
         limit: i64,
     ) -> QueryResult<Vec<Event>> {
         let mut query = events::table
@@ -123,10 +155,7 @@ impl Event {
         if let Some(after) = after {
             query = query.filter(events::id.gt(after.to_owned()));
         }
-        if let Some(types) = types {
-            query = query.filter(events::event_type.eq_any(types.to_vec()));
-        }
-        query.load(conn)
+        scope.apply(query).load(conn)
     }
 }
 

@@ -622,3 +622,63 @@ async fn after_a_downgrade_neither_key_reads_events() {
         }
     }
 }
+
+#[actix_web::test]
+async fn a_webhook_key_reads_only_the_events_of_its_own_connection() {
+    use hookboard::models::connection::{Connection, NewConnection};
+    let app = TestApp::spawn().await;
+    let (tenant, _, key) = scale_tenant_with_key(&app).await;
+    let tenant_id = tenant.id;
+    app.with_conn(move |conn| {
+        for external_id in ["CT-A1", "CT-A2"] {
+            Connection::create(
+                conn,
+                NewConnection {
+                    tenant_id,
+                    name: external_id,
+                    external_id,
+                },
+            )
+            .unwrap();
+        }
+    })
+    .await;
+    let (status, created) = api_create(
+        &app,
+        &key,
+        json!({"url": "https://crm.example/x", "events": ["booking.created"], "connection": "CT-A1"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let webhook_key = created["api_key"].as_str().unwrap().to_owned();
+    let event = |connection: Option<&str>| json!({"type": "booking.created", "data": {"booking": {"id": 1}}, "connection": connection});
+    let mine = publish(&app, &key, event(Some("CT-A1"))).await;
+    let theirs = publish(&app, &key, event(Some("CT-A2"))).await;
+    let nobodys = publish(&app, &key, event(None)).await;
+
+    assert_eq!(
+        api_get(&app, &webhook_key, &format!("/api/v1/events/{mine}"))
+            .await
+            .0,
+        200
+    );
+    for other in [&theirs, &nobodys] {
+        let (status, _) = api_get(&app, &webhook_key, &format!("/api/v1/events/{other}")).await;
+        assert_eq!(status, 404, "{other} is another connection's");
+    }
+    let (status, page) = api_get(&app, &webhook_key, "/api/v1/events").await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [mine.as_str()]);
+    let (_, all) = api_get(&app, &key, "/api/v1/events").await;
+    assert_eq!(
+        all["events"].as_array().unwrap().len(),
+        3,
+        "the tenant key reads them all"
+    );
+}
