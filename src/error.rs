@@ -13,6 +13,13 @@ pub enum AppError {
         field: Option<&'static str>,
         message: String,
     },
+    /// A field of one item of a list at fault (an event of a batch).
+    #[error("{message}")]
+    InvalidItem {
+        index: usize,
+        field: &'static str,
+        message: String,
+    },
     /// Several fields at fault at once (a form shows each next to its field; the API
     /// names the first).
     #[error("{}", .0.values().next().map(String::as_str).unwrap_or("Please check the fields."))]

@@ -129,6 +129,7 @@ impl From<crate::error::AppError> for ApiError {
                 message,
                 field: field.map(str::to_owned),
             },
+            AppError::InvalidItem { field, message, .. } => ApiError::invalid(field, message),
             AppError::Fields(errors) => match errors.into_iter().next() {
                 Some((field, message)) => ApiError::invalid(field, message),
                 None => ApiError::new(

@@ -1,15 +1,18 @@
 //! Events over the API: publish one or a batch (the outbox), read them back, and the
 //! catalog of event types.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use serde_json::value::RawValue;
+
 use super::{ApiError, Caller, Object, read_json};
-use crate::delivery::outbox::{self, Accepted, MAX_BATCH, NewEvent, PublishError};
+use crate::delivery::outbox::{Accepted, MAX_BATCH, NewEvent};
+use crate::error::AppError;
 use crate::models::event::{Event, EventScope};
 use crate::models::event_type::EventType;
+use crate::services;
 use crate::state::AppState;
 
 /// The limit on `idempotency_key` and `language`.
@@ -108,40 +111,17 @@ async fn publish(
     batch: bool,
 ) -> Result<Vec<Accepted>, ApiError> {
     let tenant = caller.reader()?.clone();
-    let now = state.clock.now();
-    let pool = state.pool.clone();
-    web::block(move || {
-        let mut conn = pool.get().map_err(|_| ApiError::unavailable())?;
-        outbox::publish(&mut conn, &tenant, &events, now).map_err(|err| publish_error(err, batch))
-    })
-    .await
-    .map_err(|_| ApiError::busy())?
-}
-
-fn publish_error(err: PublishError, batch: bool) -> ApiError {
-    match err {
-        PublishError::Invalid {
-            index,
-            field,
-            message,
-        } => ApiError::invalid(
-            if batch {
-                format!("events[{index}].{field}")
-            } else {
-                field.to_owned()
-            },
-            message,
-        ),
-        PublishError::Database(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _,
-        )) => ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            "The same idempotency_key was used by a request at the same moment; retry.",
-        ),
-        PublishError::Database(err) => ApiError::from(err),
-    }
+    services::events::publish(state, &tenant, events)
+        .await
+        .map_err(|err| match err {
+            // A batch names the event at fault: `events[3].type`.
+            AppError::InvalidItem {
+                index,
+                field,
+                message,
+            } if batch => ApiError::invalid(format!("events[{index}].{field}"), message),
+            other => other.into(),
+        })
 }
 
 /// Publish an event
@@ -210,19 +190,28 @@ pub struct EventView {
     #[serde(rename = "type")]
     kind: String,
     created_at: DateTime<Utc>,
-    /// The envelope `{id, type, timestamp, tenant, connection, data}`.
+    /// The envelope `{id, type, timestamp, tenant, connection, data}`, byte for byte as
+    /// delivered (copied as stored, never parsed and written again).
     #[schema(value_type = Object)]
-    payload: serde_json::Value,
+    payload: Box<RawValue>,
 }
 
-impl From<Event> for EventView {
-    fn from(event: Event) -> Self {
-        EventView {
-            payload: serde_json::from_str(&event.body).unwrap_or(serde_json::Value::Null),
+impl TryFrom<Event> for EventView {
+    type Error = ApiError;
+
+    fn try_from(event: Event) -> Result<Self, ApiError> {
+        let payload = RawValue::from_string(event.body).map_err(|err| {
+            ApiError::from(AppError::Unexpected(anyhow::anyhow!(
+                "event {}: the stored body is not JSON: {err}",
+                event.id
+            )))
+        })?;
+        Ok(EventView {
+            payload,
             id: event.id,
             kind: event.event_type,
             created_at: event.created_at,
-        }
+        })
     }
 }
 
@@ -255,11 +244,8 @@ pub async fn show(
 ) -> Result<HttpResponse, ApiError> {
     let tenant_id = caller.tenant().id;
     let scope = readable(&caller)?;
-    let id = id.into_inner();
-    let event = state
-        .db(move |conn| Ok(Event::find(conn, tenant_id, &id, &scope)?))
-        .await?;
-    Ok(HttpResponse::Ok().json(EventView::from(event)))
+    let event = services::events::find(&state, tenant_id, id.into_inner(), scope).await?;
+    Ok(HttpResponse::Ok().json(EventView::try_from(event)?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -272,7 +258,8 @@ pub struct ListQuery {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct EventPage {
     events: Vec<EventView>,
-    /// Pass as `after` to read on; null when there is nothing more yet.
+    /// Pass as `after` to read on; null when there is nothing more yet. A page holds at
+    /// most `limit` events and at most 5 MiB of event bodies.
     next_after: Option<String>,
 }
 
@@ -294,22 +281,18 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let query: ListQuery = serde_urlencoded::from_str(req.query_string())
         .map_err(|err| ApiError::invalid("query", format!("The query string is not understood: {err}")))?;
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("limit", "`limit` must be between 1 and 1000."));
-    }
     let tenant_id = caller.tenant().id;
     let scope = readable(&caller)?;
-    let after = query.after;
-    let events = state
-        .db(move |conn| Ok(Event::page(conn, tenant_id, after.as_deref(), &scope, limit)?))
-        .await?;
-    let next_after = (events.len() as i64 == limit)
-        .then(|| events.last().map(|e| e.id.clone()))
-        .flatten();
+    let limit = query.limit.unwrap_or(100);
+    let page = services::events::page(&state, tenant_id, query.after, scope, limit).await?;
+    let events = page
+        .events
+        .into_iter()
+        .map(EventView::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(HttpResponse::Ok().json(EventPage {
-        events: events.into_iter().map(EventView::from).collect(),
-        next_after,
+        events,
+        next_after: page.next_after,
     }))
 }
 

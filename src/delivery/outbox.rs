@@ -62,7 +62,22 @@ impl From<PublishError> for crate::error::AppError {
     fn from(err: PublishError) -> Self {
         use crate::error::AppError;
         match err {
-            PublishError::Invalid { field, message, .. } => AppError::validation(field, message),
+            PublishError::Invalid {
+                index,
+                field,
+                message,
+            } => AppError::InvalidItem {
+                index,
+                field,
+                message,
+            },
+            // Two requests with one idempotency key at the same moment: the second lost.
+            PublishError::Database(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => AppError::Conflict(
+                "The same idempotency_key was used by a request at the same moment; retry.".into(),
+            ),
             PublishError::Database(err) => err.into(),
         }
     }

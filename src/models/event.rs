@@ -7,7 +7,6 @@ use rand::RngCore;
 use serde::Serialize;
 
 use crate::schema::events;
-use diesel::dsl::{AsSelect, SqlTypeOf};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = events, check_for_backend(diesel::pg::Pg))]
@@ -122,10 +121,10 @@ pub struct EventScope {
 }
 
 impl EventScope {
-    fn apply<'a>(
+    fn apply<'a, ST>(
         &self,
-        mut query: events::BoxedQuery<'a, diesel::pg::Pg, SqlTypeOf<AsSelect<Event, diesel::pg::Pg>>>,
-    ) -> events::BoxedQuery<'a, diesel::pg::Pg, SqlTypeOf<AsSelect<Event, diesel::pg::Pg>>> {
+        mut query: events::BoxedQuery<'a, diesel::pg::Pg, ST>,
+    ) -> events::BoxedQuery<'a, diesel::pg::Pg, ST> {
         if let Some(types) = &self.types {
             query = query.filter(events::event_type.eq_any(types.clone()));
         }
@@ -136,26 +135,54 @@ impl EventScope {
     }
 }
 
+/// An event's id and the size of its stored body: what a page is planned with before any
+/// body is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sized {
+    pub id: String,
+    pub bytes: i64,
+}
+
 impl Event {
-    /// Events after `after` (an event id) in id order, within `scope`: how a receiver
-    /// catches up on what it missed.
-    pub fn page(
+    /// The ids and body sizes of the events after `after` (an event id) in id order,
+    /// within `scope`, at most `limit`: how a receiver's catch-up page is planned.
+    pub fn sizes_after(
         conn: &mut PgConnection,
         tenant_id: i64,
         after: Option<&str>,
         scope: &EventScope,
         limit: i64,
-    ) -> QueryResult<Vec<Event>> {
+    ) -> QueryResult<Vec<Sized>> {
         let mut query = events::table
             .filter(events::tenant_id.eq(tenant_id))
             .order(events::id.asc())
             .limit(limit)
-            .select(Event::as_select())
+            .select((
+                events::id,
+                diesel::dsl::sql::<diesel::sql_types::Integer>("octet_length(body)"),
+            ))
             .into_boxed();
         if let Some(after) = after {
             query = query.filter(events::id.gt(after.to_owned()));
         }
-        scope.apply(query).load(conn)
+        let rows: Vec<(String, i32)> = scope.apply(query).load(conn)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, bytes)| Sized {
+                id,
+                bytes: i64::from(bytes),
+            })
+            .collect())
+    }
+
+    /// The tenant's events with these ids, in id order.
+    pub fn with_ids(conn: &mut PgConnection, tenant_id: i64, ids: &[String]) -> QueryResult<Vec<Event>> {
+        events::table
+            .filter(events::tenant_id.eq(tenant_id))
+            .filter(events::id.eq_any(ids))
+            .order(events::id.asc())
+            .select(Event::as_select())
+            .load(conn)
     }
 }
 

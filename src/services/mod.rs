@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod connections;
 pub mod credentials;
 pub mod deliveries;
+pub mod events;
 pub mod export;
 pub mod webhooks;
 

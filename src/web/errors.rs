@@ -14,7 +14,9 @@ impl ResponseError for AppError {
         match self {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::LoginRequired => StatusCode::SEE_OTHER,
-            AppError::Validation { .. } | AppError::Fields(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Validation { .. } | AppError::InvalidItem { .. } | AppError::Fields(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::Conflict(_) => StatusCode::CONFLICT,

@@ -14,6 +14,7 @@ mod delivery;
 mod doors;
 mod embedded;
 mod export;
+mod feed;
 mod fuzz;
 mod health;
 mod layers;
