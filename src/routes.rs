@@ -96,6 +96,8 @@ route_table! {
     Tenant   get  "/webhooks/{id}/deliveries" => crate::web::webhooks::page::deliveries,
     Tenant   get  "/webhooks/{id}/deliveries.xlsx" => crate::web::webhooks::page::export_deliveries,
     Editor   post "/deliveries/{id}/resend" => crate::web::webhooks::actions::resend,
+    Tenant   get  "/deliveries/{id}/body" => crate::web::webhooks::page::delivery_body,
+    Tenant   get  "/deliveries/{id}/attempts/{number}/response" => crate::web::webhooks::page::attempt_response,
     Tenant   get  "/api-keys" => crate::web::api_keys::index,
     User     get  "/api-reference" => crate::web::api_reference::show,
     Editor   post "/api-keys" => crate::web::api_keys::create,

@@ -105,3 +105,80 @@ async fn large_events_come_over_several_pages_of_at_most_five_mib_each_exactly_o
         .unwrap();
     assert!(one.contains(&stored), "the envelope is copied as stored");
 }
+
+#[actix_web::test]
+async fn the_webhook_page_shows_the_start_of_large_bodies_and_loads_the_rest_on_demand() {
+    let app = TestApp::spawn().await;
+    let (tenant, owner) = app
+        .scale_tenant_with_owner("Alpine Tours", "ana@alpine.example")
+        .await;
+    let (webhook, _) = app
+        .create_webhook(
+            &tenant,
+            "https://crm.alpine.example/hooks",
+            &["booking.created"],
+            |_| {},
+        )
+        .await;
+    let tenant_id = tenant.id;
+    let key = app
+        .with_conn(move |conn| {
+            ApiKey::create(conn, tenant_id, "Booking platform", None)
+                .unwrap()
+                .1
+        })
+        .await;
+    for i in 0..8 {
+        let event = json!({"type": "booking.created", "data": {"id": format!("bkg_{i}"), "notes": "x".repeat(900_000)}});
+        let answer = app
+            .client()
+            .post(app.url("/api/v1/events"))
+            .bearer_auth(&key)
+            .json(&event)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 202);
+    }
+
+    // 7.2 MB of bodies; the page shows the start of each.
+    let page = owner
+        .get(&format!("/webhooks/{}", webhook.id))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.len() < 300_000, "the page is {} bytes", page.len());
+    assert!(page.contains("Show the whole body"));
+
+    let webhook_id = webhook.id;
+    let (delivery, stored): (i64, String) = app
+        .with_conn(move |conn| {
+            use hookboard::schema::{deliveries, events};
+            deliveries::table
+                .inner_join(events::table.on(events::id.eq(deliveries::event_id)))
+                .filter(deliveries::webhook_id.eq(webhook_id))
+                .select((deliveries::id, events::body))
+                .first(conn)
+                .unwrap()
+        })
+        .await;
+    let whole = owner
+        .htmx_get(&format!("/deliveries/{delivery}/body"), "body")
+        .await;
+    assert_eq!(whole.status(), 200);
+    let html = whole.text().await.unwrap();
+    assert!(
+        html.starts_with("<pre class=\"payload\">") && html.len() > stored.len() - 100,
+        "the whole body comes"
+    );
+
+    // Another tenant's staff reach none of it.
+    let (_, other) = app
+        .scale_tenant_with_owner("Baltic Trips", "bo@baltic.example")
+        .await;
+    assert_eq!(
+        other.get(&format!("/deliveries/{delivery}/body")).await.status(),
+        404
+    );
+}

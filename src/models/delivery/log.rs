@@ -1,7 +1,9 @@
 //! A webhook's delivery log: its filters, its pages (newest first, by keyset, with the
 //! attempts of each delivery) and the whole filtered log for the Excel export.
 
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::{Integer, Text};
 use serde::{Deserialize, Serialize};
 
 use super::{Attempt, Delivery, DeliveryStatus};
@@ -9,15 +11,28 @@ use crate::schema::{deliveries, delivery_attempts, events};
 
 /// Deliveries on one page of a webhook's log.
 pub const LOG_PAGE_SIZE: i64 = 25;
+/// Characters of a request body a log page shows; the rest is loaded on demand, so a page
+/// of large events stays small.
+pub const BODY_PREVIEW_CHARS: i32 = 4096;
 
 /// One delivery of the log, with its event and attempts.
 #[derive(Debug, Clone, Serialize)]
 pub struct LogEntry {
     pub delivery: Delivery,
     pub event_type: String,
-    /// The body as sent (the event's, or the webhook's own when trimmed or localized).
-    pub body: String,
+    /// The start of the body as sent (the event's, or the webhook's own when trimmed or
+    /// localized): at most [`BODY_PREVIEW_CHARS`] characters.
+    pub body_preview: String,
+    /// The whole body's size in bytes.
+    pub body_bytes: i64,
     pub attempts: Vec<Attempt>,
+}
+
+impl LogEntry {
+    /// Whether the preview is the whole body.
+    pub fn body_is_whole(&self) -> bool {
+        self.body_preview.len() as i64 >= self.body_bytes
+    }
 }
 
 /// The filters of a webhook's delivery log.
@@ -83,7 +98,10 @@ pub struct LogPage {
     pub next_before: Option<i64>,
 }
 
-type LogRow = (Delivery, String, String, Option<String>);
+type LogRow = (Delivery, String, String, i32);
+
+/// The body a delivery sends: its own (trimmed or localized for its webhook) or its event's.
+const BODY_SENT: &str = "coalesce(deliveries.body, events.body)";
 
 impl Delivery {
     /// A page of at most `limit` deliveries; `next_before` only when more follow (one
@@ -94,13 +112,15 @@ impl Delivery {
         filter: &LogFilter,
         limit: i64,
     ) -> QueryResult<LogPage> {
-        let mut entries = Delivery::log(conn, webhook_id, filter, limit + 1)?;
-        let next_before = if entries.len() as i64 > limit {
-            entries.truncate(limit as usize);
-            entries.last().map(|e| e.delivery.id)
-        } else {
-            None
-        };
+        let mut ids: Vec<i64> = Delivery::log_query(webhook_id, filter)
+            .order(deliveries::id.desc())
+            .limit(limit + 1)
+            .select(deliveries::id)
+            .load(conn)?;
+        let more = ids.len() as i64 > limit;
+        ids.truncate(limit as usize);
+        let entries = Delivery::entries(conn, &ids)?;
+        let next_before = more.then(|| ids.last().copied()).flatten();
         Ok(LogPage { entries, next_before })
     }
 
@@ -123,21 +143,6 @@ impl Delivery {
         query
     }
 
-    /// A page of a webhook's log, newest first, each delivery with its attempts.
-    fn log(
-        conn: &mut PgConnection,
-        webhook_id: i64,
-        filter: &LogFilter,
-        limit: i64,
-    ) -> QueryResult<Vec<LogEntry>> {
-        let ids: Vec<i64> = Delivery::log_query(webhook_id, filter)
-            .order(deliveries::id.desc())
-            .limit(limit)
-            .select(deliveries::id)
-            .load(conn)?;
-        Delivery::entries(conn, &ids)
-    }
-
     /// The deliveries with these ids, newest first, with their event and attempts.
     fn entries(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<Vec<LogEntry>> {
         let rows: Vec<LogRow> = deliveries::table
@@ -147,8 +152,8 @@ impl Delivery {
             .select((
                 Delivery::as_select(),
                 events::event_type,
-                events::body,
-                deliveries::body,
+                sql::<Text>(&format!("left({BODY_SENT}, {BODY_PREVIEW_CHARS})")),
+                sql::<Integer>(&format!("octet_length({BODY_SENT})")),
             ))
             .load(conn)?;
         let mut attempts: Vec<Attempt> = delivery_attempts::table
@@ -161,18 +166,40 @@ impl Delivery {
             .load(conn)?;
         Ok(rows
             .into_iter()
-            .map(|(delivery, event_type, event_body, own_body)| {
+            .map(|(delivery, event_type, body_preview, body_bytes)| {
                 let (mine, rest): (Vec<Attempt>, Vec<Attempt>) =
                     attempts.drain(..).partition(|a| a.delivery_id == delivery.id);
                 attempts = rest;
                 LogEntry {
                     delivery,
                     event_type,
-                    body: own_body.unwrap_or(event_body),
+                    body_preview,
+                    body_bytes: i64::from(body_bytes),
                     attempts: mine,
                 }
             })
             .collect())
+    }
+
+    /// The whole body a delivery of the tenant sends, loaded on demand from the log.
+    pub fn body(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<String> {
+        deliveries::table
+            .inner_join(events::table.on(events::id.eq(deliveries::event_id)))
+            .filter(deliveries::tenant_id.eq(tenant_id))
+            .filter(deliveries::id.eq(id))
+            .select(sql::<Text>(BODY_SENT))
+            .first(conn)
+    }
+
+    /// One attempt of a delivery of the tenant, with its whole stored response.
+    pub fn attempt(conn: &mut PgConnection, tenant_id: i64, id: i64, number: i32) -> QueryResult<Attempt> {
+        delivery_attempts::table
+            .inner_join(deliveries::table.on(deliveries::id.eq(delivery_attempts::delivery_id)))
+            .filter(deliveries::tenant_id.eq(tenant_id))
+            .filter(deliveries::id.eq(id))
+            .filter(delivery_attempts::attempt_number.eq(number))
+            .select(Attempt::as_select())
+            .first(conn)
     }
 
     /// Every delivery of the filtered log with its event type (no bodies, no attempts),

@@ -49,6 +49,9 @@ pub struct Attempt {
     pub response_body: Option<Vec<u8>>,
 }
 
+/// Bytes of a response a log page shows; the rest of the stored 64 KiB is loaded on demand.
+pub const RESPONSE_PREVIEW_BYTES: usize = 4096;
+
 impl Attempt {
     /// The stored start of the response, as text (binary bytes replaced).
     pub fn response_text(&self) -> String {
@@ -56,6 +59,22 @@ impl Attempt {
             .as_deref()
             .map(|b| String::from_utf8_lossy(b).into_owned())
             .unwrap_or_default()
+    }
+
+    /// The first [`RESPONSE_PREVIEW_BYTES`] of the stored response, as text.
+    pub fn response_preview(&self) -> String {
+        let bytes = self.response_body.as_deref().unwrap_or_default();
+        String::from_utf8_lossy(&bytes[..bytes.len().min(RESPONSE_PREVIEW_BYTES)]).into_owned()
+    }
+
+    /// The stored response's size in bytes.
+    pub fn response_bytes(&self) -> usize {
+        self.response_body.as_ref().map_or(0, Vec::len)
+    }
+
+    /// Whether the preview is the whole stored response.
+    pub fn response_is_whole(&self) -> bool {
+        self.response_bytes() <= RESPONSE_PREVIEW_BYTES
     }
 }
 

@@ -267,3 +267,58 @@ pub async fn export_deliveries(
         bytes,
     ))
 }
+
+/// A whole stored text, in place for htmx and as plain text otherwise.
+#[derive(Template)]
+#[template(source = r#"<pre class="{{ class }}">{{ text }}</pre>"#, ext = "html")]
+struct Whole<'a> {
+    class: &'a str,
+    text: &'a str,
+}
+
+fn whole(hx: &Hx, class: &str, text: &str, content_type: &str) -> Result<HttpResponse, AppError> {
+    if hx.is_htmx {
+        return render(StatusCode::OK, &Whole { class, text });
+    }
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header(("Content-Disposition", "inline"))
+        .body(text.to_owned()))
+}
+
+/// `GET /deliveries/{id}/body`: the whole body of a delivery, which the log shows only the
+/// start of.
+pub async fn delivery_body(
+    hx: Hx,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let tenant_id = user.webhooks_tenant()?.id;
+    let id = id.into_inner();
+    let body = state
+        .db(move |conn| Ok(Delivery::body(conn, tenant_id, id)?))
+        .await?;
+    whole(&hx, "payload", &body, "application/json")
+}
+
+/// `GET /deliveries/{id}/attempts/{number}/response`: the whole stored response (at most
+/// 64 KiB) of one attempt.
+pub async fn attempt_response(
+    hx: Hx,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(i64, i32)>,
+) -> Result<HttpResponse, AppError> {
+    let tenant_id = user.webhooks_tenant()?.id;
+    let (id, number) = path.into_inner();
+    let attempt = state
+        .db(move |conn| Ok(Delivery::attempt(conn, tenant_id, id, number)?))
+        .await?;
+    whole(
+        &hx,
+        "response",
+        &attempt.response_text(),
+        "text/plain; charset=utf-8",
+    )
+}
