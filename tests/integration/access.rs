@@ -336,3 +336,91 @@ async fn nul_characters_in_addresses_and_forms_never_fail_a_route() {
     let body: serde_json::Value = api.json().await.unwrap();
     assert_eq!(body["error"]["code"], "bad_request");
 }
+
+/// The JSON API walked with every kind of key: a webhook's own key reads only events (every
+/// other endpoint answers 403), and after a downgrade off the Scale plan both a tenant key
+/// and a webhook key get the plan's 403 everywhere but the catalog, which describes the
+/// product rather than the tenant's data.
+#[actix_web::test]
+async fn every_api_route_answers_webhook_keys_and_downgraded_tenants_as_specified() {
+    use hookboard::models::api_key::ApiKey;
+    use hookboard::models::tenant::Tenant;
+
+    let app = TestApp::spawn().await;
+    let tenant = app.scale_tenant("Alpine Tours").await;
+    let (webhook, webhook_key) = app
+        .create_webhook(
+            &tenant,
+            "https://crm.alpine.example/hooks",
+            &["booking.created"],
+            |_| {},
+        )
+        .await;
+    let tenant_id = tenant.id;
+    let tenant_key = app
+        .with_conn(move |conn| {
+            ApiKey::create(conn, tenant_id, "Booking platform", None)
+                .unwrap()
+                .1
+        })
+        .await;
+    let call = |method: &str, path: &str, key: &str| {
+        let request = match method {
+            "get" => app.client().get(app.url(path)),
+            "post" => app.client().post(app.url(path)).json(&serde_json::json!({})),
+            "patch" => app.client().patch(app.url(path)).json(&serde_json::json!({})),
+            "delete" => app.client().delete(app.url(path)),
+            other => panic!("unknown method {other}"),
+        };
+        let request = request.bearer_auth(key.to_owned());
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            (
+                status,
+                body["error"]["code"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+    };
+    let api_routes: Vec<_> = ROUTES.iter().filter(|r| r.access == Access::Api).collect();
+    let reads_events = |method: &str, path: &str| method == "get" && path.starts_with("/api/v1/events");
+
+    for route in &api_routes {
+        let path = concrete(route.path, webhook.id);
+        let (status, code) = call(route.method, &path, &webhook_key).await;
+        if reads_events(route.method, route.path) {
+            assert!(
+                matches!(status, 200 | 404),
+                "{} {path} with the webhook's key: {status}",
+                route.method
+            );
+        } else if route.path != "/api/v1/event-types" {
+            assert_eq!(
+                (status, code.as_str()),
+                (403, "forbidden"),
+                "{} {path} with the webhook's key",
+                route.method
+            );
+        }
+    }
+
+    app.with_conn(move |conn| Tenant::set_plan(conn, tenant_id, Plan::Starter).unwrap())
+        .await;
+    for route in &api_routes {
+        if route.path == "/api/v1/event-types" {
+            continue;
+        }
+        let path = concrete(route.path, webhook.id);
+        for (name, key) in [("tenant key", &tenant_key), ("webhook key", &webhook_key)] {
+            let (status, code) = call(route.method, &path, key).await;
+            let refused =
+                (status, code.as_str()) == (403, "plan") || (name == "webhook key" && status == 403);
+            assert!(
+                refused,
+                "{} {path} with the {name} after a downgrade: {status} {code}",
+                route.method
+            );
+        }
+    }
+}
