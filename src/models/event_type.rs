@@ -35,6 +35,11 @@ impl EventType {
         Ok(CATALOG.get_or_init(|| loaded.into()).clone())
     }
 
+    /// The catalog if it was read already.
+    pub fn cached() -> Option<Arc<[EventType]>> {
+        CATALOG.get().cloned()
+    }
+
     /// One event type of the catalog, by code (from the catalog in memory).
     pub fn find(conn: &mut PgConnection, code: &str) -> QueryResult<Option<EventType>> {
         Ok(EventType::all(conn)?.iter().find(|t| t.code == code).cloned())

@@ -8,7 +8,7 @@ use super::{Actor, AppError};
 use crate::delivery::outbox::{self, NewEvent};
 use crate::models::audit::AuditEntry;
 use crate::models::connection::Connection;
-use crate::models::delivery::{Delivery, LogFilter, LogPage, notify};
+use crate::models::delivery::{Delivery, HourHealth, LogFilter, LogPage, notify};
 use crate::models::event_type::EventType;
 use crate::models::tenant::Tenant;
 use crate::models::webhook::Webhook;
@@ -27,6 +27,49 @@ pub async fn log(
     filter: LogFilter,
     limit: i64,
 ) -> Result<(Webhook, LogPage), AppError> {
+    check_log(&filter, limit)?;
+    state
+        .db(move |conn| log_in(conn, tenant_id, webhook_id, &filter, limit))
+        .await
+}
+
+/// What the webhook page shows, read in one trip to the database: the webhook, its
+/// connection, a page of its log and its last 24 hours.
+pub struct Overview {
+    pub webhook: Webhook,
+    pub connection: Option<Connection>,
+    pub log: LogPage,
+    pub hours: Vec<HourHealth>,
+}
+
+pub async fn overview(
+    state: &AppState,
+    tenant_id: i64,
+    webhook_id: i64,
+    filter: LogFilter,
+    limit: i64,
+) -> Result<Overview, AppError> {
+    check_log(&filter, limit)?;
+    let now = state.clock.now();
+    state
+        .db(move |conn| {
+            let (webhook, log) = log_in(conn, tenant_id, webhook_id, &filter, limit)?;
+            let connection = webhook
+                .connection_id
+                .map(|id| Connection::find(conn, tenant_id, id))
+                .transpose()?;
+            let hours = Delivery::health(conn, webhook.id, now)?;
+            Ok(Overview {
+                webhook,
+                connection,
+                log,
+                hours,
+            })
+        })
+        .await
+}
+
+fn check_log(filter: &LogFilter, limit: i64) -> Result<(), AppError> {
     filter
         .check()
         .map_err(|(field, message)| AppError::validation(field, message))?;
@@ -36,13 +79,19 @@ pub async fn log(
             format!("`limit` must be between 1 and {MAX_PAGE}."),
         ));
     }
-    state
-        .db(move |conn| {
-            let webhook = Webhook::find(conn, tenant_id, webhook_id)?;
-            let page = Delivery::log_page(conn, webhook.id, &filter, limit)?;
-            Ok((webhook, page))
-        })
-        .await
+    Ok(())
+}
+
+fn log_in(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    webhook_id: i64,
+    filter: &LogFilter,
+    limit: i64,
+) -> Result<(Webhook, LogPage), AppError> {
+    let webhook = Webhook::find(conn, tenant_id, webhook_id)?;
+    let page = Delivery::log_page(conn, webhook.id, filter, limit)?;
+    Ok((webhook, page))
 }
 
 /// Queues a delivery again: the same event id and body, due at once, its attempts

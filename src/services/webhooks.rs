@@ -123,6 +123,37 @@ pub async fn list(state: &AppState, tenant_id: i64, filter: Filter) -> Result<Pa
         .await
 }
 
+/// What the webhook table shows, read in one trip to the database: a page, how many
+/// webhooks the tenant has (to tell "none yet" from "none match"), its connections.
+pub struct Table {
+    pub page: Page,
+    pub tenant_total: i64,
+    pub connections: Vec<Connection>,
+}
+
+/// The table's view; a filter value that does not parse is refused, like [`list`].
+pub async fn table(state: &AppState, tenant_id: i64, filter: Filter) -> Result<Table, AppError> {
+    filter
+        .check()
+        .map_err(|(field, message)| AppError::validation(field, message))?;
+    state
+        .db(move |conn| {
+            let page = Webhook::list(conn, tenant_id, &filter)?;
+            let tenant_total = if filter.is_filtered() {
+                Webhook::count(conn, tenant_id)?
+            } else {
+                page.total
+            };
+            let connections = Connection::list(conn, tenant_id)?;
+            Ok(Table {
+                page,
+                tenant_total,
+                connections,
+            })
+        })
+        .await
+}
+
 /// Creates a webhook from a draft (checked here); returns it with its API key, shown once.
 pub async fn create(
     state: &AppState,

@@ -160,6 +160,14 @@ fn lenient(mut filter: LogFilter) -> LogFilter {
     filter
 }
 
+/// The catalog: from memory once it was read (no trip to the database then).
+async fn catalog(state: &AppState) -> Result<std::sync::Arc<[EventType]>, AppError> {
+    if let Some(types) = EventType::cached() {
+        return Ok(types);
+    }
+    state.db(|conn| Ok(EventType::all(conn)?)).await
+}
+
 /// `GET /webhooks/{id}`
 pub async fn show(
     state: web::Data<AppState>,
@@ -172,19 +180,13 @@ pub async fn show(
     let id = id.into_inner();
     let filter = lenient(filter.into_inner());
     let now = state.clock.now();
-    let (webhook, log) =
-        services::deliveries::log(&state, tenant_id, id, filter.clone(), LOG_PAGE_SIZE).await?;
-    let (connection_id, webhook_id) = (webhook.connection_id, webhook.id);
-    let (connection, hours, types) = state
-        .db(move |conn| {
-            let connection = match connection_id {
-                Some(cid) => Some(Connection::find(conn, tenant_id, cid)?),
-                None => None,
-            };
-            let hours = Delivery::health(conn, webhook_id, now)?;
-            Ok((connection, hours, EventType::all(conn)?))
-        })
-        .await?;
+    let services::deliveries::Overview {
+        webhook,
+        connection,
+        log,
+        hours,
+    } = services::deliveries::overview(&state, tenant_id, id, filter.clone(), LOG_PAGE_SIZE).await?;
+    let types = catalog(&state).await?;
     let secrets = state.secrets();
     let max = hours.iter().map(|h| h.succeeded + h.failed).max().unwrap_or(0);
     let can_edit = user.role().can_edit() && tenant.webhooks_enabled;
@@ -233,7 +235,7 @@ pub async fn deliveries(
     let filter = lenient(filter.into_inner());
     let (webhook, log) =
         services::deliveries::log(&state, tenant.id, id, filter.clone(), LOG_PAGE_SIZE).await?;
-    let types = state.db(|conn| Ok(EventType::all(conn)?)).await?;
+    let types = catalog(&state).await?;
     render(
         StatusCode::OK,
         &log_view(&user, &webhook, log, filter, types, &tenant.timezone),

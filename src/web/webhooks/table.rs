@@ -212,17 +212,15 @@ pub async fn index(
         let results = load_results(&state, &user, filter, true).await?;
         return render(StatusCode::OK, &results);
     }
-    let page = services::webhooks::list(&state, tenant.id, filter.clone()).await?;
-    let tenant_id = tenant.id;
-    let (tenant_total, connections, event_types) = state
-        .db(move |conn| {
-            Ok((
-                Webhook::count(conn, tenant_id)?,
-                Connection::list(conn, tenant_id)?,
-                EventType::all(conn)?,
-            ))
-        })
-        .await?;
+    let services::webhooks::Table {
+        page,
+        tenant_total,
+        connections,
+    } = services::webhooks::table(&state, tenant.id, filter.clone()).await?;
+    let event_types = match EventType::cached() {
+        Some(types) => types,
+        None => state.db(|conn| Ok(EventType::all(conn)?)).await?,
+    };
     let names: HashMap<i64, String> = connections.iter().map(|c| (c.id, c.name.clone())).collect();
     let results = results(&user, page, tenant_total, &names, filter.clone(), false)?;
     let page = TablePage {
