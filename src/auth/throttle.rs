@@ -16,7 +16,7 @@ pub const FIRST_LOCK: Duration = Duration::minutes(1);
 pub const MAX_LOCK: Duration = Duration::minutes(15);
 
 /// An account's failure record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Record {
     pub failures: i32,
     pub first_failed_at: Option<DateTime<Utc>>,
@@ -62,17 +62,18 @@ impl Record {
 mod tests {
     use super::*;
 
+    /// A record after `failures` failures at minute 0.
+    fn failed_at_start(failures: usize) -> Record {
+        (0..failures).fold(Record::default(), |record, _| record.after_failure(at(0)))
+    }
+
     fn at(minutes: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000, 0).unwrap() + Duration::minutes(minutes)
     }
 
     #[test]
     fn attempts_arriving_at_once_get_five_checks_and_no_more() {
-        let mut record = Record {
-            failures: 0,
-            first_failed_at: None,
-            locked_until: None,
-        };
+        let mut record = Record::default();
         let mut checks = 0;
         for _ in 0..40 {
             if let Some(claimed) = record.claim(at(0)) {
@@ -90,27 +91,13 @@ mod tests {
 
     #[test]
     fn four_failures_do_not_lock() {
-        let mut record = Record {
-            failures: 0,
-            first_failed_at: None,
-            locked_until: None,
-        };
-        for _ in 0..4 {
-            record = record.after_failure(at(0));
-        }
+        let mut record = failed_at_start(4);
         assert!(!record.is_locked(at(0)));
     }
 
     #[test]
     fn the_fifth_failure_locks_and_further_ones_double_up_to_fifteen_minutes() {
-        let mut record = Record {
-            failures: 0,
-            first_failed_at: None,
-            locked_until: None,
-        };
-        for _ in 0..5 {
-            record = record.after_failure(at(0));
-        }
+        let mut record = failed_at_start(5);
         assert_eq!(record.locked_until, Some(at(1)));
         let mut now = 1;
         for expected in [2, 4, 8, 15, 15] {
@@ -126,14 +113,7 @@ mod tests {
 
     #[test]
     fn failures_older_than_the_window_are_forgotten() {
-        let mut record = Record {
-            failures: 0,
-            first_failed_at: None,
-            locked_until: None,
-        };
-        for _ in 0..4 {
-            record = record.after_failure(at(0));
-        }
+        let mut record = failed_at_start(4);
         record = record.after_failure(at(16));
         assert_eq!(record.failures, 1);
         assert!(!record.is_locked(at(16)));
@@ -141,14 +121,7 @@ mod tests {
 
     #[test]
     fn a_lock_is_forgotten_a_window_after_it_ended() {
-        let mut record = Record {
-            failures: 0,
-            first_failed_at: None,
-            locked_until: None,
-        };
-        for _ in 0..5 {
-            record = record.after_failure(at(0));
-        }
+        let mut record = failed_at_start(5);
         record = record.after_failure(at(1 + 15));
         assert_eq!(record.failures, 1);
         assert!(!record.is_locked(at(16)));

@@ -179,11 +179,7 @@ impl User {
         now: DateTime<Utc>,
     ) -> QueryResult<PasswordCheck> {
         conn.transaction(|conn| {
-            let (user, attempts): (User, i64) = users::table
-                .find(id)
-                .select((User::as_select(), users::login_attempts))
-                .for_update()
-                .first(conn)?;
+            let (user, attempts) = User::lock_with_attempts(conn, id)?;
             let attempt = attempts + 1;
             let claimed = user.throttle_record().claim(now).filter(|_| !user.disabled);
             let target = diesel::update(users::table.find(id));
@@ -207,6 +203,15 @@ impl User {
         })
     }
 
+    /// The user and their attempt count, with the row locked until the transaction ends.
+    fn lock_with_attempts(conn: &mut PgConnection, id: i64) -> QueryResult<(User, i64)> {
+        users::table
+            .find(id)
+            .select((User::as_select(), users::login_attempts))
+            .for_update()
+            .first(conn)
+    }
+
     /// The claimed check `attempt` matched: clears the throttle record and answers true,
     /// unless attempts after this one paused the account meanwhile (a burst of guesses
     /// does not carry the right password through).
@@ -217,11 +222,7 @@ impl User {
         now: DateTime<Utc>,
     ) -> QueryResult<bool> {
         conn.transaction(|conn| {
-            let (user, attempts): (User, i64) = users::table
-                .find(id)
-                .select((User::as_select(), users::login_attempts))
-                .for_update()
-                .first(conn)?;
+            let (user, attempts) = User::lock_with_attempts(conn, id)?;
             if user.disabled || (attempts != attempt && user.throttle_record().is_locked(now)) {
                 return Ok(false);
             }

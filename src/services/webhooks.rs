@@ -13,7 +13,7 @@ use crate::models::delivery::{Delivery, notify};
 use crate::models::event_type::EventType;
 use crate::models::webhook::{Filter, Page, SaveError, Webhook};
 use crate::state::{AppState, blocking};
-use crate::validation::webhook::{Context, Input, validate};
+use crate::validation::webhook::{Context, Input, Valid, validate};
 
 /// What to do with parked deliveries when a webhook is switched back on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -77,7 +77,7 @@ pub async fn check(
     tenant_id: i64,
     mut draft: Input,
     existing: Option<&Webhook>,
-) -> Result<Input, AppError> {
+) -> Result<Valid, AppError> {
     if let Some(webhook) = existing {
         draft.headers = webhook.restore_masked(draft.headers, &state.secrets())?;
     }
@@ -233,7 +233,7 @@ pub async fn update(
 
 /// Whether a checked draft changes more than the switches (Active, the API key): a draft
 /// that only switches is recorded as the switch alone, as the pages' switches record it.
-fn changes_settings(webhook: &Webhook, input: &Input, secrets: &crate::crypto::SecretBox) -> bool {
+fn changes_settings(webhook: &Webhook, input: &Valid, secrets: &crate::crypto::SecretBox) -> bool {
     webhook.url != input.url
         || webhook.description != input.description
         || webhook.events != input.events

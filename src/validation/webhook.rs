@@ -62,8 +62,27 @@ pub struct Context<'a> {
 /// Errors by field name (the form's and the API's field names).
 pub type FieldErrors = BTreeMap<&'static str, String>;
 
-/// Checks every field; on success the input comes back cleaned (trimmed, deduplicated).
-pub fn validate(mut input: Input, ctx: &Context<'_>) -> Result<Input, FieldErrors> {
+/// A webhook whose every field passed [`validate`], cleaned (trimmed, sorted, without
+/// duplicates): the only form of a webhook the store saves. Parse, don't validate: no code
+/// path can hand the store an unchecked one.
+#[derive(Debug, Clone)]
+pub struct Valid(Input);
+
+impl std::ops::Deref for Valid {
+    type Target = Input;
+    fn deref(&self) -> &Input {
+        &self.0
+    }
+}
+
+impl Valid {
+    pub fn into_inner(self) -> Input {
+        self.0
+    }
+}
+
+/// Checks every field; on success the input comes back cleaned, as a [`Valid`] webhook.
+pub fn validate(mut input: Input, ctx: &Context<'_>) -> Result<Valid, FieldErrors> {
     let mut errors = FieldErrors::new();
     input.url = input.url.trim().to_owned();
     if let Err(message) = check_url(&input.url, ctx) {
@@ -122,7 +141,7 @@ pub fn validate(mut input: Input, ctx: &Context<'_>) -> Result<Input, FieldError
             errors.insert("headers", message);
         }
     }
-    if errors.is_empty() { Ok(input) } else { Err(errors) }
+    if errors.is_empty() { Ok(Valid(input)) } else { Err(errors) }
 }
 
 fn check_url(text: &str, ctx: &Context<'_>) -> Result<(), String> {

@@ -241,7 +241,7 @@ async fn nul_characters_in_addresses_and_forms_never_fail_a_route() {
                 active: true,
                 ..Default::default()
             };
-            hookboard::models::webhook::Webhook::create(conn, tenant_id, &input, &secrets)
+            hookboard::models::webhook::Webhook::create(conn, tenant_id, &crate::helpers::valid(input.clone()), &secrets)
                 .unwrap()
                 .0
         })

@@ -223,7 +223,7 @@ pub(crate) fn prepare(database_url: &str, urls: &[&str]) -> Prepared {
                 events: vec!["booking.created".into()],
                 ..Input::default()
             };
-            Webhook::create(&mut conn, tenant.id, &input, &secrets)
+            Webhook::create(&mut conn, tenant.id, &crate::helpers::valid(input.clone()), &secrets)
                 .unwrap()
                 .0
                 .id

@@ -13,7 +13,7 @@ use diesel::prelude::*;
 
 use crate::crypto::{SecretBox, new_signing_secret};
 use crate::schema::{tenants, webhooks};
-use crate::validation::webhook::{Input, MAX_WEBHOOKS_PER_TENANT};
+use crate::validation::webhook::{MAX_WEBHOOKS_PER_TENANT, Valid};
 pub use credentials::API_KEY_PREFIX;
 use credentials::new_api_key;
 pub use filter::{Filter, PAGE_SIZE, Page, SORT_KEYS};
@@ -277,7 +277,7 @@ impl Webhook {
     pub fn create(
         conn: &mut PgConnection,
         tenant_id: i64,
-        input: &Input,
+        input: &Valid,
         secrets: &SecretBox,
     ) -> Result<(Webhook, String), SaveError> {
         conn.transaction(|conn| {
@@ -323,7 +323,7 @@ impl Webhook {
         conn: &mut PgConnection,
         tenant_id: i64,
         id: i64,
-        input: &Input,
+        input: &Valid,
         secrets: &SecretBox,
     ) -> QueryResult<Webhook> {
         conn.transaction(|conn| {
