@@ -91,7 +91,7 @@ mod tests {
 
     #[test]
     fn four_failures_do_not_lock() {
-        let mut record = failed_at_start(4);
+        let record = failed_at_start(4);
         assert!(!record.is_locked(at(0)));
     }
 
