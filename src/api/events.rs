@@ -139,6 +139,9 @@ pub async fn create(
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    // Who may publish is settled before the body is read: a webhook's key gets its 403,
+    // not a remark on the body.
+    caller.reader()?;
     let body: EventBody = read_json(&req, payload).await?;
     let event = check(body, "")?;
     let mut accepted = publish(&state, &caller, vec![event], false).await?;
@@ -166,6 +169,7 @@ pub async fn create_batch(
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    caller.reader()?;
     let body: BatchBody = read_json(&req, payload).await?;
     if body.events.is_empty() || body.events.len() > MAX_BATCH {
         return Err(ApiError::invalid(
