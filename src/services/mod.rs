@@ -8,6 +8,7 @@ pub mod connections;
 pub mod credentials;
 pub mod deliveries;
 pub mod export;
+pub mod password_links;
 pub mod webhooks;
 
 pub use crate::error::AppError;

@@ -30,6 +30,15 @@ pub fn is_plausible_email(email: &str) -> bool {
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
+/// Whether text holds an encoded NUL character (`%00`): no address of Hookboard has a use
+/// for it, and PostgreSQL cannot store it.
+pub fn has_encoded_nul(text: &str) -> bool {
+    text.as_bytes().windows(3).any(|w| w == b"%00")
+}
+
+/// What an address with an encoded NUL is told.
+pub const NUL_MESSAGE: &str = "The address may not contain the NUL character (%00).";
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -59,12 +68,3 @@ mod tests {
         assert!(!super::is_plausible_email("a@b@c.example"));
     }
 }
-
-/// Whether text holds an encoded NUL character (`%00`): no address of Hookboard has a use
-/// for it, and PostgreSQL cannot store it.
-pub fn has_encoded_nul(text: &str) -> bool {
-    text.as_bytes().windows(3).any(|w| w == b"%00")
-}
-
-/// What an address with an encoded NUL is told.
-pub const NUL_MESSAGE: &str = "The address may not contain the NUL character (%00).";

@@ -20,6 +20,7 @@ mod layers;
 mod login;
 mod migrations;
 mod openapi;
+mod password_links;
 mod receiver;
 mod security;
 mod sessions;
