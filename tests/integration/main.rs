@@ -24,6 +24,7 @@ mod password_links;
 mod receiver;
 mod security;
 mod sessions;
+mod slow_clients;
 mod snapshots;
 mod soak;
 mod tenants;
