@@ -37,7 +37,7 @@ pub fn issue(
     })
 }
 
-/// Creates a login without a usable password (`unusable_hash` is the hash of a random
+/// Creates a login without a usable password (`account.password_hash` hashes a random
 /// secret nobody keeps) and issues its link, in one transaction.
 pub fn invite(
     conn: &mut PgConnection,
