@@ -65,6 +65,8 @@ route_table! {
     Public   get  "/static/{path:.*}" => crate::web::assets::asset,
     Public   get  "/login" => crate::web::login::show,
     Public   post "/login" => crate::web::login::submit,
+    Public   get  "/set-password/{token}" => crate::web::set_password::show,
+    Public   post "/set-password/{token}" => crate::web::set_password::submit,
     User     post "/logout" => crate::web::login::logout,
     User     get  "/" => crate::web::dashboard::show,
     User     get  "/profile" => crate::web::profile::show,
@@ -129,5 +131,5 @@ route_table! {
     Operator get  "/admin/users" => crate::web::admin::users,
     Operator post "/admin/users" => crate::web::admin::create_user,
     Operator post "/admin/users/{id}/disabled" => crate::web::admin::set_user_disabled,
-    Operator post "/admin/users/{id}/password" => crate::web::admin::reset_password,
+    Operator post "/admin/users/{id}/password" => crate::web::admin::send_password_link,
 }

@@ -116,6 +116,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    password_links (id) {
+        id -> Int8,
+        user_id -> Int8,
+        token_hash -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        created_by_user_id -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
     sessions (key_hash) {
         key_hash -> Text,
         user_id -> Nullable<Int8>,
@@ -219,6 +231,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     event_types,
     events,
     idempotency_keys,
+    password_links,
     sessions,
     tenants,
     users,

@@ -31,6 +31,8 @@ pub struct Settings {
     /// Address ranges the SSRF guard lets through (`HOOKBOARD_ALLOW_PRIVATE_TARGETS`).
     pub allow_private_targets: Vec<crate::validation::ssrf::Cidr>,
     pub delivery_timeout: Duration,
+    /// How long reading one request body may take, from the end of its headers.
+    pub body_timeout: Duration,
     pub retry_schedule: Vec<Duration>,
     pub worker: bool,
     pub worker_concurrency: usize,
@@ -107,6 +109,7 @@ impl Settings {
                     .map_err(|e| anyhow::anyhow!("HOOKBOARD_ALLOW_PRIVATE_TARGETS: {e}"))?
             },
             delivery_timeout: duration_setting(&get, "HOOKBOARD_DELIVERY_TIMEOUT", "15s")?,
+            body_timeout: duration_setting(&get, "HOOKBOARD_BODY_TIMEOUT", "10s")?,
             retry_schedule,
             worker: match get("HOOKBOARD_WORKER").as_deref() {
                 None | Some("on") => true,
@@ -224,6 +227,7 @@ mod tests {
         assert_eq!(s.retry_schedule.len(), 10);
         assert_eq!(s.retry_schedule[9], Duration::from_secs(8 * 3600));
         assert_eq!(s.delivery_timeout, Duration::from_secs(15));
+        assert_eq!(s.body_timeout, Duration::from_secs(10));
         assert_eq!(s.session_idle_timeout, Duration::from_secs(30 * 60));
         assert_eq!(s.worker_concurrency, 64);
         assert_eq!(s.api_rate_limit, 1000);

@@ -1,15 +1,26 @@
 //! The one application builder: the server and the tests register the same routes and
 //! middleware through [`build_server`]; the routes themselves are in [`crate::routes`].
 
+use std::cell::Cell;
+use std::future::Future as _;
 use std::net::TcpListener;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
 
+use actix_http::ConnectionType;
+use actix_http::error::PayloadError;
 use actix_session::SessionMiddleware;
 use actix_session::config::{BrowserSession, CookieContentSecurity, TtlExtensionPolicy};
-use actix_web::body::MessageBody;
+use actix_web::HttpMessage as _;
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::cookie::{Key, SameSite, time};
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::middleware::{DefaultHeaders, Next, from_fn};
+use actix_web::web::Bytes;
 use actix_web::{App, HttpServer, web};
+use futures_util::Stream;
 use tracing_actix_web::TracingLogger;
 
 use crate::state::AppState;
@@ -93,6 +104,7 @@ pub fn build_server(state: AppState, listener: TcpListener) -> anyhow::Result<Se
                     .add(("Referrer-Policy", "same-origin"))
                     .add(("X-Frame-Options", "DENY")),
             )
+            .wrap(from_fn(body_deadline))
             .wrap(from_fn(count_requests))
             .wrap(TracingLogger::default())
     })
@@ -100,6 +112,79 @@ pub fn build_server(state: AppState, listener: TcpListener) -> anyhow::Result<Se
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// Reads every request body under `HOOKBOARD_BODY_TIMEOUT`, counted from the end of the
+/// headers (which `client_request_timeout` bounds): a client trickling a body would
+/// otherwise hold its connection, and a worker's attention, for as long as it likes. Past
+/// the deadline the body reads as an error, the request answers 408 (the error page, or
+/// the API's JSON) and the connection closes.
+async fn body_deadline(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(limit) = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.settings.body_timeout)
+    else {
+        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
+    };
+    let expired = Rc::new(Cell::new(false));
+    let body = DeadlineBody {
+        inner: req.take_payload(),
+        deadline: Box::pin(actix_web::rt::time::sleep(limit)),
+        expired: expired.clone(),
+    };
+    req.set_payload(actix_http::Payload::from(
+        Box::pin(body) as actix_http::BoxedPayloadStream
+    ));
+    let is_api = req.path().starts_with(&format!("{}/", routes::API_SCOPE));
+    let result = next.call(req).await.map(ServiceResponse::map_into_boxed_body);
+    if !expired.get() {
+        return result;
+    }
+    let message = "The request body did not arrive in time.";
+    let mut response = if is_api {
+        actix_web::ResponseError::error_response(&api::errors::ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            message,
+        ))
+    } else {
+        pages::error_page(StatusCode::REQUEST_TIMEOUT, message)
+    };
+    response.head_mut().set_connection_type(ConnectionType::Close);
+    let res = result?;
+    tracing::info!(path = res.request().path(), "request body not read in time");
+    Ok(res.into_response(response))
+}
+
+/// A request body that ends in an error once its deadline has passed.
+struct DeadlineBody {
+    inner: actix_http::Payload,
+    deadline: Pin<Box<actix_web::rt::time::Sleep>>,
+    expired: Rc<Cell<bool>>,
+}
+
+impl Stream for DeadlineBody {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.expired.get() {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(item) = Pin::new(&mut self.inner).poll_next(cx) {
+            return Poll::Ready(item);
+        }
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.expired.set(true);
+                let timed_out = std::io::Error::new(std::io::ErrorKind::TimedOut, "request body timed out");
+                Poll::Ready(Some(Err(PayloadError::Io(timed_out))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 /// Counts every answered request by route pattern (not the raw path, which has ids).

@@ -141,7 +141,11 @@ pub fn validate(mut input: Input, ctx: &Context<'_>) -> Result<Valid, FieldError
             errors.insert("headers", message);
         }
     }
-    if errors.is_empty() { Ok(Valid(input)) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(Valid(input))
+    } else {
+        Err(errors)
+    }
 }
 
 fn check_url(text: &str, ctx: &Context<'_>) -> Result<(), String> {

@@ -1,7 +1,9 @@
 //! The operator console: tenants (create, rename, set plan) and users (create, disable,
-//! reset password). Operators see no tenant secrets: none of these pages show any.
+//! send a set-password link). Operators see no tenant secrets: none of these pages show
+//! any, and they never choose a user's password (a user they chose it for would open the
+//! tenant's secrets to them): new users and resets get a one-time set-password link.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
 use diesel::Connection as _;
@@ -14,6 +16,7 @@ use crate::models::session::Sessions;
 use crate::models::tenant::{Plan, Tenant};
 use crate::models::user::{Role, User};
 use crate::services::accounts;
+use crate::services::password_links::{self, IssuedLink};
 use crate::state::AppState;
 use crate::web::see_other;
 use crate::web::session::CurrentUser;
@@ -45,6 +48,31 @@ pub struct UsersPage {
     pub tenants: Vec<Tenant>,
     pub error: Option<String>,
     pub notice: Option<String>,
+    pub link: Option<LinkView>,
+}
+
+/// A set-password link just issued, shown once.
+pub struct LinkView {
+    pub email: String,
+    pub url: String,
+    pub expires_at: String,
+}
+
+impl LinkView {
+    /// The absolute URL of the link, on the host the operator is using.
+    fn new(req: &HttpRequest, issued: &IssuedLink) -> Self {
+        let info = req.connection_info();
+        LinkView {
+            email: issued.user.email.clone(),
+            url: format!(
+                "{}://{}/set-password/{}",
+                info.scheme(),
+                info.host(),
+                issued.token
+            ),
+            expires_at: issued.expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        }
+    }
 }
 
 pub struct UserRow {
@@ -169,7 +197,7 @@ async fn users_page(
     state: &AppState,
     user: &CurrentUser,
     error: Option<String>,
-    notice: Option<String>,
+    link: Option<LinkView>,
 ) -> Result<UsersPage, AppError> {
     let (users, tenants) = state
         .db(|conn| Ok((User::list_all(conn)?, Tenant::list(conn)?)))
@@ -193,7 +221,8 @@ async fn users_page(
         users: rows,
         tenants,
         error,
-        notice,
+        notice: None,
+        link,
     })
 }
 
@@ -203,17 +232,18 @@ pub async fn users(state: web::Data<AppState>, user: CurrentUser) -> Result<User
 }
 
 /// Missing fields read as empty, so authorization (not a 400) answers first and
-/// validation explains what is missing.
+/// validation explains what is missing. There is no password: the new user chooses it
+/// through the one-time link this answers with.
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct NewUserForm {
     email: String,
     role: String,
     tenant: String,
-    password: String,
 }
 
 pub async fn create_user(
+    req: HttpRequest,
     state: web::Data<AppState>,
     user: CurrentUser,
     form: web::Form<NewUserForm>,
@@ -229,7 +259,6 @@ pub async fn create_user(
             (_, Some(id)) => Some(id),
             (_, None) => return Err("Choose the tenant this user belongs to.".into()),
         };
-        password::validate(&form.password)?;
         Ok((role, tenant))
     })();
     let (role, tenant_id) = match checked {
@@ -240,9 +269,11 @@ pub async fn create_user(
         }
     };
     let actor = user.actor();
-    // Hashing runs between two units of database work, never holding a connection.
-    let hash = crate::state::blocking(move || Ok(password::hash(&form.password)?)).await?;
-    let created = state
+    let now = state.clock.now();
+    // Until the link is used the account has a password nobody knows. Hashing runs between
+    // two units of database work, never holding a connection.
+    let hash = crate::state::blocking(|| Ok(password::hash(&crate::models::random_hex(32))?)).await?;
+    let invited = state
         .db(move |conn| {
             let account = accounts::NewAccount {
                 tenant_id,
@@ -250,15 +281,22 @@ pub async fn create_user(
                 role,
                 password_hash: &hash,
             };
-            match accounts::create_user(conn, account, &actor) {
-                Ok(user) => Ok(Ok(user)),
+            match password_links::invite(conn, account, &actor, now) {
+                Ok(issued) => Ok(Ok(issued)),
                 Err(AppError::Validation { message, .. }) => Ok(Err(message)),
                 Err(err) => Err(err),
             }
         })
         .await?;
-    match created {
-        Ok(_) => Ok(see_other("/admin/users")),
+    match invited {
+        Ok(issued) => {
+            let mut page = users_page(&state, &user, None, Some(LinkView::new(&req, &issued))).await?;
+            page.notice = Some(format!(
+                "{} was created. Send them this one-time link to choose their password.",
+                issued.user.email
+            ));
+            render_with(actix_web::http::StatusCode::OK, page)
+        }
         Err(message) => {
             let page = users_page(&state, &user, Some(message), None).await?;
             render_with(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, page)
@@ -304,50 +342,26 @@ pub async fn set_user_disabled(
     Ok(see_other("/admin/users"))
 }
 
-/// Missing fields read as empty, so authorization (not a 400) answers first and
-/// validation explains what is missing.
-#[derive(Deserialize, Default)]
-#[serde(default)]
-pub struct ResetForm {
-    password: String,
-}
-
-/// Sets a new password chosen by the operator and ends the user's sessions.
-pub async fn reset_password(
+/// Issues a one-time set-password link for a user (earlier unused links stop working).
+/// The password stays as it is until the link is used; using it ends the user's sessions.
+pub async fn send_password_link(
+    req: HttpRequest,
     state: web::Data<AppState>,
     user: CurrentUser,
     id: web::Path<i64>,
-    form: web::Form<ResetForm>,
 ) -> Result<HttpResponse, AppError> {
     user.require_operator()?;
     let id = id.into_inner();
-    let form = form.into_inner();
-    if let Err(message) = password::validate(&form.password) {
-        let page = users_page(&state, &user, Some(message), None).await?;
-        return render_with(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, page);
-    }
     let actor = user.actor();
-    let hash = crate::state::blocking(move || Ok(password::hash(&form.password)?)).await?;
-    let email = state
-        .db(move |conn| {
-            let target = User::find(conn, id)?;
-            conn.transaction(|conn| {
-                User::set_password(conn, id, &hash)?;
-                Sessions::delete_for_user(conn, id)?;
-                record_user_change(conn, &target, &actor, "user.password_reset")
-            })?;
-            Ok(target.email)
-        })
+    let now = state.clock.now();
+    let issued = state
+        .db(move |conn| password_links::issue(conn, id, &actor, now))
         .await?;
-    let page = users_page(
-        &state,
-        &user,
-        None,
-        Some(format!(
-            "The password of {email} was reset; their sessions ended."
-        )),
-    )
-    .await?;
+    let mut page = users_page(&state, &user, None, Some(LinkView::new(&req, &issued))).await?;
+    page.notice = Some(format!(
+        "Send {} this one-time link to choose a new password; earlier links no longer work.",
+        issued.user.email
+    ));
     render_with(actix_web::http::StatusCode::OK, page)
 }
 

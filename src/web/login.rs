@@ -27,21 +27,36 @@ pub struct LoginPage {
     pub chrome: Chrome,
     pub email: String,
     pub error: Option<String>,
+    pub notice: Option<&'static str>,
     pub next: String,
 }
 
 #[derive(Deserialize)]
 pub struct NextQuery {
     next: Option<String>,
+    /// Set by the set-password page after it worked.
+    password_set: Option<String>,
 }
+
+/// Shown on the login page a set-password link leads to.
+pub const PASSWORD_SET: &str = "Your password is set. Log in with it.";
 
 pub async fn show(
     req: HttpRequest,
     session: Session,
     query: web::Query<NextQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let next = query.into_inner().next.unwrap_or_default();
-    login_page(&req, &session, StatusCode::OK, String::new(), None, next)
+    let query = query.into_inner();
+    let next = query.next.unwrap_or_default();
+    let notice = query.password_set.is_some().then_some(PASSWORD_SET);
+    login_page(
+        &req,
+        &session,
+        StatusCode::OK,
+        String::new(),
+        (None, notice),
+        next,
+    )
 }
 
 /// The login form, with a token that costs no stored session (see [`csrf::page_token`]).
@@ -50,7 +65,7 @@ fn login_page(
     session: &Session,
     status: StatusCode,
     email: String,
-    error: Option<String>,
+    (error, notice): (Option<String>, Option<&'static str>),
     next: String,
 ) -> Result<HttpResponse, AppError> {
     let (token, cookie) = csrf::page_token(req, session);
@@ -60,6 +75,7 @@ fn login_page(
         chrome,
         email,
         error,
+        notice,
         next,
     };
     let mut response = render(status, &page)?;
@@ -150,7 +166,7 @@ pub async fn submit(
             &session,
             StatusCode::UNPROCESSABLE_ENTITY,
             email,
-            refused,
+            (refused, None),
             next,
         );
     };

@@ -19,6 +19,7 @@ pub mod login;
 pub mod profile;
 pub mod session;
 pub mod session_store;
+pub mod set_password;
 pub mod tools;
 pub mod views;
 pub mod webhooks;

@@ -241,9 +241,14 @@ async fn nul_characters_in_addresses_and_forms_never_fail_a_route() {
                 active: true,
                 ..Default::default()
             };
-            hookboard::models::webhook::Webhook::create(conn, tenant_id, &crate::helpers::valid(input.clone()), &secrets)
-                .unwrap()
-                .0
+            hookboard::models::webhook::Webhook::create(
+                conn,
+                tenant_id,
+                &crate::helpers::valid(input.clone()),
+                &secrets,
+            )
+            .unwrap()
+            .0
         })
         .await;
     let owner = app.logged_in("owner@alpine.example").await;

@@ -553,7 +553,13 @@ async fn the_plans_limit_of_100_webhooks_answers_409_with_the_forms_message() {
                 events: vec!["booking.created".into()],
                 ..Default::default()
             };
-            hookboard::models::webhook::Webhook::create(conn, tenant_id, &crate::helpers::valid(input.clone()), &secrets).unwrap();
+            hookboard::models::webhook::Webhook::create(
+                conn,
+                tenant_id,
+                &crate::helpers::valid(input.clone()),
+                &secrets,
+            )
+            .unwrap();
         }
     })
     .await;

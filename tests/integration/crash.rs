@@ -223,10 +223,15 @@ pub(crate) fn prepare(database_url: &str, urls: &[&str]) -> Prepared {
                 events: vec!["booking.created".into()],
                 ..Input::default()
             };
-            Webhook::create(&mut conn, tenant.id, &crate::helpers::valid(input.clone()), &secrets)
-                .unwrap()
-                .0
-                .id
+            Webhook::create(
+                &mut conn,
+                tenant.id,
+                &crate::helpers::valid(input.clone()),
+                &secrets,
+            )
+            .unwrap()
+            .0
+            .id
         })
         .collect();
     let key = ApiKey::create(&mut conn, tenant.id, "Booking platform", None)

@@ -48,7 +48,8 @@ async fn side(app: &TestApp, name: &str, active: bool) -> Side {
     let (tenant_id, secrets) = (tenant.id, app.secrets());
     let (webhook, key) = app
         .with_conn(move |conn| {
-            let (webhook, _) = Webhook::create(conn, tenant_id, &crate::helpers::valid(input.clone()), &secrets).unwrap();
+            let (webhook, _) =
+                Webhook::create(conn, tenant_id, &crate::helpers::valid(input.clone()), &secrets).unwrap();
             let (_, key) = ApiKey::create(conn, tenant_id, "Booking platform", None).unwrap();
             (webhook, key)
         })

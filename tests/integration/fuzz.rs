@@ -640,9 +640,14 @@ async fn filter_query_strings_never_break_a_page_or_the_api() {
                 ..Input::default()
             };
             let secrets = hookboard::crypto::SecretBox::new(&[0x42; 32]);
-            let webhook = hookboard::models::webhook::Webhook::create(conn, id, &crate::helpers::valid(input.clone()), &secrets)
-                .unwrap()
-                .0;
+            let webhook = hookboard::models::webhook::Webhook::create(
+                conn,
+                id,
+                &crate::helpers::valid(input.clone()),
+                &secrets,
+            )
+            .unwrap()
+            .0;
             let key = hookboard::models::api_key::ApiKey::create(conn, id, "fuzz", None)
                 .unwrap()
                 .1;

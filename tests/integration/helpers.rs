@@ -277,8 +277,10 @@ impl TestApp {
         };
         tweak(&mut input);
         let (tenant_id, secrets) = (tenant.id, self.secrets());
-        self.with_conn(move |conn| Webhook::create(conn, tenant_id, &crate::helpers::valid(input.clone()), &secrets).unwrap())
-            .await
+        self.with_conn(move |conn| {
+            Webhook::create(conn, tenant_id, &crate::helpers::valid(input.clone()), &secrets).unwrap()
+        })
+        .await
     }
 
     /// The secrets box of the app (tests use the fixed test key).

@@ -42,7 +42,9 @@ async fn a_table_row_fragment() {
     };
     let (tenant_id, secrets) = (tenant.id, app.secrets());
     let (webhook, _) = app
-        .with_conn(move |conn| Webhook::create(conn, tenant_id, &crate::helpers::valid(input.clone()), &secrets).unwrap())
+        .with_conn(move |conn| {
+            Webhook::create(conn, tenant_id, &crate::helpers::valid(input.clone()), &secrets).unwrap()
+        })
         .await;
     let row = owner
         .htmx_post(&format!("/webhooks/{}/toggle", webhook.id), &[])

@@ -68,7 +68,14 @@ async fn queued_deliveries_follow_an_edit_of_their_webhook() {
                 ..Input::default()
             };
             // What the edit service does: save, then wake the workers.
-            let saved = Webhook::update(conn, tenant_id, id, &crate::helpers::valid(input.clone()), &secrets).unwrap();
+            let saved = Webhook::update(
+                conn,
+                tenant_id,
+                id,
+                &crate::helpers::valid(input.clone()),
+                &secrets,
+            )
+            .unwrap();
             hookboard::models::delivery::notify(conn).unwrap();
             saved
         })

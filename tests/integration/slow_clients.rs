@@ -1,0 +1,82 @@
+//! A client that trickles a request body cannot hold its connection: the body is read
+//! under `HOOKBOARD_BODY_TIMEOUT`, after which the request answers 408 and the connection
+//! closes.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::TestApp;
+
+/// Sends headers promising `Content-Length: 1000` and a few bytes, then nothing; answers
+/// what the server sent before closing the connection.
+async fn trickle(app: &TestApp, head: &str) -> String {
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    let request = format!("{head}Host: {address}\r\nContent-Length: 1000\r\n\r\nemail=a");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    // Generous: the point is that the server ends it, not how fast.
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server ends a request whose body stalls")
+        .ok();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[actix_web::test]
+async fn a_stalled_form_body_answers_408_and_the_connection_closes() {
+    let app = TestApp::spawn_with(&[("HOOKBOARD_BODY_TIMEOUT", "1s")]).await;
+
+    let answer = trickle(
+        &app,
+        "POST /login HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n",
+    )
+    .await;
+
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+}
+
+#[actix_web::test]
+async fn a_stalled_api_body_answers_408_in_json() {
+    let app = TestApp::spawn_with(&[("HOOKBOARD_BODY_TIMEOUT", "1s")]).await;
+    let tenant = app.scale_tenant("Alpine Tours").await;
+    let key = app
+        .with_conn(move |conn| {
+            hookboard::models::api_key::ApiKey::create(conn, tenant.id, "Booking platform", None)
+                .unwrap()
+                .1
+        })
+        .await;
+
+    let head = format!(
+        "POST /api/v1/events HTTP/1.1\r\nContent-Type: application/json\r\nAuthorization: Bearer {key}\r\n"
+    );
+    let answer = trickle(&app, &head).await;
+
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""code":"timeout""#), "{answer}");
+}
+
+#[actix_web::test]
+async fn a_body_that_arrives_in_time_is_read_as_usual() {
+    let app = TestApp::spawn_with(&[("HOOKBOARD_BODY_TIMEOUT", "1s")]).await;
+    let tenant = app
+        .create_tenant("Alpine Tours", hookboard::models::tenant::Plan::Scale)
+        .await;
+    app.create_user(
+        Some(&tenant),
+        "ana@alpine.example",
+        hookboard::models::user::Role::Owner,
+    )
+    .await;
+
+    let browser = app.logged_in("ana@alpine.example").await;
+
+    assert_eq!(browser.get("/").await.status(), 200);
+}
