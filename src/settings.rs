@@ -39,6 +39,8 @@ pub struct Settings {
     pub api_rate_limit: u32,
     /// Failed logins per client address in 15 minutes before it is refused; 0: off.
     pub login_failures_per_address: u32,
+    /// Connections one client address may hold open at once (`0`: no cap).
+    pub connections_per_address: usize,
     pub db_pool_size: u32,
     pub retention_days: u32,
 }
@@ -122,6 +124,13 @@ impl Settings {
                 &get,
                 "HOOKBOARD_LOGIN_FAILURES_PER_ADDRESS",
                 50,
+                0,
+                1_000_000,
+            )?,
+            connections_per_address: number_setting(
+                &get,
+                "HOOKBOARD_CONNECTIONS_PER_ADDRESS",
+                100,
                 0,
                 1_000_000,
             )?,

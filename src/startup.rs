@@ -16,13 +16,14 @@ use actix_web::HttpMessage as _;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::cookie::{Key, SameSite, time};
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::{DefaultHeaders, Next, from_fn};
 use actix_web::web::Bytes;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpResponse, HttpServer, web};
 use futures_util::Stream;
 use tracing_actix_web::TracingLogger;
 
+use crate::auth::connections::{ConnectionCounts, Slot};
 use crate::state::AppState;
 use crate::web as pages;
 use crate::web::csrf;
@@ -55,6 +56,7 @@ pub fn build_server(state: AppState, listener: TcpListener) -> anyhow::Result<Se
     let logins = web::Data::new(crate::auth::address_throttle::AddressThrottle::new(
         state.settings.login_failures_per_address,
     ));
+    let connections = ConnectionCounts::new(state.settings.connections_per_address);
     let server = HttpServer::new(move || {
         let settings = &state.settings;
         let sessions = SessionMiddleware::builder(
@@ -105,8 +107,18 @@ pub fn build_server(state: AppState, listener: TcpListener) -> anyhow::Result<Se
                     .add(("X-Frame-Options", "DENY")),
             )
             .wrap(from_fn(body_deadline))
+            .wrap(from_fn(refuse_crowded))
             .wrap(from_fn(count_requests))
             .wrap(TracingLogger::default())
+    })
+    .on_connect(move |conn, extensions| {
+        // Counted from the TCP peer; the slot goes back when the connection closes.
+        if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>()
+            && let Ok(peer) = stream.peer_addr()
+            && let Some(slot) = connections.open(peer.ip())
+        {
+            extensions.insert(slot);
+        }
     })
     .workers(workers)
     .listen(listener)?
@@ -123,10 +135,15 @@ async fn body_deadline(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let Some(limit) = req
+    let has_body = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || req.headers().contains_key(header::CONTENT_LENGTH)
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
+    let limit = req
         .app_data::<web::Data<AppState>>()
         .map(|state| state.settings.body_timeout)
-    else {
+        .filter(|_| has_body);
+    let Some(limit) = limit else {
+        // Nothing to read (most GETs): no timer to set.
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
     let expired = Rc::new(Cell::new(false));
@@ -138,25 +155,49 @@ async fn body_deadline(
     req.set_payload(actix_http::Payload::from(
         Box::pin(body) as actix_http::BoxedPayloadStream
     ));
-    let is_api = req.path().starts_with(&format!("{}/", routes::API_SCOPE));
+    let is_api = in_api(&req);
     let result = next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     if !expired.get() {
         return result;
     }
     let message = "The request body did not arrive in time.";
-    let mut response = if is_api {
-        actix_web::ResponseError::error_response(&api::errors::ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "timeout",
-            message,
-        ))
-    } else {
-        pages::error_page(StatusCode::REQUEST_TIMEOUT, message)
-    };
-    response.head_mut().set_connection_type(ConnectionType::Close);
+    let response = closing_answer(is_api, StatusCode::REQUEST_TIMEOUT, "timeout", message);
     let res = result?;
     tracing::info!(path = res.request().path(), "request body not read in time");
     Ok(res.into_response(response))
+}
+
+/// Refuses every request of a connection over its address's cap
+/// (`HOOKBOARD_CONNECTIONS_PER_ADDRESS`, see [`crate::auth::connections`]) and closes it.
+async fn refuse_crowded(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if !req.request().conn_data::<Slot>().is_some_and(|slot| slot.over) {
+        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
+    }
+    let is_api = in_api(&req);
+    tracing::info!(peer = ?req.peer_addr(), "connection over the per-address cap refused");
+    let message = "Too many connections from your address at once; close some and try again.";
+    let response = closing_answer(is_api, StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+    Ok(req.into_response(response))
+}
+
+fn in_api(req: &ServiceRequest) -> bool {
+    req.path()
+        .strip_prefix(routes::API_SCOPE)
+        .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// An answer that also closes the connection: the API's JSON error or the error page.
+fn closing_answer(is_api: bool, status: StatusCode, code: &'static str, message: &str) -> HttpResponse {
+    let mut response = if is_api {
+        actix_web::ResponseError::error_response(&api::errors::ApiError::new(status, code, message))
+    } else {
+        pages::error_page(status, message)
+    };
+    response.head_mut().set_connection_type(ConnectionType::Close);
+    response
 }
 
 /// A request body that ends in an error once its deadline has passed.

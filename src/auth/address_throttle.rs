@@ -66,7 +66,7 @@ impl AddressThrottle {
 }
 
 /// IPv4 as it is (also when mapped into IPv6); IPv6 by its /64.
-fn key(ip: IpAddr) -> IpAddr {
+pub(super) fn key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -1,6 +1,7 @@
-//! Credentials without the web: password hashing and the login throttle, shared by the
-//! pages, the operator console and the command line.
+//! Credentials and the limits that protect them, without the web: password hashing, the
+//! login throttles per account and per address, and the cap on connections per address.
 
 pub mod address_throttle;
+pub mod connections;
 pub mod password;
 pub mod throttle;

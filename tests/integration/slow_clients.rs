@@ -80,3 +80,52 @@ async fn a_body_that_arrives_in_time_is_read_as_usual() {
 
     assert_eq!(browser.get("/").await.status(), 200);
 }
+
+/// Sends one `GET /healthz` on an open connection and reads the answer's head.
+async fn ask(stream: &mut TcpStream, host: &str) -> String {
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut answer))
+        .await
+        .expect("the server answers")
+        .unwrap();
+    String::from_utf8_lossy(&answer[..read]).into_owned()
+}
+
+#[actix_web::test]
+async fn one_address_cannot_hold_more_than_its_share_of_connections() {
+    let app = TestApp::spawn_with(&[("HOOKBOARD_CONNECTIONS_PER_ADDRESS", "2")]).await;
+    let host = app.address.trim_start_matches("http://").to_owned();
+
+    let mut first = TcpStream::connect(&host).await.unwrap();
+    let mut second = TcpStream::connect(&host).await.unwrap();
+    assert!(ask(&mut first, &host).await.starts_with("HTTP/1.1 200"));
+    assert!(ask(&mut second, &host).await.starts_with("HTTP/1.1 200"));
+
+    // A third connection at once: refused, and closed.
+    let mut third = TcpStream::connect(&host).await.unwrap();
+    let refused = ask(&mut third, &host).await;
+    assert!(refused.starts_with("HTTP/1.1 429"), "{refused}");
+    assert!(
+        refused.to_ascii_lowercase().contains("connection: close"),
+        "{refused}"
+    );
+
+    // The open ones keep working; once one closes, a new connection gets its place.
+    assert!(ask(&mut first, &host).await.starts_with("HTTP/1.1 200"));
+    drop(second);
+    let mut answered = String::new();
+    for _ in 0..100 {
+        let mut next = TcpStream::connect(&host).await.unwrap();
+        answered = ask(&mut next, &host).await;
+        if answered.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        answered.starts_with("HTTP/1.1 200"),
+        "a closed connection frees its place: {answered}"
+    );
+}
