@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::schema::users;
+use crate::models::tenant::Tenant;
+use crate::schema::{tenants, users};
 use crate::validation::normalize_email;
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
@@ -121,6 +122,17 @@ impl User {
 
     pub fn find(conn: &mut PgConnection, id: i64) -> QueryResult<User> {
         users::table.find(id).select(User::as_select()).first(conn)
+    }
+
+    /// A user and their tenant (none for operators) in one query: every signed-in request
+    /// needs both. The one place the store reads two tables at once (a user belongs to a
+    /// tenant); `tests/integration/layers.rs` names it.
+    pub fn find_with_tenant(conn: &mut PgConnection, id: i64) -> QueryResult<(User, Option<Tenant>)> {
+        users::table
+            .left_join(tenants::table)
+            .filter(users::id.eq(id))
+            .select((User::as_select(), Option::<Tenant>::as_select()))
+            .first(conn)
     }
 
     pub fn list_for_tenant(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<Vec<User>> {

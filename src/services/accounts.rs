@@ -129,9 +129,7 @@ pub fn set_webhooks_enabled(
 
 /// A signed-in user and their tenant (none for operators): what every page needs.
 pub fn signed_in(conn: &mut PgConnection, user_id: i64) -> Result<(User, Option<Tenant>), AppError> {
-    let user = User::find(conn, user_id)?;
-    let tenant = user.tenant_id.map(|id| Tenant::find(conn, id)).transpose()?;
-    Ok((user, tenant))
+    Ok(User::find_with_tenant(conn, user_id)?)
 }
 
 /// A login to create; the password is hashed by the caller, off the database connection.

@@ -348,7 +348,6 @@ async fn nul_characters_in_addresses_and_forms_never_fail_a_route() {
 /// product rather than the tenant's data.
 #[actix_web::test]
 async fn every_api_route_answers_webhook_keys_and_downgraded_tenants_as_specified() {
-    use hookboard::models::api_key::ApiKey;
     use hookboard::models::tenant::Tenant;
 
     let app = TestApp::spawn().await;
@@ -361,14 +360,7 @@ async fn every_api_route_answers_webhook_keys_and_downgraded_tenants_as_specifie
             |_| {},
         )
         .await;
-    let tenant_id = tenant.id;
-    let tenant_key = app
-        .with_conn(move |conn| {
-            ApiKey::create(conn, tenant_id, "Booking platform", None)
-                .unwrap()
-                .1
-        })
-        .await;
+    let tenant_key = app.tenant_key(&tenant).await;
     let call = |method: &str, path: &str, key: &str| {
         let request = match method {
             "get" => app.client().get(app.url(path)),
@@ -410,6 +402,7 @@ async fn every_api_route_answers_webhook_keys_and_downgraded_tenants_as_specifie
         }
     }
 
+    let tenant_id = tenant.id;
     app.with_conn(move |conn| Tenant::set_plan(conn, tenant_id, Plan::Starter).unwrap())
         .await;
     for route in &api_routes {

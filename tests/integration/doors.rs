@@ -95,6 +95,10 @@ async fn publish(app: &TestApp, side: &Side, reference: &str) {
     assert_eq!(status, 202, "{body}");
 }
 
+async fn get(app: &TestApp, key: &str, path: &str) -> (u16, Value) {
+    api(app, key, reqwest::Method::GET, path, None).await
+}
+
 /// What an operation leaves behind, with what differs between tenants left out.
 #[derive(Debug, PartialEq)]
 struct Outcome {
@@ -483,14 +487,7 @@ async fn a_stored_status_hookboard_does_not_know_is_an_error_naming_the_row_not_
         message.contains(&format!("webhook {id}")) && message.contains("paused"),
         "{message}"
     );
-    let (status, _) = api(
-        &app,
-        &side.key,
-        reqwest::Method::GET,
-        &format!("/api/v1/webhooks/{id}"),
-        None,
-    )
-    .await;
+    let (status, _) = get(&app, &side.key, &format!("/api/v1/webhooks/{id}")).await;
     assert_eq!(
         status, 500,
         "an unreadable row is a server error, never shown as inactive"
@@ -505,38 +502,17 @@ async fn the_last_page_of_deliveries_has_no_cursor_through_either_door() {
         publish(&app, &side, reference).await;
     }
     let path = format!("/api/v1/webhooks/{}/deliveries", side.webhook.id);
-    let (_, full) = api(
-        &app,
-        &side.key,
-        reqwest::Method::GET,
-        &format!("{path}?limit=2"),
-        None,
-    )
-    .await;
+    let (_, full) = get(&app, &side.key, &format!("{path}?limit=2")).await;
     let next = full["next_before"]
         .as_i64()
         .expect("a page with more after it has a cursor");
-    let (_, last) = api(
-        &app,
-        &side.key,
-        reqwest::Method::GET,
-        &format!("{path}?limit=2&before={next}"),
-        None,
-    )
-    .await;
+    let (_, last) = get(&app, &side.key, &format!("{path}?limit=2&before={next}")).await;
     assert_eq!(last["deliveries"].as_array().unwrap().len(), 2);
     assert!(
         last["next_before"].is_null(),
         "exactly `limit` left: no cursor to an empty page: {last}"
     );
-    let (_, all) = api(
-        &app,
-        &side.key,
-        reqwest::Method::GET,
-        &format!("{path}?limit=4"),
-        None,
-    )
-    .await;
+    let (_, all) = get(&app, &side.key, &format!("{path}?limit=4")).await;
     assert!(all["next_before"].is_null());
 
     // The page pages the same way: an older-page link only when there is an older page.
@@ -562,14 +538,7 @@ async fn a_filter_value_that_does_not_parse_is_refused_by_the_api_and_explained_
         ("sort=colour", "sort"),
         ("connection=abc", "connection"),
     ] {
-        let (status, answer) = api(
-            &app,
-            &side.key,
-            reqwest::Method::GET,
-            &format!("/api/v1/webhooks?{query}"),
-            None,
-        )
-        .await;
+        let (status, answer) = get(&app, &side.key, &format!("/api/v1/webhooks?{query}")).await;
         assert_eq!(
             (status, answer["error"]["field"].as_str()),
             (422, Some(field)),
@@ -595,7 +564,7 @@ async fn a_filter_value_that_does_not_parse_is_refused_by_the_api_and_explained_
         "/api/v1/webhooks/{}/deliveries?outcome=delivered",
         side.webhook.id
     );
-    let (status, answer) = api(&app, &side.key, reqwest::Method::GET, &path, None).await;
+    let (status, answer) = get(&app, &side.key, &path).await;
     assert_eq!(
         (status, answer["error"]["field"].as_str()),
         (422, Some("outcome"))

@@ -2,32 +2,20 @@
 //! page of large events never holds more than 5 MiB of bodies, and the cursor carries on.
 
 use diesel::prelude::*;
-use hookboard::models::api_key::ApiKey;
 use hookboard::services::events::MAX_PAGE_BYTES;
 use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
 
-#[actix_web::test]
-async fn large_events_come_over_several_pages_of_at_most_five_mib_each_exactly_once_in_order() {
-    let app = TestApp::spawn().await;
-    let tenant = app.scale_tenant("Alpine Tours").await;
-    let tenant_id = tenant.id;
-    let key = app
-        .with_conn(move |conn| {
-            ApiKey::create(conn, tenant_id, "Booking platform", None)
-                .unwrap()
-                .1
-        })
-        .await;
-    // Seven events of about 900 KB: 6.3 MB in all, more than one page's budget.
+/// Publishes `count` bookings of about 900 KB each; their event ids, in order.
+async fn publish_large(app: &TestApp, key: &str, count: usize) -> Vec<String> {
     let mut published = Vec::new();
-    for i in 0..7 {
+    for i in 0..count {
         let event = json!({"type": "booking.created", "data": {"id": format!("bkg_{i}"), "notes": "x".repeat(900_000)}});
         let answer = app
             .client()
             .post(app.url("/api/v1/events"))
-            .bearer_auth(&key)
+            .bearer_auth(key)
             .json(&event)
             .send()
             .await
@@ -40,6 +28,16 @@ async fn large_events_come_over_several_pages_of_at_most_five_mib_each_exactly_o
                 .to_owned(),
         );
     }
+    published
+}
+
+#[actix_web::test]
+async fn large_events_come_over_several_pages_of_at_most_five_mib_each_exactly_once_in_order() {
+    let app = TestApp::spawn().await;
+    let tenant = app.scale_tenant("Alpine Tours").await;
+    let key = app.tenant_key(&tenant).await;
+    // Seven events of about 900 KB: 6.3 MB in all, more than one page's budget.
+    let published = publish_large(&app, &key, 7).await;
 
     let mut read = Vec::new();
     let mut after: Option<String> = None;
@@ -120,26 +118,8 @@ async fn the_webhook_page_shows_the_start_of_large_bodies_and_loads_the_rest_on_
             |_| {},
         )
         .await;
-    let tenant_id = tenant.id;
-    let key = app
-        .with_conn(move |conn| {
-            ApiKey::create(conn, tenant_id, "Booking platform", None)
-                .unwrap()
-                .1
-        })
-        .await;
-    for i in 0..8 {
-        let event = json!({"type": "booking.created", "data": {"id": format!("bkg_{i}"), "notes": "x".repeat(900_000)}});
-        let answer = app
-            .client()
-            .post(app.url("/api/v1/events"))
-            .bearer_auth(&key)
-            .json(&event)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), 202);
-    }
+    let key = app.tenant_key(&tenant).await;
+    publish_large(&app, &key, 8).await;
 
     // 7.2 MB of bodies; the page shows the start of each.
     let page = owner

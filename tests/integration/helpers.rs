@@ -247,6 +247,17 @@ impl TestApp {
             .await
     }
 
+    /// A new API key of the tenant (the booking platform's), in clear.
+    pub async fn tenant_key(&self, tenant: &Tenant) -> String {
+        let id = tenant.id;
+        self.with_conn(move |conn| {
+            hookboard::models::api_key::ApiKey::create(conn, id, "Booking platform", None)
+                .unwrap()
+                .1
+        })
+        .await
+    }
+
     /// A Scale tenant with the Webhooks tool on, and its owner logged in.
     pub async fn scale_tenant_with_owner(&self, name: &str, email: &str) -> (Tenant, Browser) {
         let tenant = self.scale_tenant(name).await;

@@ -171,6 +171,11 @@ fn every_module_imports_only_from_the_layers_below_it() {
     );
 }
 
+/// The one store module allowed to read another's table: a user belongs to a tenant, and
+/// every signed-in request reads both, in one query (two cost the pages about 15% in
+/// `make bench`).
+const STORE_JOINS: &[(&str, &str)] = &[("models::user", "models::tenant")];
+
 #[test]
 fn no_table_module_of_the_store_imports_another() {
     let crossing: Vec<String> = graph()
@@ -180,7 +185,9 @@ fn no_table_module_of_the_store_imports_another() {
             targets
                 .into_iter()
                 .filter(|t| t.starts_with("models::"))
-                .map(move |t| format!("{from} uses {t}"))
+                .filter(|t| !STORE_JOINS.contains(&(from.as_str(), t.as_str())))
+                .map(|t| format!("{from} uses {t}"))
+                .collect::<Vec<_>>()
         })
         .collect();
     assert!(

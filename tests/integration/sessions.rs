@@ -14,14 +14,18 @@ async fn stored_sessions(app: &TestApp) -> i64 {
     .await
 }
 
-#[actix_web::test]
-async fn anonymous_visitors_cost_no_stored_session_and_can_still_log_in() {
+/// An app with a tenant whose owner is ana@alpine.example (the test password).
+async fn app_with_ana() -> (TestApp, hookboard::models::tenant::Tenant) {
     let app = TestApp::spawn().await;
-    let tenant = app
-        .create_tenant("Alpine Tours", hookboard::models::tenant::Plan::Scale)
-        .await;
+    let tenant = app.scale_tenant("Alpine Tours").await;
     app.create_user(Some(&tenant), "ana@alpine.example", Role::Owner)
         .await;
+    (app, tenant)
+}
+
+#[actix_web::test]
+async fn anonymous_visitors_cost_no_stored_session_and_can_still_log_in() {
+    let (app, _) = app_with_ana().await;
 
     for _ in 0..50 {
         let page = app.client().get(app.url("/login")).send().await.unwrap();
@@ -75,12 +79,7 @@ async fn anonymous_visitors_cost_no_stored_session_and_can_still_log_in() {
 
 #[actix_web::test]
 async fn expired_sessions_are_purged_by_the_workers_housekeeping() {
-    let app = TestApp::spawn().await;
-    let tenant = app
-        .create_tenant("Alpine Tours", hookboard::models::tenant::Plan::Scale)
-        .await;
-    app.create_user(Some(&tenant), "ana@alpine.example", Role::Owner)
-        .await;
+    let (app, tenant) = app_with_ana().await;
     app.create_user(Some(&tenant), "ben@alpine.example", Role::Viewer)
         .await;
     app.logged_in("ana@alpine.example").await;
