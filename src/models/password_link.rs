@@ -66,13 +66,8 @@ impl PasswordLink {
         token: &str,
         now: DateTime<Utc>,
     ) -> QueryResult<Option<PasswordLink>> {
-        password_links::table
-            .filter(password_links::token_hash.eq(token_hash(token)))
-            .filter(password_links::used_at.is_null())
-            .filter(password_links::expires_at.gt(now))
-            .select(PasswordLink::as_select())
-            .first(conn)
-            .optional()
+        // Outside a transaction the lock ends with the statement: a plain read.
+        Self::lock_usable(conn, token, now)
     }
 
     /// As [`Self::find_usable`], locking the row until the transaction ends, so two uses
