@@ -235,7 +235,8 @@ fn readable(caller: &Caller) -> Result<EventScope, ApiError> {
 
 /// Read one event
 ///
-/// A webhook's own API key may read only the event types its webhook subscribes to.
+/// A webhook's own API key may read only what its webhook would receive: its event types
+/// and, when it is limited to a connection, that connection's events.
 #[utoipa::path(
     get, path = "/api/v1/events/{id}", tag = "Events", operation_id = "getEvent",
     params(("id" = String, Path, description = "The event id")),
