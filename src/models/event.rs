@@ -135,6 +135,9 @@ impl EventScope {
     }
 }
 
+// A typed SQL function keeps the query's static id: prepared once per connection.
+diesel::define_sql_function!(fn octet_length(text: diesel::sql_types::Text) -> diesel::sql_types::Integer);
+
 /// An event's id and the size of its stored body: what a page is planned with before any
 /// body is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,10 +160,7 @@ impl Event {
             .filter(events::tenant_id.eq(tenant_id))
             .order(events::id.asc())
             .limit(limit)
-            .select((
-                events::id,
-                diesel::dsl::sql::<diesel::sql_types::Integer>("octet_length(body)"),
-            ))
+            .select((events::id, octet_length(events::body)))
             .into_boxed();
         if let Some(after) = after {
             query = query.filter(events::id.gt(after.to_owned()));

@@ -1,9 +1,8 @@
 //! A webhook's delivery log: its filters, its pages (newest first, by keyset, with the
 //! attempts of each delivery) and the whole filtered log for the Excel export.
 
-use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Integer, Text};
+use diesel::sql_types::{Integer, Nullable, Text};
 use serde::{Deserialize, Serialize};
 
 use super::{Attempt, Delivery, DeliveryStatus};
@@ -100,8 +99,11 @@ pub struct LogPage {
 
 type LogRow = (Delivery, String, String, i32);
 
-/// The body a delivery sends: its own (trimmed or localized for its webhook) or its event's.
-const BODY_SENT: &str = "coalesce(deliveries.body, events.body)";
+// SQL functions as typed expressions, not SQL text: a query built from them keeps a static
+// id, so diesel prepares it once per connection instead of at every page.
+diesel::define_sql_function!(fn coalesce(own: Nullable<Text>, event: Text) -> Text);
+diesel::define_sql_function!(fn left(text: Text, chars: Integer) -> Text);
+diesel::define_sql_function!(fn octet_length(text: Text) -> Integer);
 
 impl Delivery {
     /// A page of at most `limit` deliveries; `next_before` only when more follow (one
@@ -152,8 +154,8 @@ impl Delivery {
             .select((
                 Delivery::as_select(),
                 events::event_type,
-                sql::<Text>(&format!("left({BODY_SENT}, {BODY_PREVIEW_CHARS})")),
-                sql::<Integer>(&format!("octet_length({BODY_SENT})")),
+                left(coalesce(deliveries::body, events::body), BODY_PREVIEW_CHARS),
+                octet_length(coalesce(deliveries::body, events::body)),
             ))
             .load(conn)?;
         let mut attempts: Vec<Attempt> = delivery_attempts::table
@@ -187,7 +189,8 @@ impl Delivery {
             .inner_join(events::table.on(events::id.eq(deliveries::event_id)))
             .filter(deliveries::tenant_id.eq(tenant_id))
             .filter(deliveries::id.eq(id))
-            .select(sql::<Text>(BODY_SENT))
+            // The body a delivery sends: its own (trimmed or localized) or its event's.
+            .select(coalesce(deliveries::body, events::body))
             .first(conn)
     }
 
