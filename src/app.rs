@@ -203,7 +203,8 @@ fn seed_demo(conn: &mut diesel::PgConnection) -> anyhow::Result<()> {
     );
     println!("    email:    {DEMO_OWNER_EMAIL}");
     println!("    password: {demo_password}");
-    println!("  (shown only this once)");
+    println!("  (shown only this once; a new one any time with");
+    println!("   `hookboard user set-password --email {DEMO_OWNER_EMAIL}`, password on stdin)");
     println!();
     Ok(())
 }

@@ -68,6 +68,12 @@ pub enum TenantCommand {
 pub enum UserCommand {
     /// Create a user; the password is read from standard input (one line).
     Create(UserCreate),
+    /// Set a user's password (read from standard input, one line) and end their sessions,
+    /// e.g. when the demo login printed on the first start was missed.
+    SetPassword {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -166,6 +172,19 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                 };
                 let user = accounts::create_user(conn, account, &Actor::system())?;
                 println!("Created {} user: {}", role, user.email);
+                Ok(())
+            })
+        }
+        Command::User(UserCommand::SetPassword { email }) => {
+            let typed = read_password()?;
+            password::validate(&typed).map_err(anyhow::Error::msg)?;
+            let hash = password::hash(&typed)?;
+            with_database(&settings, |conn| {
+                let user = accounts::set_password(conn, &email, &hash, &Actor::system())?;
+                println!(
+                    "Set the password of {}; their sessions ended: {}",
+                    user.email, user.email
+                );
                 Ok(())
             })
         }

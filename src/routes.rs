@@ -63,6 +63,7 @@ route_table! {
     Public   get  "/healthz" => crate::web::health::healthz,
     Public   get  "/metrics" => crate::web::health::metrics,
     Public   get  "/static/{path:.*}" => crate::web::assets::asset,
+    Public   get  "/favicon.ico" => crate::web::assets::favicon,
     Public   get  "/login" => crate::web::login::show,
     Public   post "/login" => crate::web::login::submit,
     Public   get  "/set-password/{token}" => crate::web::set_password::show,

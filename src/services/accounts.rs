@@ -9,6 +9,7 @@ use diesel::PgConnection;
 use super::{Actor, AppError, check_name};
 use crate::models::api_key::ApiKey;
 use crate::models::audit::AuditEntry;
+use crate::models::session::Sessions;
 use crate::models::tenant::{Plan, Tenant};
 use crate::models::user::{NewUser, Role, User};
 use crate::validation::is_plausible_email;
@@ -173,6 +174,32 @@ pub fn create_user(
             "user.created",
             ("user", Some(&user.email)),
             serde_json::json!({ "role": account.role }),
+        )?;
+        Ok(user)
+    })
+}
+
+/// Sets a user's password (hashed by the caller) and ends every session of theirs; an
+/// unknown email is a clear error naming it.
+pub fn set_password(
+    conn: &mut PgConnection,
+    email: &str,
+    password_hash: &str,
+    actor: &Actor,
+) -> Result<User, AppError> {
+    conn.transaction(|conn| {
+        let user = User::find_by_email(conn, email)?.ok_or_else(|| {
+            AppError::validation("email", format!("No user has the email {}.", email.trim()))
+        })?;
+        User::set_password(conn, user.id, password_hash)?;
+        Sessions::delete_for_user(conn, user.id)?;
+        AuditEntry::record(
+            conn,
+            user.tenant_id,
+            actor,
+            "user.password_set",
+            ("user", Some(&user.email)),
+            serde_json::json!({}),
         )?;
         Ok(user)
     })

@@ -20,6 +20,7 @@ macro_rules! asset {
 
 const ASSETS: &[Asset] = &[
     asset!("css/hookboard.css", "text/css; charset=utf-8"),
+    asset!("img/favicon.svg", "image/svg+xml"),
     asset!("js/hookboard.js", "text/javascript; charset=utf-8"),
     asset!("vendor/htmx-2.0.11.min.js", "text/javascript; charset=utf-8"),
 ];
@@ -35,4 +36,9 @@ pub async fn asset(path: web::Path<String>) -> HttpResponse {
             "The file you asked for does not exist.",
         ),
     }
+}
+
+/// `GET /favicon.ico`, which browsers ask for whatever the page links: the icon itself.
+pub async fn favicon() -> HttpResponse {
+    asset(web::Path::from("img/favicon.svg".to_owned())).await
 }

@@ -243,3 +243,89 @@ async fn serve_warns_loudly_when_postgresql_does_not_flush_commits() {
     child.wait().unwrap();
     assert_eq!(warned.ok(), Some(true), "serve warned about fsync=off");
 }
+
+#[actix_web::test]
+async fn a_missed_demo_login_is_set_again_from_the_command_line_and_ends_sessions() {
+    use diesel::prelude::*;
+    use hookboard::models::session::{SessionRow, Sessions};
+
+    let db = tokio_block(TestDatabase::new).await;
+    let url = db.url.clone();
+    let env = [("DATABASE_URL", url.as_str())];
+    let slug = last_word(&hookboard(
+        &["tenant", "create", "--name", "Demo Travel Co", "--plan", "scale"],
+        &env,
+        None,
+    ));
+    last_word(&hookboard(
+        &[
+            "user",
+            "create",
+            "--tenant",
+            &slug,
+            "--email",
+            "owner@demo.example",
+            "--role",
+            "owner",
+        ],
+        &env,
+        Some("the first long password\n"),
+    ));
+    let mut conn = db.conn();
+    let user = User::find_by_email(&mut conn, "owner@demo.example")
+        .unwrap()
+        .unwrap();
+    let session = SessionRow {
+        key_hash: "a-session-of-the-owner",
+        user_id: Some(user.id),
+        state: serde_json::json!({}),
+        expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+    };
+    Sessions::insert(&mut conn, &session).unwrap();
+
+    let said = last_word(&hookboard(
+        &["user", "set-password", "--email", "Owner@Demo.example"],
+        &env,
+        Some("a brand new long password\n"),
+    ));
+    assert_eq!(said, "owner@demo.example");
+    let user = User::find_by_email(&mut conn, "owner@demo.example")
+        .unwrap()
+        .unwrap();
+    assert!(hookboard::auth::password::verify(
+        &user.password_hash,
+        "a brand new long password"
+    ));
+    assert!(!hookboard::auth::password::verify(
+        &user.password_hash,
+        "the first long password"
+    ));
+    assert_eq!(
+        Sessions::count_for_user(&mut conn, user.id).unwrap(),
+        0,
+        "their sessions ended"
+    );
+    let recorded: i64 = {
+        use hookboard::schema::audit_log;
+        audit_log::table
+            .filter(audit_log::action.eq("user.password_set"))
+            .count()
+            .get_result(&mut conn)
+            .unwrap()
+    };
+    assert_eq!(recorded, 1);
+
+    let unknown = hookboard(
+        &["user", "set-password", "--email", "nobody@demo.example"],
+        &env,
+        Some("a brand new long password\n"),
+    );
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("nobody@demo.example"));
+    let short = hookboard(
+        &["user", "set-password", "--email", "owner@demo.example"],
+        &env,
+        Some("short\n"),
+    );
+    assert!(!short.status.success(), "the password rules apply");
+}

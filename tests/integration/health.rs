@@ -90,3 +90,21 @@ async fn the_vendored_htmx_is_served_with_its_subresource_integrity() {
     let digest = base64::engine::general_purpose::STANDARD.encode(Sha384::digest(&body));
     assert_eq!(script.attr("integrity").unwrap(), format!("sha384-{digest}"));
 }
+
+#[actix_web::test]
+async fn every_page_has_an_icon_and_favicon_ico_is_served() {
+    let app = TestApp::spawn().await;
+    let login = reqwest::get(app.url("/login"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(login.contains(r#"<link rel="icon" href="/static/img/favicon.svg""#));
+    for path in ["/favicon.ico", "/static/img/favicon.svg"] {
+        let icon = reqwest::get(app.url(path)).await.unwrap();
+        assert_eq!(icon.status(), 200, "{path}");
+        assert_eq!(icon.headers()["content-type"], "image/svg+xml", "{path}");
+        assert!(icon.text().await.unwrap().starts_with("<svg"), "{path}");
+    }
+}
