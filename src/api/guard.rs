@@ -67,9 +67,6 @@ pub async fn guard(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    if !req.path().starts_with("/api/") {
-        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
-    }
     let token = super::bearer(req.headers());
     if let (Some(token), Some(limiter)) = (&token, req.app_data::<web::Data<RateLimiter>>())
         && let Err(wait) = limiter.take(token, Instant::now())

@@ -36,7 +36,7 @@ use crate::error::AppError;
 use crate::validation::{NUL_MESSAGE, has_encoded_nul};
 use errors::ErrorMessage;
 pub use errors::error_page;
-pub use htmx::{is_htmx, toast_oob};
+pub use htmx::is_htmx;
 
 /// Any address no page answers.
 pub async fn not_found() -> HttpResponse {
