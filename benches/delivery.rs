@@ -339,6 +339,7 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
                     connection: None,
                     language: None,
                     idempotency_key: None,
+                    ordering_key: None,
                 };
                 outbox::publish(conn, &tenant, &[event], Clock::now(&SystemClock))?;
             }
@@ -744,6 +745,7 @@ async fn end_to_end(
                         connection: None,
                         language: None,
                         idempotency_key: None,
+                        ordering_key: None,
                     })
                     .collect();
                 outbox::publish(conn, &tenant, &batch, Clock::now(&SystemClock))?;

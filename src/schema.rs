@@ -57,6 +57,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         completed_at -> Nullable<Timestamptz>,
         event_type -> Text,
+        ordering_key -> Nullable<Text>,
     }
 }
 
@@ -101,6 +102,7 @@ diesel::table! {
         idempotency_key -> Nullable<Text>,
         body -> Text,
         created_at -> Timestamptz,
+        ordering_key -> Nullable<Text>,
     }
 }
 
@@ -206,6 +208,7 @@ diesel::table! {
         consecutive_failures -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        ordered -> Bool,
     }
 }
 

@@ -53,6 +53,11 @@ pub struct DeliveryView {
     next_attempt_at: chrono::DateTime<chrono::Utc>,
     created_at: chrono::DateTime<chrono::Utc>,
     completed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The event's ordering key, when the webhook is ordered.
+    ordering_key: Option<String>,
+    /// A delivery held back behind an earlier one of its ordering key: the event id of the
+    /// delivery its key waits for.
+    waits_for: Option<String>,
     attempts: Vec<AttemptView>,
 }
 
@@ -114,6 +119,8 @@ pub async fn list(
             next_attempt_at: e.delivery.next_attempt_at,
             created_at: e.delivery.created_at,
             completed_at: e.delivery.completed_at,
+            ordering_key: e.delivery.ordering_key,
+            waits_for: e.waits_for,
             attempts: e.attempts.into_iter().map(AttemptView::from).collect(),
         })
         .collect();

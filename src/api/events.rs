@@ -15,7 +15,7 @@ use crate::models::event_type::EventType;
 use crate::services;
 use crate::state::AppState;
 
-/// The limit on `idempotency_key` and `language`.
+/// The limit on `idempotency_key`, `ordering_key`, `language` and `connection`.
 const MAX_KEY_CHARS: usize = 200;
 
 /// One event to publish.
@@ -25,7 +25,8 @@ const MAX_KEY_CHARS: usize = 200;
     "type": "booking.created",
     "data": {"booking_id": "BK-10023", "product": "Sunset kayak tour", "participants": 2},
     "connection": "CT-001",
-    "idempotency_key": "booking-10023-created"
+    "idempotency_key": "booking-10023-created",
+    "ordering_key": "BK-10023"
 }))]
 pub struct EventBody {
     /// An event type code of the catalog (`GET /api/v1/event-types`).
@@ -50,6 +51,12 @@ pub struct EventBody {
     #[serde(default)]
     #[schema(max_length = 200)]
     idempotency_key: Option<String>,
+    /// Events with the same key (a booking reference, say) reach an `ordered` webhook one
+    /// at a time, in the order they were published: a retry holds back only later events
+    /// of its own key. Without a key an event is not ordered.
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    ordering_key: Option<String>,
 }
 
 /// Up to 500 events, published all together or not at all.
@@ -78,6 +85,7 @@ fn check(body: EventBody, prefix: &str) -> Result<NewEvent, ApiError> {
         ("idempotency_key", &body.idempotency_key),
         ("language", &body.language),
         ("connection", &body.connection),
+        ("ordering_key", &body.ordering_key),
     ] {
         if let Some(value) = value {
             if value.is_empty() || value.chars().count() > MAX_KEY_CHARS {
@@ -101,6 +109,7 @@ fn check(body: EventBody, prefix: &str) -> Result<NewEvent, ApiError> {
         connection: body.connection,
         language: body.language,
         idempotency_key: body.idempotency_key,
+        ordering_key: body.ordering_key,
     })
 }
 
@@ -194,6 +203,8 @@ pub struct EventView {
     #[serde(rename = "type")]
     kind: String,
     created_at: DateTime<Utc>,
+    /// The key it was published with, if any.
+    ordering_key: Option<String>,
     /// The envelope `{id, type, timestamp, tenant, connection, data}`, byte for byte as
     /// delivered (copied as stored, never parsed and written again).
     #[schema(value_type = Object)]
@@ -215,6 +226,7 @@ impl TryFrom<Event> for EventView {
             id: event.id,
             kind: event.event_type,
             created_at: event.created_at,
+            ordering_key: event.ordering_key,
         })
     }
 }

@@ -23,7 +23,7 @@ use crate::validation::webhook::Input;
     "connection": "CT-001", "active": true, "status": "active", "disabled_reason": null,
     "api_key_enabled": true, "headers": {"X-Team": "sales", "Authorization": "••••••"},
     "retry_on_error": true, "use_customer_language": false, "capabilities": ["customer"],
-    "event_count": 1280, "error_count": 0,
+    "ordered": true, "event_count": 1280, "error_count": 0,
     "created_at": "2026-11-02T09:15:00Z", "updated_at": "2026-11-20T16:40:12Z"
 }))]
 pub struct WebhookJson {
@@ -48,6 +48,8 @@ pub struct WebhookJson {
     pub retry_on_error: bool,
     pub use_customer_language: bool,
     pub capabilities: Vec<String>,
+    /// Deliveries of one `ordering_key` go out one at a time, in publish order.
+    pub ordered: bool,
     /// Events fanned out to it so far.
     pub event_count: i64,
     /// Failed deliveries in a row (resets on success).
@@ -80,6 +82,7 @@ impl WebhookJson {
             retry_on_error: webhook.retry_on_error,
             use_customer_language: webhook.use_customer_language,
             capabilities: webhook.capabilities.clone(),
+            ordered: webhook.ordered,
             event_count: webhook.event_count,
             error_count: webhook.error_count,
             created_at: webhook.created_at,
@@ -131,6 +134,9 @@ pub struct WebhookBody {
     use_customer_language: Option<bool>,
     /// Parts of `data` to include: `customer`, `pricing`, `units`, `payment`, `questions`.
     capabilities: Option<Vec<String>>,
+    /// Default false. When true, events with the same `ordering_key` reach it one at a
+    /// time, in publish order; a retry holds back only the later events of its own key.
+    ordered: Option<bool>,
     /// When `active` switches the webhook back on: what to do with the deliveries parked
     /// while it was off: `resend` them, `drop` them, or `keep` them parked (the default).
     #[schema(value_type = Option<String>, pattern = "^(resend|drop|keep)$")]
@@ -193,6 +199,7 @@ async fn draft(state: &AppState, tenant_id: i64, body: &WebhookBody, base: Input
         (&mut input.api_key_enabled, body.api_key_enabled),
         (&mut input.retry_on_error, body.retry_on_error),
         (&mut input.use_customer_language, body.use_customer_language),
+        (&mut input.ordered, body.ordered),
     ] {
         if let Some(value) = value {
             *flag = value;
@@ -345,6 +352,7 @@ fn input_of(webhook: &Webhook, secrets: &SecretBox) -> Input {
         api_key_enabled: webhook.api_key_enabled,
         retry_on_error: webhook.retry_on_error,
         use_customer_language: webhook.use_customer_language,
+        ordered: webhook.ordered,
     }
 }
 

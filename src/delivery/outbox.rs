@@ -30,6 +30,8 @@ pub struct NewEvent {
     pub connection: Option<String>,
     pub language: Option<String>,
     pub idempotency_key: Option<String>,
+    /// Deliveries of one key to an `ordered` webhook go out one at a time, in publish order.
+    pub ordering_key: Option<String>,
 }
 
 /// What publishing one event did.
@@ -90,6 +92,7 @@ struct EventRow<'a> {
     language: Option<&'a str>,
     occurred_at: DateTime<Utc>,
     idempotency_key: Option<&'a str>,
+    ordering_key: Option<&'a str>,
     body: String,
 }
 
@@ -99,14 +102,16 @@ struct DeliveryRow {
     event_type: String,
     status: &'static str,
     body: Option<String>,
+    /// The event's ordering key, for an ordered webhook only.
+    ordering_key: Option<String>,
 }
 
 /// Writes the events of a batch: one prepared statement, whatever the batch size.
 fn insert_events(conn: &mut PgConnection, tenant_id: i64, rows: &[EventRow<'_>]) -> QueryResult<usize> {
-    prepared("INSERT INTO events (id, tenant_id, event_type, connection_id, language, occurred_at, idempotency_key, body)
-             SELECT v.id, $1, v.event_type, v.connection_id, v.language, v.occurred_at, v.idempotency_key, v.body
-             FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::timestamptz[], $7::text[], $8::text[])
-                 AS v(id, event_type, connection_id, language, occurred_at, idempotency_key, body)")
+    prepared("INSERT INTO events (id, tenant_id, event_type, connection_id, language, occurred_at, idempotency_key, body, ordering_key)
+             SELECT v.id, $1, v.event_type, v.connection_id, v.language, v.occurred_at, v.idempotency_key, v.body, v.ordering_key
+             FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::timestamptz[], $7::text[], $8::text[], $9::text[])
+                 AS v(id, event_type, connection_id, language, occurred_at, idempotency_key, body, ordering_key)")
         .bind::<BigInt, _>(tenant_id)
         .bind::<Array<Text>, _>(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(rows.iter().map(|r| r.event_type).collect::<Vec<_>>())
@@ -115,6 +120,7 @@ fn insert_events(conn: &mut PgConnection, tenant_id: i64, rows: &[EventRow<'_>])
         .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
         .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.idempotency_key).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(rows.iter().map(|r| r.body.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.ordering_key).collect::<Vec<_>>())
     .execute(conn)
 }
 
@@ -126,10 +132,10 @@ fn insert_deliveries(
     now: DateTime<Utc>,
 ) -> QueryResult<usize> {
     prepared(
-        "INSERT INTO deliveries (tenant_id, webhook_id, event_id, event_type, status, body, next_attempt_at)
-             SELECT $1, v.webhook_id, v.event_id, v.event_type, v.status, v.body, $2
-             FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
-                 AS v(webhook_id, event_id, event_type, status, body)",
+        "INSERT INTO deliveries (tenant_id, webhook_id, event_id, event_type, status, body, next_attempt_at, ordering_key)
+             SELECT $1, v.webhook_id, v.event_id, v.event_type, v.status, v.body, $2, v.ordering_key
+             FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+                 AS v(webhook_id, event_id, event_type, status, body, ordering_key)",
     )
     .bind::<BigInt, _>(tenant_id)
     .bind::<Timestamptz, _>(now)
@@ -138,6 +144,7 @@ fn insert_deliveries(
     .bind::<Array<Text>, _>(rows.iter().map(|r| r.event_type.as_str()).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(rows.iter().map(|r| r.status).collect::<Vec<_>>())
     .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.body.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.ordering_key.as_deref()).collect::<Vec<_>>())
     .execute(conn)
 }
 
@@ -280,6 +287,7 @@ fn fan_out<'a>(
                     "parked"
                 },
                 body: tailor(&published, &webhook.capabilities, webhook.use_customer_language),
+                ordering_key: event.ordering_key.clone().filter(|_| webhook.ordered),
             });
             *per_webhook.entry(webhook.id).or_default() += 1;
             count += 1;
@@ -296,6 +304,7 @@ fn fan_out<'a>(
             language: event.language.as_deref(),
             occurred_at,
             idempotency_key: event.idempotency_key.as_deref(),
+            ordering_key: event.ordering_key.as_deref(),
             body,
         });
     }

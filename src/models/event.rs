@@ -20,6 +20,7 @@ pub struct Event {
     pub idempotency_key: Option<String>,
     pub body: String,
     pub created_at: DateTime<Utc>,
+    pub ordering_key: Option<String>,
 }
 
 #[derive(Debug, Insertable)]

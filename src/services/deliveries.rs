@@ -40,6 +40,8 @@ pub struct Overview {
     pub connection: Option<Connection>,
     pub log: LogPage,
     pub hours: Vec<HourHealth>,
+    /// Of an ordered webhook: the ordering keys with deliveries held back.
+    pub held_keys: i64,
 }
 
 pub async fn overview(
@@ -59,11 +61,17 @@ pub async fn overview(
                 .map(|id| Connection::find(conn, tenant_id, id))
                 .transpose()?;
             let hours = Delivery::health(conn, webhook.id, now)?;
+            let held_keys = if webhook.ordered {
+                Delivery::held_keys(conn, webhook.id)?
+            } else {
+                0
+            };
             Ok(Overview {
                 webhook,
                 connection,
                 log,
                 hours,
+                held_keys,
             })
         })
         .await
@@ -165,6 +173,7 @@ pub fn send_test_in(
         connection,
         language: None,
         idempotency_key: None,
+        ordering_key: None,
     };
     conn.transaction(|conn| {
         let accepted = outbox::publish_to(conn, tenant, webhook.clone(), &event, now)?;

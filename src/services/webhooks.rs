@@ -200,6 +200,11 @@ pub async fn update(
             conn.transaction(|conn| {
                 let before = Webhook::lock(conn, tenant_id, id)?;
                 let mut webhook = Webhook::update(conn, tenant_id, id, &input, &secrets)?;
+                // What waits takes the new order: keyed when switched to ordered, free
+                // of its key when switched off.
+                if before.ordered != input.ordered {
+                    Delivery::set_ordering_of_waiting(conn, webhook.id, input.ordered)?;
+                }
                 if changes_settings(&before, &input, &secrets) {
                     record(
                         conn,
@@ -207,7 +212,7 @@ pub async fn update(
                         &webhook,
                         "webhook.updated",
                         serde_json::json!({
-                            "url": webhook.url, "events": webhook.events,
+                            "url": webhook.url, "events": webhook.events, "ordered": webhook.ordered,
                         }),
                     )?;
                 }
@@ -241,6 +246,7 @@ fn changes_settings(webhook: &Webhook, input: &Valid, secrets: &crate::crypto::S
         || webhook.retry_on_error != input.retry_on_error
         || webhook.use_customer_language != input.use_customer_language
         || webhook.capabilities != input.capabilities
+        || webhook.ordered != input.ordered
         || webhook.headers(secrets).ok().as_ref() != Some(&input.headers)
 }
 

@@ -29,6 +29,8 @@ pub struct Input {
     pub api_key_enabled: bool,
     pub retry_on_error: bool,
     pub use_customer_language: bool,
+    /// Deliveries with the same ordering key go out one at a time, in publish order.
+    pub ordered: bool,
 }
 
 /// A new webhook: active, with its API key on and retries on (seed 000, 003).
@@ -45,6 +47,7 @@ impl Default for Input {
             api_key_enabled: true,
             retry_on_error: true,
             use_customer_language: false,
+            ordered: false,
         }
     }
 }

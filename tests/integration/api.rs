@@ -53,7 +53,8 @@ async fn api(app: &TestApp, plan: Plan, tool_on: bool) -> (Tenant, Api<'_>) {
     )
 }
 
-const WEBHOOK_FIELDS: [&str; 19] = [
+/// SPEC 6, plus `ordered` (SPEC 9b).
+const WEBHOOK_FIELDS: [&str; 20] = [
     "id",
     "number",
     "url",
@@ -68,6 +69,7 @@ const WEBHOOK_FIELDS: [&str; 19] = [
     "retry_on_error",
     "use_customer_language",
     "capabilities",
+    "ordered",
     "event_count",
     "error_count",
     "created_at",

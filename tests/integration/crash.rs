@@ -151,7 +151,7 @@ impl Node {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
-    fn kill_hard(mut self) {
+    pub(crate) fn kill_hard(mut self) {
         let mut child = self.child.take().expect("running");
         kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
         let _ = child.wait();

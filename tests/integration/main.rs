@@ -21,6 +21,7 @@ mod layers;
 mod login;
 mod migrations;
 mod openapi;
+mod ordered_crash;
 mod password_links;
 mod receiver;
 mod security;

@@ -21,6 +21,18 @@ pub enum Behaviour {
     /// Reads a few bytes of the request and closes with the rest unread, which makes the
     /// kernel answer with a TCP reset.
     Reset,
+    /// Answers with the status the function gives for the request's body, after a pause.
+    Decide(Decider, Duration),
+}
+
+/// A status for each request body, decided by the test.
+#[derive(Clone)]
+pub struct Decider(pub Arc<dyn Fn(&[u8]) -> u16 + Send + Sync>);
+
+impl std::fmt::Debug for Decider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Decider")
+    }
 }
 
 /// One request as received.
@@ -122,7 +134,7 @@ impl Receiver {
         }
         self.received.lock().unwrap().push(Received {
             headers,
-            body,
+            body: body.clone(),
             at: Instant::now(),
         });
         let now_active = self.active.fetch_add(1, Ordering::SeqCst) + 1;
@@ -133,11 +145,21 @@ impl Receiver {
         let done = || {
             self.active.fetch_sub(1, Ordering::SeqCst);
         };
-        self.answer(&mut stream, behaviour, done);
+        self.answer(&mut stream, behaviour, &body, done);
     }
 
-    fn answer(&self, stream: &mut TcpStream, behaviour: Behaviour, done: impl FnOnce()) {
+    fn answer(&self, stream: &mut TcpStream, behaviour: Behaviour, body: &[u8], done: impl FnOnce()) {
         match behaviour {
+            Behaviour::Decide(Decider(decide), pause) => {
+                let status = decide(body);
+                std::thread::sleep(pause);
+                self.answer(
+                    stream,
+                    Behaviour::Answer(status, Vec::new(), Vec::new()),
+                    body,
+                    done,
+                );
+            }
             Behaviour::Answer(status, extra, body) => {
                 done();
                 let mut response = format!(

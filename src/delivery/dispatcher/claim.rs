@@ -99,6 +99,13 @@ impl Dispatcher {
                          FROM deliveries d
                          WHERE d.webhook_id = w.webhook_id AND d.status = 'pending' AND d.next_attempt_at <= $1
                            AND (d.claimed_until IS NULL OR d.claimed_until < $1)
+                           -- An ordered delivery goes only as the first of its key still
+                           -- waiting, and only while none of its key is being sent.
+                           AND (d.ordering_key IS NULL OR NOT EXISTS (
+                               SELECT 1 FROM deliveries o
+                               WHERE o.webhook_id = d.webhook_id AND o.ordering_key = d.ordering_key
+                                 AND o.status = 'pending' AND o.id <> d.id
+                                 AND (o.id < d.id OR o.claimed_until >= $1)))
                          ORDER BY d.next_attempt_at
                          LIMIT least(w.room, $7)
                      ) c
@@ -111,13 +118,17 @@ impl Dispatcher {
                      WHERE d.id = ANY(ARRAY(SELECT t.id FROM turns t))
                        AND d.status = 'pending'
                        AND (d.claimed_until IS NULL OR d.claimed_until < $1)
+                       -- One claim at a time per key, until this transaction ends: see
+                       -- `keep_order`.
+                       AND (d.ordering_key IS NULL
+                            OR pg_try_advisory_xact_lock(hashtextextended(d.ordering_key, d.webhook_id)))
                      FOR UPDATE OF d SKIP LOCKED
                  )
                  UPDATE deliveries d SET claimed_by = $2, claimed_until = $8
                  FROM events e
                  WHERE d.id = ANY(ARRAY(SELECT p.id FROM picked p)) AND e.id = d.event_id
                  RETURNING d.id, d.webhook_id, d.tenant_id, d.event_id, e.event_type, d.attempt_count,
-                           COALESCE(d.body, e.body) AS body, e.language")
+                           COALESCE(d.body, e.body) AS body, e.language, d.ordering_key")
             .bind::<Timestamptz, _>(now)
             .bind::<Text, _>(&self.worker_id)
             .bind::<Array<BigInt>, _>(&busy_ids)
@@ -126,7 +137,10 @@ impl Dispatcher {
             .bind::<BigInt, _>(per_webhook as i64)
             .bind::<BigInt, _>(limit as i64)
             .bind::<Timestamptz, _>(lease_until);
-        let jobs: Vec<Job> = by_key(conn, Planning::EachCall, |conn| Ok(claim.load(conn)?))?;
+        let jobs: Vec<Job> = by_key(conn, Planning::EachCall, |conn| {
+            let jobs: Vec<Job> = claim.load(conn)?;
+            keep_order(conn, jobs, now)
+        })?;
         let claimed_for: HashSet<i64> = jobs.iter().map(|j| j.webhook_id).collect();
         let next_after = if claimed_for.len() >= limit {
             claimed_for.iter().copied().max().unwrap_or(0)
@@ -181,4 +195,55 @@ impl Dispatcher {
         }
         Ok(claimed)
     }
+}
+
+/// Gives back the ordered deliveries of a claim that may not go yet, inside the claim's
+/// transaction, and returns the rest.
+///
+/// The claim statement judges "first of its key, none of its key being sent" on the
+/// snapshot it started with, which a claim by another worker committed meanwhile, or a
+/// resent older delivery, may have outdated. So it also took a transaction-level advisory
+/// lock per key (only one claim holds a key's lock; another skips the key), and this check
+/// runs after those locks were taken, in a statement of its own and so on a fresh snapshot:
+/// every claim of the key committed before ours is visible to it. Any delivery it finds
+/// behind an earlier one still waiting, or beside one of its key being sent, is released.
+/// Hence no two deliveries of one key are ever claimed at once, by any workers, and each
+/// key's deliveries go in delivery id order: the order they were published in (publishing
+/// locks the webhook, so ids of one webhook's deliveries are given in commit order).
+fn keep_order(conn: &mut PgConnection, jobs: Vec<Job>, now: DateTime<Utc>) -> anyhow::Result<Vec<Job>> {
+    let ordered: Vec<i64> = jobs
+        .iter()
+        .filter(|job| job.ordering_key.is_some())
+        .map(|job| job.id)
+        .collect();
+    if ordered.is_empty() {
+        return Ok(jobs);
+    }
+    #[derive(QueryableByName)]
+    struct Released {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let released: HashSet<i64> = prepared(
+        "UPDATE deliveries d SET claimed_by = NULL, claimed_until = NULL
+         WHERE d.id = ANY($1) AND EXISTS (
+             SELECT 1 FROM deliveries o
+             WHERE o.webhook_id = d.webhook_id AND o.ordering_key = d.ordering_key
+               AND o.status = 'pending' AND o.id <> d.id
+               AND (o.id < d.id OR o.claimed_until >= $2))
+         RETURNING d.id",
+    )
+    .bind::<Array<BigInt>, _>(&ordered)
+    .bind::<Timestamptz, _>(now)
+    .load::<Released>(conn)?
+    .into_iter()
+    .map(|r| r.id)
+    .collect();
+    if released.is_empty() {
+        return Ok(jobs);
+    }
+    Ok(jobs
+        .into_iter()
+        .filter(|job| !released.contains(&job.id))
+        .collect())
 }

@@ -76,6 +76,9 @@ pub struct Job {
     pub body: String,
     #[diesel(sql_type = Nullable<Text>)]
     pub language: Option<String>,
+    /// Set when the webhook is ordered and the event has a key: see `claim::keep_order`.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub ordering_key: Option<String>,
 }
 
 /// What an attempt needs to know of its webhook.

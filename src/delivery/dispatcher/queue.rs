@@ -199,6 +199,7 @@ mod tests {
                     attempt_count: 0,
                     body: "{}".into(),
                     language: None,
+                    ordering_key: None,
                 };
                 (job, target(at(1)))
             })

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Bytea, Integer, Jsonb, Nullable, Text, Timestamptz};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::conn::{Planning, by_key};
 use super::policy::{self, Attempt, Ended, Next, Tally};
@@ -33,11 +33,14 @@ pub(super) type Unwritten = (Finished, Option<OwnedSemaphorePermit>);
 
 /// The writer: writes what comes from `incoming` in batches until the lanes are gone.
 /// `unwritten` has `unrecorded` permits in all, one held by each result not yet written.
+/// Once an ordered delivery's result is written, the next delivery of its key may go: the
+/// writer then wakes the loop through `next_of_key` to claim it.
 pub(super) async fn write(
     dispatcher: &Dispatcher,
     mut incoming: mpsc::UnboundedReceiver<Unwritten>,
     unwritten: &Semaphore,
     unrecorded: usize,
+    next_of_key: &Notify,
 ) {
     while let Some(first) = incoming.recv().await {
         let mut batch = vec![first];
@@ -60,6 +63,7 @@ pub(super) async fn write(
         let (finished, permits): (Vec<Finished>, Vec<Option<OwnedSemaphorePermit>>) =
             batch.into_iter().unzip();
         // Shared with each try, not copied.
+        let ordered = finished.iter().any(|f| f.job.ordering_key.is_some());
         let finished = Arc::new(finished);
         // The database may be restarting: keep the batch and try again.
         loop {
@@ -68,6 +72,9 @@ pub(super) async fn write(
                 Ok(()) => {
                     // Written: these no longer count against the unwritten limit.
                     drop(permits);
+                    if ordered {
+                        next_of_key.notify_one();
+                    }
                     break;
                 }
                 Err(err) => {

@@ -122,9 +122,9 @@ async fn run(dispatcher: Rc<Dispatcher>, stop: Arc<AtomicBool>, wake: Arc<Notify
     let unrecorded = dispatcher.concurrency * UNRECORDED_PER_REQUEST;
     let unwritten = Arc::new(Semaphore::new(unrecorded));
     let writer = {
-        let (dispatcher, unwritten) = (dispatcher.clone(), unwritten.clone());
+        let (dispatcher, unwritten, wake) = (dispatcher.clone(), unwritten.clone(), wake.clone());
         actix_web::rt::spawn(async move {
-            record::write(&dispatcher, incoming, &unwritten, unrecorded).await;
+            record::write(&dispatcher, incoming, &unwritten, unrecorded, &wake).await;
         })
     };
     let lanes = Lanes {

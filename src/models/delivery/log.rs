@@ -25,6 +25,9 @@ pub struct LogEntry {
     /// The whole body's size in bytes.
     pub body_bytes: i64,
     pub attempts: Vec<Attempt>,
+    /// For a delivery held back behind an earlier one of its ordering key: the event id of
+    /// the delivery its key is waiting for (the earliest still to go out).
+    pub waits_for: Option<String>,
 }
 
 impl LogEntry {
@@ -166,9 +169,21 @@ impl Delivery {
             ))
             .select(Attempt::as_select())
             .load(conn)?;
+        let heads = Delivery::heads_of(conn, &rows)?;
         Ok(rows
             .into_iter()
             .map(|(delivery, event_type, body_preview, body_bytes)| {
+                let waiting = delivery.status == DeliveryStatus::Pending;
+                let waits_for = delivery
+                    .ordering_key
+                    .as_ref()
+                    .filter(|_| waiting)
+                    .and_then(|key| {
+                        heads
+                            .iter()
+                            .find(|(head_key, head_id, _)| head_key == key && *head_id < delivery.id)
+                            .map(|(_, _, event_id)| event_id.clone())
+                    });
                 let (mine, rest): (Vec<Attempt>, Vec<Attempt>) =
                     attempts.drain(..).partition(|a| a.delivery_id == delivery.id);
                 attempts = rest;
@@ -178,9 +193,40 @@ impl Delivery {
                     body_preview,
                     body_bytes: i64::from(body_bytes),
                     attempts: mine,
+                    waits_for,
                 }
             })
             .collect())
+    }
+
+    /// For the waiting ordered deliveries among `rows` (all of one webhook): the first
+    /// delivery still waiting of each of their keys, as (key, delivery id, event id).
+    fn heads_of(conn: &mut PgConnection, rows: &[LogRow]) -> QueryResult<Vec<(String, i64, String)>> {
+        let mut keys: Vec<&str> = rows
+            .iter()
+            .filter(|(d, ..)| d.status == DeliveryStatus::Pending)
+            .filter_map(|(d, ..)| d.ordering_key.as_deref())
+            .collect();
+        let Some((first, ..)) = rows.first() else {
+            return Ok(Vec::new());
+        };
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        deliveries::table
+            .filter(deliveries::webhook_id.eq(first.webhook_id))
+            .filter(deliveries::status.eq(DeliveryStatus::Pending.as_str()))
+            .filter(deliveries::ordering_key.eq_any(keys))
+            .order((deliveries::ordering_key, deliveries::id))
+            .distinct_on(deliveries::ordering_key)
+            .select((
+                deliveries::ordering_key.assume_not_null(),
+                deliveries::id,
+                deliveries::event_id,
+            ))
+            .load(conn)
     }
 
     /// The whole body a delivery of the tenant sends, loaded on demand from the log.

@@ -31,6 +31,8 @@ pub struct Delivery {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The event's ordering key, when the webhook was ordered as the delivery was written.
+    pub ordering_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
@@ -244,6 +246,47 @@ impl Delivery {
         .execute(conn)?;
         diesel::delete(deliveries::table.filter(deliveries::webhook_id.eq(webhook_id))).execute(conn)?;
         Ok(waiting)
+    }
+
+    /// After a webhook was switched to ordered (or back): its deliveries still waiting
+    /// (pending or parked) take their event's ordering key (or lose it), so the new order
+    /// holds for them too.
+    pub fn set_ordering_of_waiting(
+        conn: &mut PgConnection,
+        webhook_id: i64,
+        ordered: bool,
+    ) -> QueryResult<usize> {
+        let statement = if ordered {
+            "UPDATE deliveries d SET ordering_key = e.ordering_key FROM events e
+             WHERE d.webhook_id = $1 AND d.status IN ('pending', 'parked')
+               AND e.id = d.event_id AND e.ordering_key IS NOT NULL"
+        } else {
+            "UPDATE deliveries SET ordering_key = NULL
+             WHERE webhook_id = $1 AND status IN ('pending', 'parked') AND ordering_key IS NOT NULL"
+        };
+        diesel::sql_query(statement)
+            .bind::<BigInt, _>(webhook_id)
+            .execute(conn)
+    }
+
+    /// How many ordering keys of an ordered webhook have deliveries held back: waiting
+    /// behind an earlier delivery of their key that has not gone out yet.
+    pub fn held_keys(conn: &mut PgConnection, webhook_id: i64) -> QueryResult<i64> {
+        #[derive(QueryableByName)]
+        struct Held {
+            #[diesel(sql_type = BigInt)]
+            keys: i64,
+        }
+        diesel::sql_query(
+            "SELECT count(*) AS keys FROM (
+                 SELECT ordering_key FROM deliveries
+                 WHERE webhook_id = $1 AND status = 'pending' AND ordering_key IS NOT NULL
+                 GROUP BY ordering_key HAVING count(*) > 1
+             ) held",
+        )
+        .bind::<BigInt, _>(webhook_id)
+        .get_result::<Held>(conn)
+        .map(|held| held.keys)
     }
 
     /// Attempts of the last 24 hours by hour, oldest first, every hour present.

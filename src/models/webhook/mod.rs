@@ -52,6 +52,7 @@ pub(super) struct WebhookRow {
     consecutive_failures: i32,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    ordered: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +81,8 @@ pub struct Webhook {
     pub consecutive_failures: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Deliveries of one ordering key go out one at a time, in publish order.
+    pub ordered: bool,
 }
 
 impl TryFrom<WebhookRow> for Webhook {
@@ -118,6 +121,7 @@ impl TryFrom<WebhookRow> for Webhook {
             consecutive_failures: row.consecutive_failures,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            ordered: row.ordered,
         })
     }
 }
@@ -159,6 +163,7 @@ struct NewWebhook<'a> {
     retry_on_error: bool,
     use_customer_language: bool,
     capabilities: Vec<Option<String>>,
+    ordered: bool,
 }
 
 fn some_all(items: &[String]) -> Vec<Option<String>> {
@@ -308,6 +313,7 @@ impl Webhook {
                     retry_on_error: input.retry_on_error,
                     use_customer_language: input.use_customer_language,
                     capabilities: some_all(&input.capabilities),
+                    ordered: input.ordered,
                 })
                 .returning(WebhookRow::as_returning())
                 .get_result(conn)?;
@@ -343,6 +349,7 @@ impl Webhook {
                 webhooks::retry_on_error.eq(input.retry_on_error),
                 webhooks::use_customer_language.eq(input.use_customer_language),
                 webhooks::capabilities.eq(some_all(&input.capabilities)),
+                webhooks::ordered.eq(input.ordered),
                 webhooks::updated_at.eq(diesel::dsl::now),
             ))
             .returning(WebhookRow::as_returning())

@@ -21,6 +21,7 @@ pub struct Submitted {
     pub api_key_enabled: bool,
     pub retry_on_error: bool,
     pub use_customer_language: bool,
+    pub ordered: bool,
     pub capabilities: Vec<String>,
     pub headers: Vec<(String, String)>,
 }
@@ -43,6 +44,7 @@ impl Submitted {
                 "api_key_enabled" => form.api_key_enabled = true,
                 "retry_on_error" => form.retry_on_error = true,
                 "use_customer_language" => form.use_customer_language = true,
+                "ordered" => form.ordered = true,
                 "capabilities" => form.capabilities.push(value),
                 "header_name" => names.push(value),
                 "header_value" => values.push(value),
@@ -63,6 +65,7 @@ impl Submitted {
             api_key_enabled: defaults.api_key_enabled,
             retry_on_error: defaults.retry_on_error,
             use_customer_language: defaults.use_customer_language,
+            ordered: defaults.ordered,
             ..Submitted::default()
         }
     }
@@ -78,6 +81,7 @@ impl Submitted {
             api_key_enabled: webhook.api_key_enabled,
             retry_on_error: webhook.retry_on_error,
             use_customer_language: webhook.use_customer_language,
+            ordered: webhook.ordered,
             capabilities: webhook.capabilities.clone(),
             headers,
         }
@@ -101,6 +105,7 @@ impl Submitted {
             api_key_enabled: self.api_key_enabled,
             retry_on_error: self.retry_on_error,
             use_customer_language: self.use_customer_language,
+            ordered: self.ordered,
         }
     }
 }

@@ -125,6 +125,8 @@ pub struct WebhookPage {
     pub event_types: std::sync::Arc<[EventType]>,
     pub can_edit: bool,
     pub can_reveal: bool,
+    /// Of an ordered webhook: the ordering keys with deliveries held back.
+    pub held_keys: i64,
 }
 
 fn log_view(
@@ -185,6 +187,7 @@ pub async fn show(
         connection,
         log,
         hours,
+        held_keys,
     } = services::deliveries::overview(&state, tenant_id, id, filter.clone(), LOG_PAGE_SIZE).await?;
     let types = catalog(&state).await?;
     let secrets = state.secrets();
@@ -210,6 +213,7 @@ pub async fn show(
         webhook,
         can_edit,
         can_reveal: user.role().can_edit(),
+        held_keys,
     })
 }
 

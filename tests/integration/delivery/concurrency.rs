@@ -197,6 +197,7 @@ async fn a_webhook_deleted_while_an_event_fans_out_gets_no_delivery() {
                 connection: None,
                 language: None,
                 idempotency_key: None,
+                ordering_key: None,
             };
             outbox::publish(&mut pool.get().unwrap(), &tenant, &[event], now).map_err(|e| e.to_string())
         })

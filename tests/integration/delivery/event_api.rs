@@ -28,6 +28,7 @@ async fn a_rolled_back_transaction_delivers_nothing() {
                     connection: None,
                     language: None,
                     idempotency_key: None,
+                    ordering_key: None,
                 };
                 outbox::publish(conn, &t, &[event], now).unwrap();
                 Err(diesel::result::Error::RollbackTransaction)

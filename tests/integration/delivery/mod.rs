@@ -11,6 +11,7 @@ mod event_api;
 mod lifecycle;
 /// `make reliability` selects these tests by `delivery::misbehaving`.
 mod misbehaving;
+mod ordering;
 mod parking;
 mod retries;
 mod wire;
@@ -45,7 +46,12 @@ pub struct Fixture {
 
 impl Fixture {
     pub async fn new() -> Fixture {
-        let app = TestApp::spawn().await;
+        Fixture::with(&[]).await
+    }
+
+    /// The same, with some settings changed (see [`TestApp::spawn_with`]).
+    pub async fn with(overrides: &[(&str, &str)]) -> Fixture {
+        let app = TestApp::spawn_with(overrides).await;
         let tenant = app.scale_tenant("Alpine Tours").await;
         let key = tenant_key(&app, &tenant).await;
         Fixture { app, tenant, key }
@@ -238,6 +244,19 @@ pub async fn tenant_key(app: &TestApp, tenant: &Tenant) -> String {
 pub async fn post(app: &TestApp, key: &str, path: &str, body: &Value) -> (u16, Value) {
     let response = reqwest::Client::new()
         .post(app.url(path))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A PATCH to the API with `key`: the status and the JSON answer (null if none).
+pub async fn patch(app: &TestApp, key: &str, path: &str, body: &Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .patch(app.url(path))
         .bearer_auth(key)
         .json(body)
         .send()

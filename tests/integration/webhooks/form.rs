@@ -206,3 +206,49 @@ async fn editing_prefills_the_form_and_a_masked_credential_stays_unchanged() {
     );
     assert!(!stored.api_key_enabled, "an unticked switch saves as off");
 }
+
+#[actix_web::test]
+async fn ordered_per_key_is_a_switch_of_the_form_shown_on_the_page_and_in_the_table() {
+    let (app, tenant, owner) = TestApp::spawn_with_scale_owner().await;
+    let mut form = FORM.to_vec();
+    form.push(("ordered", "on"));
+    assert_eq!(owner.htmx_post("/webhooks", &form).await.status(), 200);
+    let webhook = first_webhook(&app, &tenant).await;
+    assert!(webhook.ordered, "the ticked switch saves as ordered");
+
+    let edit = owner
+        .htmx_get(&format!("/webhooks/{}/edit", webhook.id), "dialog")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        select(&parse(&edit), "#webhook-ordered[checked]").len(),
+        1,
+        "the edit form shows it on"
+    );
+    let page = owner
+        .get(&format!("/webhooks/{}", webhook.id))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        text(&select(&parse(&page), "#ordering")[0]),
+        "Ordered per key · no key held back"
+    );
+    let table = owner.get("/webhooks").await.text().await.unwrap();
+    assert_eq!(select(&parse(&table), ".chip-ordered").len(), 1);
+
+    // Saved without the switch: off again, and said so.
+    let response = owner.htmx_post(&format!("/webhooks/{}", webhook.id), FORM).await;
+    assert_eq!(response.status(), 200);
+    assert!(!find_webhook(&app, &tenant, webhook.id).await.ordered);
+    let page = owner
+        .get(&format!("/webhooks/{}", webhook.id))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text(&select(&parse(&page), "#ordering")[0]), "Not ordered");
+}
