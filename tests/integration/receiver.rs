@@ -25,9 +25,12 @@ pub enum Behaviour {
     Decide(Decider, Duration),
 }
 
+/// What decides the status of each request, from its body.
+pub type Decide = dyn Fn(&[u8]) -> u16 + Send + Sync;
+
 /// A status for each request body, decided by the test.
 #[derive(Clone)]
-pub struct Decider(pub Arc<dyn Fn(&[u8]) -> u16 + Send + Sync>);
+pub struct Decider(pub Arc<Decide>);
 
 impl std::fmt::Debug for Decider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
