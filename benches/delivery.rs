@@ -6,6 +6,9 @@
 //! delivery lag at a steady rate, Excel exports, and the idle memory of `hookboard serve`.
 //! Writes `target/bench/results.json`.
 
+#[path = "delivery/ordering.rs"]
+mod ordering;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -43,6 +46,7 @@ type Export = (Duration, u64, usize);
 struct Seen {
     count: AtomicUsize,
     lags_us: Mutex<Vec<u64>>,
+    order: ordering::Order,
 }
 
 /// `BENCH=deliveries make bench`: only the ceilings, the delivery rate and the lag (about
@@ -56,9 +60,12 @@ fn now_ns() -> u128 {
 }
 
 async fn receive(seen: web::Data<Seen>, body: web::Bytes) -> HttpResponse {
+    let value = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
+    if !seen.order.arrived(&value["data"]) {
+        return HttpResponse::InternalServerError().finish();
+    }
     seen.count.fetch_add(1, Ordering::Relaxed);
-    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body)
-        && let Some(sent) = value["data"]["sent_ns"]
+    if let Some(sent) = value["data"]["sent_ns"]
             .as_str()
             .and_then(|s| s.parse::<u128>().ok())
     {
@@ -359,8 +366,10 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         "lag at {LAG_RATE}/s: p50 {p50:.1} ms, p95 {p95:.1} ms, p99 {p99:.1} ms ({} samples)",
         lags.len()
     );
+    let order = ordering::run(&pool, &tenant, &secrets, &receiver_url, &seen).await?;
     actix_web::rt::task::spawn_blocking(move || handle.shutdown(Duration::from_secs(20))).await?;
     let mut delivery_figures = json!({
+        "ordering": order.json(),
         "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
         "ceiling_commits_per_s": commits,
         "ceiling_raw_http_per_s": raw_http,
@@ -373,6 +382,7 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         println!(
             "\n| measure | figure | ratio |\n|---|---|---|\n| single-row commits/s (ceiling) | {commits:.0} | |\n| raw HTTP POSTs/s (ceiling) | {raw_http:.0} | |\n| deliveries/s end to end (median of {ROUNDS}) | {per_second:.0} | {ratio:.2}x the {round_ceiling:.0} commits/s just before |\n| lag p50 / p95 / p99 at 200/s | {p50:.1} / {p95:.1} / {p99:.1} ms | |"
         );
+        println!("{}", order.rows());
         return Ok(delivery_figures);
     }
 
@@ -573,6 +583,7 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
     for (name, figure, ratio) in &table {
         println!("| {name} | {figure} | {ratio} |");
     }
+    println!("{}", order.rows());
     let rest = json!({
         "export_100_webhooks": { "ms": export_webhooks.0.as_secs_f64() * 1000.0, "peak_growth_kib": export_webhooks.1 },
         "export_100000_deliveries": { "s": export_deliveries.0.as_secs_f64(), "peak_growth_kib": export_deliveries.1, "bytes": export_deliveries.2 },
