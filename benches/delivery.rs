@@ -66,8 +66,8 @@ async fn receive(seen: web::Data<Seen>, body: web::Bytes) -> HttpResponse {
     }
     seen.count.fetch_add(1, Ordering::Relaxed);
     if let Some(sent) = value["data"]["sent_ns"]
-            .as_str()
-            .and_then(|s| s.parse::<u128>().ok())
+        .as_str()
+        .and_then(|s| s.parse::<u128>().ok())
     {
         seen.lags_us
             .lock()
@@ -400,7 +400,7 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
                 let input = Input { url: format!("{receiver_url}?more={i}"), events: vec!["form.submitted".into()], ..Input::default() };
                 Webhook::create(conn, tenant.id, &valid(input.clone()), &secrets)?;
             }
-            let (bytes, took, peak) = measured(|| hookboard::services::export::webhooks(conn, tenant.id, &Default::default()));
+            let (bytes, took, peak) = measured(|| hookboard::services::export::webhooks(conn, tenant.id.into(), &Default::default()));
             let webhooks = (took, peak, bytes?.len());
             diesel::sql_query(
                 "INSERT INTO deliveries (tenant_id, webhook_id, event_id, status, attempt_count, last_status_code, completed_at)
@@ -647,6 +647,7 @@ async fn login_storm(
                     email: &email,
                     role: Role::Owner,
                     password_hash: &hash,
+                    connection_id: None,
                 },
             )?;
         }

@@ -191,6 +191,7 @@ fn seed_demo(conn: &mut diesel::PgConnection) -> anyhow::Result<()> {
             email: DEMO_OWNER_EMAIL,
             role: Role::Owner,
             password_hash: &hash,
+            connection: None,
         };
         accounts::create_user(conn, account, &system)
             .with_context(|| format!("the demo owner {DEMO_OWNER_EMAIL} cannot be created"))?;

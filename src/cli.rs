@@ -87,6 +87,9 @@ pub struct UserCreate {
     /// A platform operator (no tenant).
     #[arg(long)]
     operator: bool,
+    /// For `--role partner`: the contract ID of the tenant's connection the partner manages.
+    #[arg(long, conflicts_with = "operator")]
+    connection: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,6 +172,7 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                     email: &email,
                     role,
                     password_hash: &hash,
+                    connection: args.connection.as_deref(),
                 };
                 let user = accounts::create_user(conn, account, &Actor::system())?;
                 println!("Created {} user: {}", role, user.email);

@@ -169,6 +169,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         login_attempts -> Int8,
+        connection_id -> Nullable<Int8>,
     }
 }
 

@@ -200,7 +200,8 @@ pub async fn test(
     let tenant = caller.writer()?.clone();
     let body: TestBody = read_json(&req, payload).await?;
     let actor = super::webhooks::actor(&caller);
-    let sent = services::deliveries::send_test(&state, &tenant, id.into_inner(), body.kind, actor).await?;
+    let sent =
+        services::deliveries::send_test(&state, &tenant, None, id.into_inner(), body.kind, actor).await?;
     Ok(HttpResponse::Accepted().json(TestSent {
         id: sent.event_id,
         delivery: sent.delivery_id,

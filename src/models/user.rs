@@ -1,4 +1,5 @@
-//! Users: tenant staff (owner, admin, viewer) and platform operators (no tenant).
+//! Users: tenant staff (owner, admin, viewer), partners (a tenant's login bound to one of its
+//! connections) and platform operators (no tenant).
 
 use std::fmt;
 use std::str::FromStr;
@@ -19,24 +20,38 @@ pub enum Role {
     Owner,
     Admin,
     Viewer,
+    /// A login of a tenant bound to one of its connections: manages that connection's
+    /// webhooks only, and sees nothing else of the tenant.
+    Partner,
     Operator,
 }
 
 impl Role {
-    pub const TENANT_ROLES: [Role; 3] = [Role::Owner, Role::Admin, Role::Viewer];
+    pub const TENANT_ROLES: [Role; 4] = [Role::Owner, Role::Admin, Role::Viewer, Role::Partner];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Owner => "owner",
             Role::Admin => "admin",
             Role::Viewer => "viewer",
+            Role::Partner => "partner",
             Role::Operator => "operator",
         }
     }
 
-    /// Owners and admins change things; viewers only look (and export).
+    /// Owners and admins change the tenant's things; viewers only look (and export).
     pub fn can_edit(self) -> bool {
         matches!(self, Role::Owner | Role::Admin)
+    }
+
+    /// Who may change webhooks: owners and admins, and partners (their connection's).
+    pub fn manages_webhooks(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin | Role::Partner)
+    }
+
+    /// The tenant's own staff, who see the whole tenant.
+    pub fn is_staff(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin | Role::Viewer)
     }
 }
 
@@ -53,8 +68,11 @@ impl FromStr for Role {
             "owner" => Ok(Role::Owner),
             "admin" => Ok(Role::Admin),
             "viewer" => Ok(Role::Viewer),
+            "partner" => Ok(Role::Partner),
             "operator" => Ok(Role::Operator),
-            other => Err(format!("unknown role `{other}` (use owner, admin or viewer)")),
+            other => Err(format!(
+                "unknown role `{other}` (use owner, admin, viewer or partner)"
+            )),
         }
     }
 }
@@ -88,6 +106,8 @@ pub struct User {
     pub password_changed_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// A partner's connection (none for everyone else).
+    pub connection_id: Option<i64>,
 }
 
 #[derive(Debug, Insertable)]
@@ -98,6 +118,7 @@ pub struct NewUser<'a> {
     #[diesel(serialize_as = String)]
     pub role: Role,
     pub password_hash: &'a str,
+    pub connection_id: Option<i64>,
 }
 
 impl User {
@@ -160,6 +181,40 @@ impl User {
                 users::updated_at.eq(diesel::dsl::now),
             ))
             .execute(conn)
+    }
+
+    /// Sets a user's role and, for a partner, the connection it is bound to.
+    pub fn set_role(
+        conn: &mut PgConnection,
+        id: i64,
+        role: Role,
+        connection_id: Option<i64>,
+    ) -> QueryResult<User> {
+        diesel::update(users::table.find(id))
+            .set((
+                users::role.eq(role.as_str()),
+                users::connection_id.eq(connection_id),
+                users::updated_at.eq(diesel::dsl::now),
+            ))
+            .returning(User::as_returning())
+            .get_result(conn)
+    }
+
+    /// A user of a tenant, by id: another tenant's answers `NotFound`.
+    pub fn find_in_tenant(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<User> {
+        users::table
+            .filter(users::tenant_id.eq(tenant_id))
+            .filter(users::id.eq(id))
+            .select(User::as_select())
+            .first(conn)
+    }
+
+    /// How many partner logins a connection has.
+    pub fn partner_count(conn: &mut PgConnection, connection_id: i64) -> QueryResult<i64> {
+        users::table
+            .filter(users::connection_id.eq(connection_id))
+            .count()
+            .get_result(conn)
     }
 
     pub fn set_disabled(conn: &mut PgConnection, id: i64, disabled: bool) -> QueryResult<usize> {

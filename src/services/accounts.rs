@@ -9,6 +9,7 @@ use diesel::PgConnection;
 use super::{Actor, AppError, check_name};
 use crate::models::api_key::ApiKey;
 use crate::models::audit::AuditEntry;
+use crate::models::connection::Connection;
 use crate::models::session::Sessions;
 use crate::models::tenant::{Plan, Tenant};
 use crate::models::user::{NewUser, Role, User};
@@ -128,9 +129,27 @@ pub fn set_webhooks_enabled(
     })
 }
 
-/// A signed-in user and their tenant (none for operators): what every page needs.
-pub fn signed_in(conn: &mut PgConnection, user_id: i64) -> Result<(User, Option<Tenant>), AppError> {
-    Ok(User::find_with_tenant(conn, user_id)?)
+/// Who is signed in: the user, their tenant (none for operators) and, for a partner, the
+/// connection they manage.
+pub struct SignedIn {
+    pub user: User,
+    pub tenant: Option<Tenant>,
+    pub connection: Option<Connection>,
+}
+
+/// A signed-in user, their tenant and a partner's connection: what every page needs (one
+/// query, and a second for partners only).
+pub fn signed_in(conn: &mut PgConnection, user_id: i64) -> Result<SignedIn, AppError> {
+    let (user, tenant) = User::find_with_tenant(conn, user_id)?;
+    let connection = match (user.connection_id, &tenant) {
+        (Some(id), Some(tenant)) => Some(Connection::find(conn, tenant.id, id)?),
+        _ => None,
+    };
+    Ok(SignedIn {
+        user,
+        tenant,
+        connection,
+    })
 }
 
 /// A login to create; the password is hashed by the caller, off the database connection.
@@ -139,10 +158,44 @@ pub struct NewAccount<'a> {
     pub email: &'a str,
     pub role: Role,
     pub password_hash: &'a str,
+    /// A partner's connection, by its contract ID (external id); no one else has one.
+    pub connection: Option<&'a str>,
 }
 
-/// Creates a login, refusing an email that has one already and a tenant that does not
-/// exist.
+/// The connection a login of `role` in the tenant is bound to: a partner must name one of
+/// the tenant's connections by its contract ID, and no one else may name any.
+pub fn partner_connection(
+    conn: &mut PgConnection,
+    tenant_id: Option<i64>,
+    role: Role,
+    contract_id: Option<&str>,
+) -> Result<Option<Connection>, AppError> {
+    let contract_id = contract_id.map(str::trim).filter(|c| !c.is_empty());
+    match (role, tenant_id, contract_id) {
+        (Role::Partner, Some(tenant_id), Some(contract_id)) => {
+            Connection::find_by_external_id(conn, tenant_id, contract_id)?
+                .map(Some)
+                .ok_or_else(|| {
+                    AppError::validation(
+                        "connection",
+                        format!("`{contract_id}` is not the contract ID of one of the tenant's connections."),
+                    )
+                })
+        }
+        (Role::Partner, _, _) => Err(AppError::validation(
+            "connection",
+            "A partner login manages the webhooks of one connection: choose it (its contract ID).",
+        )),
+        (_, _, Some(_)) => Err(AppError::validation(
+            "connection",
+            "Only partner logins are bound to a connection; leave it empty for this role.",
+        )),
+        (_, _, None) => Ok(None),
+    }
+}
+
+/// Creates a login, refusing an email that has one already, a tenant that does not exist
+/// and a partner without a connection of its tenant.
 pub fn create_user(
     conn: &mut PgConnection,
     account: NewAccount<'_>,
@@ -158,6 +211,7 @@ pub fn create_user(
         if let Some(id) = account.tenant_id {
             Tenant::find(conn, id)?;
         }
+        let connection = partner_connection(conn, account.tenant_id, account.role, account.connection)?;
         let user = User::create(
             conn,
             NewUser {
@@ -165,15 +219,20 @@ pub fn create_user(
                 email: account.email,
                 role: account.role,
                 password_hash: account.password_hash,
+                connection_id: connection.as_ref().map(|c| c.id),
             },
         )?;
+        let details = match &connection {
+            Some(c) => serde_json::json!({ "role": account.role, "connection": c.external_id }),
+            None => serde_json::json!({ "role": account.role }),
+        };
         AuditEntry::record(
             conn,
             account.tenant_id,
             actor,
             "user.created",
             ("user", Some(&user.email)),
-            serde_json::json!({ "role": account.role }),
+            details,
         )?;
         Ok(user)
     })

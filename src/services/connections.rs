@@ -7,6 +7,7 @@ use diesel::PgConnection;
 use super::{Actor, AppError, check_name};
 use crate::models::audit::AuditEntry;
 use crate::models::connection::{Connection, NewConnection};
+use crate::models::user::User;
 use crate::state::AppState;
 
 pub const MAX_NAME_CHARS: usize = 200;
@@ -123,6 +124,16 @@ pub async fn remove(state: &AppState, tenant_id: i64, id: i64, actor: Actor) -> 
                         connection.name,
                         if used == 1 { "" } else { "s" },
                         if used == 1 { "it" } else { "them" }
+                    )));
+                }
+                let partners = User::partner_count(conn, id)?;
+                if partners > 0 {
+                    return Err(AppError::Conflict(format!(
+                        "{} is the connection of {partners} partner login{}. Change {} role or remove {} on the Users page first.",
+                        connection.name,
+                        if partners == 1 { "" } else { "s" },
+                        if partners == 1 { "its" } else { "their" },
+                        if partners == 1 { "it" } else { "them" }
                     )));
                 }
                 Connection::delete(conn, tenant_id, id)?;

@@ -8,22 +8,22 @@ use diesel::Connection as _;
 use super::webhooks::record;
 use super::{Actor, AppError};
 use crate::models::delivery::notify;
-use crate::models::webhook::{SECRET_OVERLAP_HOURS, Webhook};
+use crate::models::webhook::{SECRET_OVERLAP_HOURS, Scope, Webhook};
 use crate::state::AppState;
 
 /// The signing secret in clear, for an owner, an admin or a tenant key; each reveal is
 /// recorded in the audit log.
 pub async fn reveal_secret(
     state: &AppState,
-    tenant_id: i64,
+    scope: impl Into<Scope>,
     id: i64,
     actor: Actor,
 ) -> Result<(Webhook, String), AppError> {
-    let secrets = state.secrets();
+    let (scope, secrets) = (scope.into(), state.secrets());
     state
         .db(move |conn| {
             conn.transaction(|conn| {
-                let webhook = Webhook::find(conn, tenant_id, id)?;
+                let webhook = Webhook::find(conn, scope, id)?;
                 let secret = webhook.reveal_secret(&secrets)?;
                 record(
                     conn,
@@ -42,15 +42,15 @@ pub async fn reveal_secret(
 /// Returns the webhook, the new secret and until when the previous one signs.
 pub async fn rotate_secret(
     state: &AppState,
-    tenant_id: i64,
+    scope: impl Into<Scope>,
     id: i64,
     actor: Actor,
 ) -> Result<(Webhook, String, DateTime<Utc>), AppError> {
-    let (secrets, now) = (state.secrets(), state.clock.now());
+    let (scope, secrets, now) = (scope.into(), state.secrets(), state.clock.now());
     state
         .db(move |conn| {
             conn.transaction(|conn| {
-                let webhook = Webhook::rotate_secret(conn, tenant_id, id, &secrets, now)?;
+                let webhook = Webhook::rotate_secret(conn, scope, id, &secrets, now)?;
                 record(
                     conn,
                     &actor,
@@ -70,15 +70,16 @@ pub async fn rotate_secret(
 /// Switches the webhook's own API key on or off.
 pub async fn set_api_key(
     state: &AppState,
-    tenant_id: i64,
+    scope: impl Into<Scope>,
     id: i64,
     enabled: bool,
     actor: Actor,
 ) -> Result<Webhook, AppError> {
+    let scope = scope.into();
     state
         .db(move |conn| {
             conn.transaction(|conn| {
-                let webhook = Webhook::set_api_key_enabled(conn, tenant_id, id, enabled)?;
+                let webhook = Webhook::set_api_key_enabled(conn, scope, id, enabled)?;
                 let action = if enabled {
                     "webhook.api_key_enabled"
                 } else {
@@ -94,14 +95,15 @@ pub async fn set_api_key(
 /// Replaces the webhook's API key; the new key is returned once.
 pub async fn regenerate_api_key(
     state: &AppState,
-    tenant_id: i64,
+    scope: impl Into<Scope>,
     id: i64,
     actor: Actor,
 ) -> Result<(Webhook, String), AppError> {
+    let scope = scope.into();
     state
         .db(move |conn| {
             conn.transaction(|conn| {
-                let (webhook, key) = Webhook::regenerate_api_key(conn, tenant_id, id)?;
+                let (webhook, key) = Webhook::regenerate_api_key(conn, scope, id)?;
                 record(
                     conn,
                     &actor,

@@ -8,10 +8,10 @@ use super::{Actor, AppError};
 use crate::delivery::outbox::{self, NewEvent};
 use crate::models::audit::AuditEntry;
 use crate::models::connection::Connection;
-use crate::models::delivery::{Delivery, HourHealth, LogFilter, LogPage, notify};
+use crate::models::delivery::{Attempt, Delivery, HourHealth, LogFilter, LogPage, notify};
 use crate::models::event_type::EventType;
 use crate::models::tenant::Tenant;
-use crate::models::webhook::Webhook;
+use crate::models::webhook::{Scope, Webhook};
 use crate::state::AppState;
 use diesel::Connection as _;
 
@@ -22,14 +22,15 @@ pub const MAX_PAGE: i64 = 500;
 /// A filter value that does not parse is refused.
 pub async fn log(
     state: &AppState,
-    tenant_id: i64,
+    scope: impl Into<Scope>,
     webhook_id: i64,
     filter: LogFilter,
     limit: i64,
 ) -> Result<(Webhook, LogPage), AppError> {
     check_log(&filter, limit)?;
+    let scope = scope.into();
     state
-        .db(move |conn| log_in(conn, tenant_id, webhook_id, &filter, limit))
+        .db(move |conn| log_in(conn, scope, webhook_id, &filter, limit))
         .await
 }
 
@@ -46,19 +47,19 @@ pub struct Overview {
 
 pub async fn overview(
     state: &AppState,
-    tenant_id: i64,
+    scope: impl Into<Scope>,
     webhook_id: i64,
     filter: LogFilter,
     limit: i64,
 ) -> Result<Overview, AppError> {
     check_log(&filter, limit)?;
-    let now = state.clock.now();
+    let (scope, now) = (scope.into(), state.clock.now());
     state
         .db(move |conn| {
-            let (webhook, log) = log_in(conn, tenant_id, webhook_id, &filter, limit)?;
+            let (webhook, log) = log_in(conn, scope, webhook_id, &filter, limit)?;
             let connection = webhook
                 .connection_id
-                .map(|id| Connection::find(conn, tenant_id, id))
+                .map(|id| Connection::find(conn, scope.tenant_id, id))
                 .transpose()?;
             let hours = Delivery::health(conn, webhook.id, now)?;
             let held_keys = if webhook.ordered {
@@ -92,23 +93,30 @@ fn check_log(filter: &LogFilter, limit: i64) -> Result<(), AppError> {
 
 fn log_in(
     conn: &mut PgConnection,
-    tenant_id: i64,
+    scope: Scope,
     webhook_id: i64,
     filter: &LogFilter,
     limit: i64,
 ) -> Result<(Webhook, LogPage), AppError> {
-    let webhook = Webhook::find(conn, tenant_id, webhook_id)?;
+    let webhook = Webhook::find(conn, scope, webhook_id)?;
     let page = Delivery::log_page(conn, webhook.id, filter, limit)?;
     Ok((webhook, page))
 }
 
 /// Queues a delivery again: the same event id and body, due at once, its attempts
 /// numbered on from where they were. One being attempted right now is left on its way.
-pub async fn resend(state: &AppState, tenant_id: i64, id: i64, actor: Actor) -> Result<Delivery, AppError> {
-    let now = state.clock.now();
+pub async fn resend(
+    state: &AppState,
+    scope: impl Into<Scope>,
+    id: i64,
+    actor: Actor,
+) -> Result<Delivery, AppError> {
+    let (scope, now) = (scope.into(), state.clock.now());
+    let tenant_id = scope.tenant_id;
     state
         .db(move |conn| {
             conn.transaction(|conn| {
+                visible(conn, scope, id)?;
                 let delivery = Delivery::resend(conn, tenant_id, id, now)?;
                 AuditEntry::record(
                     conn,
@@ -121,6 +129,61 @@ pub async fn resend(state: &AppState, tenant_id: i64, id: i64, actor: Actor) -> 
                 notify(conn)?;
                 Ok(delivery)
             })
+        })
+        .await
+}
+
+/// A delivery of a webhook in the scope; any other answers `NotFound`.
+fn visible(conn: &mut PgConnection, scope: Scope, id: i64) -> Result<Delivery, AppError> {
+    let delivery = Delivery::find(conn, scope.tenant_id, id)?;
+    Webhook::find(conn, scope, delivery.webhook_id)?;
+    Ok(delivery)
+}
+
+/// The whole body a delivery sends, which the log shows only the start of.
+pub async fn body(state: &AppState, scope: impl Into<Scope>, id: i64) -> Result<String, AppError> {
+    let scope = scope.into();
+    state
+        .db(move |conn| {
+            visible(conn, scope, id)?;
+            Ok(Delivery::body(conn, scope.tenant_id, id)?)
+        })
+        .await
+}
+
+/// One attempt of a delivery, with its whole stored response.
+pub async fn attempt(
+    state: &AppState,
+    scope: impl Into<Scope>,
+    id: i64,
+    number: i32,
+) -> Result<Attempt, AppError> {
+    let scope = scope.into();
+    state
+        .db(move |conn| {
+            visible(conn, scope, id)?;
+            Ok(Delivery::attempt(conn, scope.tenant_id, id, number)?)
+        })
+        .await
+}
+
+/// A webhook's delivery log as an Excel file: its number and the file.
+pub async fn export(
+    state: &AppState,
+    scope: impl Into<Scope>,
+    webhook_id: i64,
+    filter: LogFilter,
+    timezone: String,
+) -> Result<(i32, Vec<u8>), AppError> {
+    filter
+        .check()
+        .map_err(|(field, message)| AppError::validation(field, message))?;
+    let scope = scope.into();
+    state
+        .db(move |conn| {
+            let webhook = Webhook::find(conn, scope, webhook_id)?;
+            let bytes = super::export::deliveries(conn, webhook.id, &filter, &timezone)?;
+            Ok((webhook.number, bytes))
         })
         .await
 }
@@ -139,26 +202,33 @@ pub struct TestSent {
 pub async fn send_test(
     state: &AppState,
     tenant: &Tenant,
+    connection_id: Option<i64>,
     id: i64,
     kind: String,
     actor: Actor,
 ) -> Result<TestSent, AppError> {
     let (tenant, now) = (tenant.clone(), state.clock.now());
     state
-        .db(move |conn| send_test_in(conn, &tenant, id, &kind, &actor, now))
+        .db(move |conn| send_test_in(conn, &tenant, connection_id, id, &kind, &actor, now))
         .await
 }
 
-/// [`send_test`] on a connection the caller holds (tests).
+/// [`send_test`] on a connection the caller holds (tests). `connection_id` is a partner's
+/// connection: only its webhooks may be sent to.
 pub fn send_test_in(
     conn: &mut PgConnection,
     tenant: &Tenant,
+    connection_id: Option<i64>,
     id: i64,
     kind: &str,
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<TestSent, AppError> {
-    let webhook = Webhook::find(conn, tenant.id, id)?;
+    let scope = Scope {
+        tenant_id: tenant.id,
+        connection_id,
+    };
+    let webhook = Webhook::find(conn, scope, id)?;
     let event_type = EventType::find(conn, kind)?.ok_or_else(|| {
         AppError::validation("type", format!("`{kind}` is not an event type of the catalog."))
     })?;

@@ -7,7 +7,7 @@ use diesel::PgConnection;
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
 use crate::models::delivery::{Delivery, LogFilter};
-use crate::models::webhook::{Filter, Webhook};
+use crate::models::webhook::{Filter, Scope, Webhook};
 
 /// The media type of an .xlsx file.
 pub const XLSX_CONTENT_TYPE: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
@@ -67,8 +67,8 @@ impl<'a> Sheet<'a> {
 
 /// The rows of the filtered webhook table, all pages: No, Contract, URL, Event Type,
 /// Events, Error Count, Status.
-pub fn webhooks(conn: &mut PgConnection, tenant_id: i64, filter: &Filter) -> anyhow::Result<Vec<u8>> {
-    let contracts = crate::models::connection::Connection::list(conn, tenant_id)?
+pub fn webhooks(conn: &mut PgConnection, scope: Scope, filter: &Filter) -> anyhow::Result<Vec<u8>> {
+    let contracts = crate::models::connection::Connection::list(conn, scope.tenant_id)?
         .into_iter()
         .map(|c| (c.id, c.external_id))
         .collect::<std::collections::HashMap<_, _>>();
@@ -86,7 +86,7 @@ pub fn webhooks(conn: &mut PgConnection, tenant_id: i64, filter: &Filter) -> any
             ("Status", 14.0),
         ],
     )?;
-    Webhook::for_each_filtered(conn, tenant_id, filter, |webhook| {
+    Webhook::for_each_filtered(conn, scope, filter, |webhook| {
         sheet.next_row();
         sheet.number(0, f64::from(webhook.number))?;
         let contract = webhook

@@ -11,7 +11,7 @@ use crate::models::audit::AuditEntry;
 use crate::models::connection::Connection;
 use crate::models::delivery::{Delivery, notify};
 use crate::models::event_type::EventType;
-use crate::models::webhook::{Filter, Page, SaveError, Webhook};
+use crate::models::webhook::{Filter, Page, SaveError, Scope, Webhook};
 use crate::state::{AppState, blocking};
 use crate::validation::webhook::{Context, Input, Valid, validate};
 
@@ -106,25 +106,27 @@ pub async fn check(
     .await
 }
 
-pub async fn find(state: &AppState, tenant_id: i64, id: i64) -> Result<Webhook, AppError> {
-    state
-        .db(move |conn| Ok(Webhook::find(conn, tenant_id, id)?))
-        .await
+/// A webhook of the scope; any other answers `NotFound`.
+pub async fn find(state: &AppState, scope: impl Into<Scope>, id: i64) -> Result<Webhook, AppError> {
+    let scope = scope.into();
+    state.db(move |conn| Ok(Webhook::find(conn, scope, id)?)).await
 }
 
 /// One page of the table. A filter value that does not parse is refused (the page shows
 /// the message, the API answers 422).
-pub async fn list(state: &AppState, tenant_id: i64, filter: Filter) -> Result<Page, AppError> {
+pub async fn list(state: &AppState, scope: impl Into<Scope>, filter: Filter) -> Result<Page, AppError> {
+    let scope = scope.into();
     filter
         .check()
         .map_err(|(field, message)| AppError::validation(field, message))?;
     state
-        .db(move |conn| Ok(Webhook::list(conn, tenant_id, &filter)?))
+        .db(move |conn| Ok(Webhook::list(conn, scope, &filter)?))
         .await
 }
 
 /// What the webhook table shows, read in one trip to the database: a page, how many
-/// webhooks the tenant has (to tell "none yet" from "none match"), its connections.
+/// webhooks the scope has (to tell "none yet" from "none match"), the connections to
+/// filter by (a partner's own only).
 pub struct Table {
     pub page: Page,
     pub tenant_total: i64,
@@ -132,19 +134,23 @@ pub struct Table {
 }
 
 /// The table's view; a filter value that does not parse is refused, like [`list`].
-pub async fn table(state: &AppState, tenant_id: i64, filter: Filter) -> Result<Table, AppError> {
+pub async fn table(state: &AppState, scope: impl Into<Scope>, filter: Filter) -> Result<Table, AppError> {
+    let scope = scope.into();
     filter
         .check()
         .map_err(|(field, message)| AppError::validation(field, message))?;
     state
         .db(move |conn| {
-            let page = Webhook::list(conn, tenant_id, &filter)?;
+            let page = Webhook::list(conn, scope, &filter)?;
             let tenant_total = if filter.is_filtered() {
-                Webhook::count(conn, tenant_id)?
+                Webhook::status_counts(conn, scope)?.total
             } else {
                 page.total
             };
-            let connections = Connection::list(conn, tenant_id)?;
+            let connections = Connection::list(conn, scope.tenant_id)?
+                .into_iter()
+                .filter(|c| scope.connection_id.is_none_or(|id| id == c.id))
+                .collect();
             Ok(Table {
                 page,
                 tenant_total,
@@ -155,12 +161,18 @@ pub async fn table(state: &AppState, tenant_id: i64, filter: Filter) -> Result<T
 }
 
 /// Creates a webhook from a draft (checked here); returns it with its API key, shown once.
+/// A partner's webhook belongs to its connection, whatever the draft says.
 pub async fn create(
     state: &AppState,
-    tenant_id: i64,
-    draft: Input,
+    scope: impl Into<Scope>,
+    mut draft: Input,
     actor: Actor,
 ) -> Result<(Webhook, String), AppError> {
+    let scope = scope.into();
+    let tenant_id = scope.tenant_id;
+    if let Some(id) = scope.connection_id {
+        draft.connection_id = Some(id);
+    }
     let input = check(state, tenant_id, draft, None).await?;
     let secrets = state.secrets();
     state
@@ -186,19 +198,24 @@ pub async fn create(
 /// switch does (same rules, same audit entry), with `parked` for what was parked.
 pub async fn update(
     state: &AppState,
-    tenant_id: i64,
+    scope: impl Into<Scope>,
     id: i64,
-    draft: Input,
+    mut draft: Input,
     parked: Parked,
     actor: Actor,
 ) -> Result<Webhook, AppError> {
-    let current = find(state, tenant_id, id).await?;
+    let scope = scope.into();
+    let tenant_id = scope.tenant_id;
+    if let Some(id) = scope.connection_id {
+        draft.connection_id = Some(id);
+    }
+    let current = find(state, scope, id).await?;
     let input = check(state, tenant_id, draft, Some(&current)).await?;
     let (secrets, now) = (state.secrets(), state.clock.now());
     state
         .db(move |conn| {
             conn.transaction(|conn| {
-                let before = Webhook::lock(conn, tenant_id, id)?;
+                let before = Webhook::lock(conn, scope, id)?;
                 let mut webhook = Webhook::update(conn, tenant_id, id, &input, &secrets)?;
                 // What waits takes the new order: keyed when switched to ordered, free
                 // of its key when switched off.
@@ -226,7 +243,7 @@ pub async fn update(
                     record(conn, &actor, &webhook, action, serde_json::json!({}))?;
                 }
                 if input.active != webhook.is_active() {
-                    webhook = switch_locked(conn, tenant_id, id, input.active, parked, &actor, now)?.webhook;
+                    webhook = switch_locked(conn, scope, id, input.active, parked, &actor, now)?.webhook;
                 }
                 // Deliveries a worker already queued take the new settings.
                 notify(conn)?;
@@ -251,10 +268,11 @@ fn changes_settings(webhook: &Webhook, input: &Valid, secrets: &crate::crypto::S
 }
 
 /// How many deliveries wait parked for this webhook, to ask before switching it on.
-pub async fn parked(state: &AppState, tenant_id: i64, id: i64) -> Result<(Webhook, i64), AppError> {
+pub async fn parked(state: &AppState, scope: impl Into<Scope>, id: i64) -> Result<(Webhook, i64), AppError> {
+    let scope = scope.into();
     state
         .db(move |conn| {
-            let webhook = Webhook::find(conn, tenant_id, id)?;
+            let webhook = Webhook::find(conn, scope, id)?;
             let parked = Delivery::parked_count(conn, webhook.id)?;
             Ok((webhook, parked))
         })
@@ -265,30 +283,31 @@ pub async fn parked(state: &AppState, tenant_id: i64, id: i64) -> Result<(Webhoo
 /// waiting deliveries are parked).
 pub async fn switch(
     state: &AppState,
-    tenant_id: i64,
+    scope: impl Into<Scope>,
     id: i64,
     active: bool,
     parked: Parked,
     actor: Actor,
 ) -> Result<Switched, AppError> {
-    let now = state.clock.now();
+    let (scope, now) = (scope.into(), state.clock.now());
     state
-        .db(move |conn| switch_in(conn, tenant_id, id, active, parked, &actor, now))
+        .db(move |conn| switch_in(conn, scope, id, active, parked, &actor, now))
         .await
 }
 
 /// [`switch`] on a connection the caller holds (the command line, tests).
 pub fn switch_in(
     conn: &mut PgConnection,
-    tenant_id: i64,
+    scope: impl Into<Scope>,
     id: i64,
     active: bool,
     choice: Parked,
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Switched, AppError> {
+    let scope = scope.into();
     conn.transaction(|conn| {
-        let switched = switch_locked(conn, tenant_id, id, active, choice, actor, now)?;
+        let switched = switch_locked(conn, scope, id, active, choice, actor, now)?;
         notify(conn)?;
         Ok(switched)
     })
@@ -297,15 +316,15 @@ pub fn switch_in(
 /// The switch, inside the caller's transaction.
 fn switch_locked(
     conn: &mut PgConnection,
-    tenant_id: i64,
+    scope: Scope,
     id: i64,
     active: bool,
     choice: Parked,
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Switched, AppError> {
-    let before = Webhook::lock(conn, tenant_id, id)?;
-    let webhook = Webhook::set_status(conn, tenant_id, id, active, now)?;
+    let before = Webhook::lock(conn, scope, id)?;
+    let webhook = Webhook::set_status(conn, scope.tenant_id, id, active, now)?;
     let mut details = serde_json::json!({ "from": before.status, "to": webhook.status });
     let mut parked = 0;
     if active {
@@ -338,23 +357,30 @@ fn switch_locked(
 
 /// Deletes a webhook for good with its deliveries; returns its number and how many
 /// deliveries were still waiting (they are never sent).
-pub async fn delete(state: &AppState, tenant_id: i64, id: i64, actor: Actor) -> Result<(i32, i64), AppError> {
-    state.db(move |conn| delete_in(conn, tenant_id, id, &actor)).await
+pub async fn delete(
+    state: &AppState,
+    scope: impl Into<Scope>,
+    id: i64,
+    actor: Actor,
+) -> Result<(i32, i64), AppError> {
+    let scope = scope.into();
+    state.db(move |conn| delete_in(conn, scope, id, &actor)).await
 }
 
 /// [`delete`] on a connection the caller holds (the command line, tests).
 pub fn delete_in(
     conn: &mut PgConnection,
-    tenant_id: i64,
+    scope: impl Into<Scope>,
     id: i64,
     actor: &Actor,
 ) -> Result<(i32, i64), AppError> {
+    let scope = scope.into();
     conn.transaction(|conn| {
         // Locked first: publishing and the worker's writer take this row before they write
         // deliveries or attempts of the webhook, so none are added meanwhile.
-        let webhook = Webhook::lock(conn, tenant_id, id)?;
+        let webhook = Webhook::lock(conn, scope, id)?;
         let cancelled = Delivery::delete_of_webhook(conn, webhook.id)?;
-        Webhook::delete_row(conn, tenant_id, webhook.id)?;
+        Webhook::delete_row(conn, scope.tenant_id, webhook.id)?;
         record(
             conn,
             actor,

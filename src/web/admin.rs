@@ -16,11 +16,11 @@ use crate::models::session::Sessions;
 use crate::models::tenant::{Plan, Tenant};
 use crate::models::user::{Role, User};
 use crate::services::accounts;
-use crate::services::password_links::{self, IssuedLink};
+use crate::services::password_links;
 use crate::state::AppState;
 use crate::web::see_other;
 use crate::web::session::CurrentUser;
-use crate::web::views::Chrome;
+use crate::web::views::{Chrome, LinkView};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "admin/tenants.html")]
@@ -49,30 +49,6 @@ pub struct UsersPage {
     pub error: Option<String>,
     pub notice: Option<String>,
     pub link: Option<LinkView>,
-}
-
-/// A set-password link just issued, shown once.
-pub struct LinkView {
-    pub email: String,
-    pub url: String,
-    pub expires_at: String,
-}
-
-impl LinkView {
-    /// The absolute URL of the link, on the host the operator is using.
-    fn new(req: &HttpRequest, issued: &IssuedLink) -> Self {
-        let info = req.connection_info();
-        LinkView {
-            email: issued.user.email.clone(),
-            url: format!(
-                "{}://{}/set-password/{}",
-                info.scheme(),
-                info.host(),
-                issued.token
-            ),
-            expires_at: issued.expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-        }
-    }
 }
 
 pub struct UserRow {
@@ -240,6 +216,8 @@ pub struct NewUserForm {
     email: String,
     role: String,
     tenant: String,
+    /// For a partner: the contract ID of the tenant's connection it manages.
+    connection: String,
 }
 
 pub async fn create_user(
@@ -268,6 +246,7 @@ pub async fn create_user(
             return render_with(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, page);
         }
     };
+    let connection = Some(form.connection.trim().to_owned()).filter(|c| !c.is_empty());
     let actor = user.actor();
     let now = state.clock.now();
     // Until the link is used the account has a password nobody knows. Hashing runs between
@@ -280,6 +259,7 @@ pub async fn create_user(
                 email: &email,
                 role,
                 password_hash: &hash,
+                connection: connection.as_deref(),
             };
             match password_links::invite(conn, account, &actor, now) {
                 Ok(issued) => Ok(Ok(issued)),

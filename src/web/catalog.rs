@@ -26,7 +26,8 @@ impl CatalogPage {
 }
 
 pub async fn show(state: web::Data<AppState>, user: CurrentUser) -> Result<CatalogPage, AppError> {
-    user.tenant()?;
+    // Partners see the catalog too: it is what their webhooks subscribe to.
+    user.member_tenant()?;
     let types = state.db(|conn| Ok(EventType::all(conn)?)).await?;
     Ok(CatalogPage {
         chrome: user.chrome("Event catalog", "events"),

@@ -35,6 +35,8 @@ async fn page(
     name: String,
     external_id: String,
 ) -> Result<ConnectionsPage, AppError> {
+    // The tenant's staff only: a partner sees its own connection in the header.
+    user.tenant()?;
     let tenant = user.webhooks_tenant()?.clone();
     let tenant_id = tenant.id;
     let rows = services::connections::list(state, tenant_id).await?;
@@ -65,6 +67,7 @@ pub async fn create(
     user: CurrentUser,
     form: web::Form<ConnectionForm>,
 ) -> Result<HttpResponse, AppError> {
+    user.tenant()?;
     let tenant_id = user.webhooks_editor()?.id;
     let form = form.into_inner();
     let created =
@@ -91,6 +94,7 @@ pub async fn rename(
     id: web::Path<i64>,
     form: web::Form<RenameForm>,
 ) -> Result<HttpResponse, AppError> {
+    user.tenant()?;
     let tenant_id = user.webhooks_editor()?.id;
     let renamed =
         services::connections::rename(&state, tenant_id, id.into_inner(), &form.name, user.actor()).await;
@@ -109,6 +113,7 @@ pub async fn delete(
     user: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
+    user.tenant()?;
     let tenant_id = user.webhooks_editor()?.id;
     match services::connections::remove(&state, tenant_id, id.into_inner(), user.actor()).await {
         Ok(()) => Ok(see_other("/connections")),

@@ -16,6 +16,8 @@ pub struct DashboardTenant {
     pub webhooks_enabled: bool,
     pub webhook_count: i64,
     pub failing_webhook_count: i64,
+    /// A partner counts its connection's webhooks and has no Apps > Tools.
+    pub is_partner: bool,
 }
 
 #[derive(Template, WebTemplate)]
@@ -29,9 +31,10 @@ pub async fn show(state: web::Data<AppState>, user: CurrentUser) -> Result<Dashb
     let tenant = match user.tenant.clone() {
         None => None,
         Some(tenant) => {
-            let tenant_id = tenant.id;
+            // A partner counts its connection's webhooks only.
+            let scope = user.scope()?;
             let counts = state
-                .db(move |conn| Ok(Webhook::status_counts(conn, tenant_id)?))
+                .db(move |conn| Ok(Webhook::status_counts(conn, scope)?))
                 .await?;
             Some(DashboardTenant {
                 name: tenant.name,
@@ -39,6 +42,7 @@ pub async fn show(state: web::Data<AppState>, user: CurrentUser) -> Result<Dashb
                 webhooks_enabled: tenant.webhooks_enabled,
                 webhook_count: counts.total,
                 failing_webhook_count: counts.auto_disabled,
+                is_partner: scope.connection_id.is_some(),
             })
         }
     };

@@ -21,6 +21,7 @@ pub mod session;
 pub mod session_store;
 pub mod set_password;
 pub mod tools;
+pub mod users;
 pub mod views;
 pub mod webhooks;
 

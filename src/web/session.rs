@@ -10,8 +10,11 @@ use chrono::{DateTime, Utc};
 use super::csrf;
 use super::session_store::USER_ID_KEY;
 use crate::error::AppError;
+use crate::models::connection::Connection;
 use crate::models::tenant::Tenant;
 use crate::models::user::{Role, User};
+use crate::models::webhook::Scope;
+use crate::services::accounts::SignedIn;
 use crate::services::{SCALE_PLAN_NOTICE, TOOL_OFF_NOTICE};
 use crate::state::AppState;
 use crate::web::views::{Chrome, ChromeUser};
@@ -27,6 +30,8 @@ const LAST_SEEN_RESOLUTION_SECONDS: i64 = 60;
 pub struct CurrentUser {
     pub user: User,
     pub tenant: Option<Tenant>,
+    /// A partner's connection: the only webhooks they see and manage.
+    pub connection: Option<Connection>,
     pub csrf_token: String,
 }
 
@@ -35,11 +40,36 @@ impl CurrentUser {
         self.user.role
     }
 
-    /// The tenant of a tenant user. Operators have none, and tenant pages are not theirs.
+    /// The tenant of its staff. Operators have none, and tenant pages are not theirs; for a
+    /// partner the tenant's own pages do not exist (404).
     pub fn tenant(&self) -> Result<&Tenant, AppError> {
+        if self.user.role == Role::Partner {
+            return Err(AppError::NotFound);
+        }
+        self.member_tenant()
+    }
+
+    /// The tenant of its staff or of a partner: for the webhook pages, which a partner sees
+    /// for its connection ([`CurrentUser::scope`]).
+    pub fn member_tenant(&self) -> Result<&Tenant, AppError> {
         self.tenant.as_ref().ok_or_else(|| {
             AppError::forbidden("This page belongs to a tenant's staff; operators use the console.")
         })
+    }
+
+    /// Whose webhooks this user sees: the tenant's, or a partner's connection's. Every
+    /// webhook page asks the services within it.
+    pub fn scope(&self) -> Result<Scope, AppError> {
+        let tenant = self.member_tenant()?;
+        Ok(Scope {
+            tenant_id: tenant.id,
+            connection_id: self.user.connection_id,
+        })
+    }
+
+    /// Whether this user may change webhooks (of their scope).
+    pub fn manages_webhooks(&self) -> bool {
+        self.user.role.manages_webhooks()
     }
 
     /// Owners and admins change things; viewers get a clear refusal.
@@ -56,7 +86,7 @@ impl CurrentUser {
 
     /// The tenant, when its plan includes webhooks (403 with the upgrade notice otherwise).
     pub fn webhooks_tenant(&self) -> Result<&Tenant, AppError> {
-        let tenant = self.tenant()?;
+        let tenant = self.member_tenant()?;
         if tenant.plan.has_webhooks() {
             Ok(tenant)
         } else {
@@ -68,12 +98,28 @@ impl CurrentUser {
     /// Webhooks tool switched on.
     pub fn webhooks_editor(&self) -> Result<&Tenant, AppError> {
         let tenant = self.webhooks_tenant()?;
-        self.require_editor()?;
+        if !self.manages_webhooks() {
+            return Err(AppError::forbidden(
+                "Your role (viewer) can look but not change anything. Ask an owner or admin.",
+            ));
+        }
         if tenant.webhooks_enabled {
             Ok(tenant)
         } else {
             Err(AppError::forbidden(TOOL_OFF_NOTICE))
         }
+    }
+
+    /// [`CurrentUser::scope`] for the webhook pages: on the Scale plan.
+    pub fn webhooks_scope(&self) -> Result<Scope, AppError> {
+        self.webhooks_tenant()?;
+        self.scope()
+    }
+
+    /// [`CurrentUser::scope`] for changing webhooks: see [`CurrentUser::webhooks_editor`].
+    pub fn webhooks_editor_scope(&self) -> Result<Scope, AppError> {
+        self.webhooks_editor()?;
+        self.scope()
     }
 
     pub fn require_operator(&self) -> Result<(), AppError> {
@@ -100,8 +146,13 @@ impl CurrentUser {
                 email: self.user.email.clone(),
                 role: self.user.role.to_string(),
                 is_operator: self.user.role == Role::Operator,
+                is_partner: self.user.role == Role::Partner,
                 tenant_name: self.tenant.as_ref().map(|t| t.name.clone()),
                 plan: self.tenant.as_ref().map(|t| t.plan.to_string()),
+                connection: self
+                    .connection
+                    .as_ref()
+                    .map(|c| (c.name.clone(), c.external_id.clone())),
             }),
             csrf_token: self.csrf_token.clone(),
         }
@@ -158,7 +209,11 @@ impl FromRequest for CurrentUser {
                 session.purge();
                 return Err(AppError::LoginRequired);
             }
-            let (user, tenant) = state
+            let SignedIn {
+                user,
+                tenant,
+                connection,
+            } = state
                 .db(move |conn| crate::services::accounts::signed_in(conn, user_id))
                 .await
                 .map_err(|err| match err {
@@ -176,6 +231,7 @@ impl FromRequest for CurrentUser {
             Ok(CurrentUser {
                 user,
                 tenant,
+                connection,
                 csrf_token,
             })
         })

@@ -17,8 +17,11 @@ pub struct ChromeUser {
     pub email: String,
     pub role: String,
     pub is_operator: bool,
+    pub is_partner: bool,
     pub tenant_name: Option<String>,
     pub plan: Option<String>,
+    /// A partner's connection: (name, contract ID).
+    pub connection: Option<(String, String)>,
 }
 
 impl Chrome {
@@ -54,5 +57,29 @@ pub fn format_time(at: chrono::DateTime<chrono::Utc>, timezone: &str) -> String 
     match timezone.parse::<chrono_tz::Tz>() {
         Ok(tz) => at.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string(),
         Err(_) => at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    }
+}
+
+/// A set-password link just issued, shown once (the operator console, the Users page).
+pub struct LinkView {
+    pub email: String,
+    pub url: String,
+    pub expires_at: String,
+}
+
+impl LinkView {
+    /// The absolute URL of the link, on the host the person issuing it is using.
+    pub fn new(req: &actix_web::HttpRequest, issued: &crate::services::password_links::IssuedLink) -> Self {
+        let info = req.connection_info();
+        LinkView {
+            email: issued.user.email.clone(),
+            url: format!(
+                "{}://{}/set-password/{}",
+                info.scheme(),
+                info.host(),
+                issued.token
+            ),
+            expires_at: issued.expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        }
     }
 }

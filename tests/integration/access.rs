@@ -50,15 +50,35 @@ async fn every_route_refuses_roles_that_may_not_use_it_and_never_fails() {
         .await;
     app.create_user(None, "ops@platform.example", Role::Operator)
         .await;
+    let contract = app
+        .with_conn({
+            let tenant_id = ours.id;
+            move |conn| {
+                hookboard::models::connection::Connection::create(
+                    conn,
+                    hookboard::models::connection::NewConnection {
+                        tenant_id,
+                        name: "Sunny Resellers",
+                        external_id: "CT-SUN",
+                    },
+                )
+                .unwrap()
+            }
+        })
+        .await;
+    app.create_partner(&ours, "partner@sunny.example", contract.id)
+        .await;
 
     let anonymous = Browser::new(&app);
     let owner = app.logged_in("owner@alpine.example").await;
     let viewer = app.logged_in("viewer@alpine.example").await;
     let operator = app.logged_in("ops@platform.example").await;
+    let partner = app.logged_in("partner@sunny.example").await;
     let anon_token = anonymous.csrf_token("/login").await;
     let owner_token = owner.csrf_token("/").await;
     let viewer_token = viewer.csrf_token("/").await;
     let operator_token = operator.csrf_token("/").await;
+    let partner_token = partner.csrf_token("/").await;
 
     // Ids that belong to the other tenant (and, for admin routes, a real row).
     let foreign_id = their_owner.id.max(theirs.id);
@@ -67,7 +87,7 @@ async fn every_route_refuses_roles_that_may_not_use_it_and_never_fails() {
             continue; // Would end the session the rest of the walk needs; covered in login tests.
         }
         let path = concrete(route.path, foreign_id);
-        let who: [(&str, &Browser, &str, bool); 4] = [
+        let who: [(&str, &Browser, &str, bool); 5] = [
             (
                 "anonymous",
                 &anonymous,
@@ -78,7 +98,10 @@ async fn every_route_refuses_roles_that_may_not_use_it_and_never_fails() {
                 "viewer",
                 &viewer,
                 &viewer_token,
-                matches!(route.access, Access::Public | Access::User | Access::Tenant),
+                matches!(
+                    route.access,
+                    Access::Public | Access::User | Access::Tenant | Access::Webhooks
+                ),
             ),
             (
                 "owner",
@@ -86,7 +109,21 @@ async fn every_route_refuses_roles_that_may_not_use_it_and_never_fails() {
                 &owner_token,
                 matches!(
                     route.access,
-                    Access::Public | Access::User | Access::Tenant | Access::Editor
+                    Access::Public
+                        | Access::User
+                        | Access::Tenant
+                        | Access::Webhooks
+                        | Access::Editor
+                        | Access::WebhookEditor
+                ),
+            ),
+            (
+                "partner",
+                &partner,
+                &partner_token,
+                matches!(
+                    route.access,
+                    Access::Public | Access::User | Access::Webhooks | Access::WebhookEditor
                 ),
             ),
             (

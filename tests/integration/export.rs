@@ -9,7 +9,7 @@ use crate::helpers::html::{parse, select};
 use crate::webhooks::{first_webhook, seed_webhook};
 
 /// Reads an exported workbook back.
-fn read_sheet(bytes: &[u8]) -> (Vec<Vec<calamine::Data>>, usize) {
+pub(crate) fn read_sheet(bytes: &[u8]) -> (Vec<Vec<calamine::Data>>, usize) {
     use calamine::Reader;
     let mut workbook: calamine::Xlsx<_> =
         calamine::open_workbook_from_rs(std::io::Cursor::new(bytes.to_vec())).unwrap();

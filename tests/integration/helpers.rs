@@ -294,6 +294,27 @@ impl TestApp {
         .await
     }
 
+    /// A partner login of `tenant` bound to `connection_id`, with the test password.
+    pub async fn create_partner(&self, tenant: &Tenant, email: &str, connection_id: i64) -> User {
+        let tenant_id = tenant.id;
+        let email = email.to_owned();
+        self.with_conn(move |conn| {
+            let hash = password::hash(PASSWORD).unwrap();
+            User::create(
+                conn,
+                NewUser {
+                    tenant_id: Some(tenant_id),
+                    email: &email,
+                    role: Role::Partner,
+                    password_hash: &hash,
+                    connection_id: Some(connection_id),
+                },
+            )
+            .unwrap()
+        })
+        .await
+    }
+
     /// The secrets box of the app (tests use the fixed test key).
     pub fn secrets(&self) -> hookboard::crypto::SecretBox {
         hookboard::crypto::SecretBox::new(&[0x42; 32])
@@ -331,6 +352,7 @@ impl TestApp {
                     email: &email,
                     role,
                     password_hash: &hash,
+                    connection_id: None,
                 },
             )
             .unwrap()

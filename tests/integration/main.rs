@@ -22,6 +22,7 @@ mod login;
 mod migrations;
 mod openapi;
 mod ordered_crash;
+mod partners;
 mod password_links;
 mod receiver;
 mod security;

@@ -68,6 +68,7 @@ async fn a_steady_load_keeps_memory_connections_and_the_queue_flat() {
                 email: "owner@soak.test",
                 role: Role::Owner,
                 password_hash: &hash,
+                connection_id: None,
             },
         )
         .unwrap();

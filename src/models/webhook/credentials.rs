@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 
-use super::{SECRET_OVERLAP_HOURS, Webhook, WebhookRow, webhook};
+use super::{SECRET_OVERLAP_HOURS, Scope, Webhook, WebhookRow, webhook};
 use crate::crypto::{SecretBox, new_signing_secret};
 use crate::models::{random_hex, token_hash};
 use crate::schema::webhooks;
@@ -54,13 +54,14 @@ impl Webhook {
     /// A new signing secret signs at once; the old one keeps signing for 24 hours.
     pub fn rotate_secret(
         conn: &mut PgConnection,
-        tenant_id: i64,
+        scope: impl Into<Scope>,
         id: i64,
         secrets: &SecretBox,
         now: DateTime<Utc>,
     ) -> QueryResult<Webhook> {
+        let scope = scope.into();
         conn.transaction(|conn| {
-            let current = Webhook::find(conn, tenant_id, id)?;
+            let current = Webhook::find(conn, scope, id)?;
             let rotated = diesel::update(webhooks::table.filter(webhooks::id.eq(current.id)))
                 .set((
                     webhooks::secret_ciphertext.eq(secrets.seal(&new_signing_secret())),
@@ -79,42 +80,36 @@ impl Webhook {
     /// Replaces the webhook's API key; the new key is returned once.
     pub fn regenerate_api_key(
         conn: &mut PgConnection,
-        tenant_id: i64,
+        scope: impl Into<Scope>,
         id: i64,
     ) -> QueryResult<(Webhook, String)> {
+        let current = Webhook::find(conn, scope, id)?;
         let (key, hash, prefix) = new_api_key();
-        let row: WebhookRow = diesel::update(
-            webhooks::table
-                .filter(webhooks::tenant_id.eq(tenant_id))
-                .filter(webhooks::id.eq(id)),
-        )
-        .set((
-            webhooks::api_key_hash.eq(hash),
-            webhooks::api_key_prefix.eq(prefix),
-            webhooks::updated_at.eq(diesel::dsl::now),
-        ))
-        .returning(WebhookRow::as_returning())
-        .get_result(conn)?;
+        let row: WebhookRow = diesel::update(webhooks::table.filter(webhooks::id.eq(current.id)))
+            .set((
+                webhooks::api_key_hash.eq(hash),
+                webhooks::api_key_prefix.eq(prefix),
+                webhooks::updated_at.eq(diesel::dsl::now),
+            ))
+            .returning(WebhookRow::as_returning())
+            .get_result(conn)?;
         Ok((webhook(row)?, key))
     }
 
     pub fn set_api_key_enabled(
         conn: &mut PgConnection,
-        tenant_id: i64,
+        scope: impl Into<Scope>,
         id: i64,
         enabled: bool,
     ) -> QueryResult<Webhook> {
-        diesel::update(
-            webhooks::table
-                .filter(webhooks::tenant_id.eq(tenant_id))
-                .filter(webhooks::id.eq(id)),
-        )
-        .set((
-            webhooks::api_key_enabled.eq(enabled),
-            webhooks::updated_at.eq(diesel::dsl::now),
-        ))
-        .returning(WebhookRow::as_returning())
-        .get_result(conn)
-        .and_then(webhook)
+        let current = Webhook::find(conn, scope, id)?;
+        diesel::update(webhooks::table.filter(webhooks::id.eq(current.id)))
+            .set((
+                webhooks::api_key_enabled.eq(enabled),
+                webhooks::updated_at.eq(diesel::dsl::now),
+            ))
+            .returning(WebhookRow::as_returning())
+            .get_result(conn)
+            .and_then(webhook)
     }
 }

@@ -5,7 +5,7 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Status, Webhook};
+use super::{Scope, Status, Webhook};
 use crate::schema::webhooks;
 
 /// Rows on one page of the webhook table.
@@ -151,10 +151,19 @@ fn like_pattern(text: &str) -> String {
     format!("%{escaped}%")
 }
 
-pub(super) fn filtered(tenant_id: i64, filter: &Filter) -> webhooks::BoxedQuery<'static, Pg> {
-    let mut query = webhooks::table
-        .filter(webhooks::tenant_id.eq(tenant_id))
+/// The webhooks a scope sees: a tenant's, or one connection's of it.
+pub(super) fn scoped(scope: Scope) -> webhooks::BoxedQuery<'static, Pg> {
+    let query = webhooks::table
+        .filter(webhooks::tenant_id.eq(scope.tenant_id))
         .into_boxed();
+    match scope.connection_id {
+        Some(connection_id) => query.filter(webhooks::connection_id.eq(connection_id)),
+        None => query,
+    }
+}
+
+pub(super) fn filtered(scope: Scope, filter: &Filter) -> webhooks::BoxedQuery<'static, Pg> {
+    let mut query = scoped(scope);
     let url = filter.url.trim();
     if !url.is_empty() {
         query = query.filter(webhooks::url.ilike(like_pattern(url)));

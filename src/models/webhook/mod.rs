@@ -17,10 +17,44 @@ use crate::validation::webhook::{MAX_WEBHOOKS_PER_TENANT, Valid};
 pub use credentials::API_KEY_PREFIX;
 use credentials::new_api_key;
 pub use filter::{Filter, PAGE_SIZE, Page, SORT_KEYS};
-use filter::{filtered, sorted};
+use filter::{filtered, scoped, sorted};
 use headers::StoredHeader;
 pub use headers::{ShownHeader, UNREADABLE};
 pub use status::Status;
+
+/// Whose webhooks a caller sees and may change: a whole tenant's (its staff, its API keys),
+/// or those of one of its connections (a partner login, SPEC 9e). A webhook outside the
+/// scope is "not found", never "forbidden": its existence is not given away. A tenant id
+/// alone is the scope of the whole tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope {
+    pub tenant_id: i64,
+    /// A partner's connection: only webhooks bound to it.
+    pub connection_id: Option<i64>,
+}
+
+impl Scope {
+    pub fn tenant(tenant_id: i64) -> Scope {
+        Scope {
+            tenant_id,
+            connection_id: None,
+        }
+    }
+
+    /// Whether a webhook is inside the scope.
+    pub fn admits(&self, webhook: &Webhook) -> bool {
+        webhook.tenant_id == self.tenant_id
+            && self
+                .connection_id
+                .is_none_or(|id| webhook.connection_id == Some(id))
+    }
+}
+
+impl From<i64> for Scope {
+    fn from(tenant_id: i64) -> Scope {
+        Scope::tenant(tenant_id)
+    }
+}
 
 /// How long a rotated-out signing secret keeps signing alongside the new one.
 pub const SECRET_OVERLAP_HOURS: i64 = 24;
@@ -183,19 +217,24 @@ impl Webhook {
     /// the order every writer of deliveries keeps (the delivery worker takes `FOR KEY
     /// SHARE` on the webhook first, which this waits for and holds up), so the two never
     /// wait for each other's delivery rows.
-    pub fn lock(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<Webhook> {
-        webhooks::table
-            .filter(webhooks::tenant_id.eq(tenant_id))
+    pub fn lock(conn: &mut PgConnection, scope: impl Into<Scope>, id: i64) -> QueryResult<Webhook> {
+        let scope = scope.into();
+        let locked = webhooks::table
+            .filter(webhooks::tenant_id.eq(scope.tenant_id))
             .filter(webhooks::id.eq(id))
             .select(WebhookRow::as_select())
             .for_update()
             .first(conn)
-            .and_then(webhook)
+            .and_then(webhook)?;
+        if scope.admits(&locked) {
+            Ok(locked)
+        } else {
+            Err(diesel::result::Error::NotFound)
+        }
     }
 
-    pub fn find(conn: &mut PgConnection, tenant_id: i64, id: i64) -> QueryResult<Webhook> {
-        webhooks::table
-            .filter(webhooks::tenant_id.eq(tenant_id))
+    pub fn find(conn: &mut PgConnection, scope: impl Into<Scope>, id: i64) -> QueryResult<Webhook> {
+        scoped(scope.into())
             .filter(webhooks::id.eq(id))
             .select(WebhookRow::as_select())
             .first(conn)
@@ -203,11 +242,12 @@ impl Webhook {
     }
 
     /// One page of the table, filtered and sorted.
-    pub fn list(conn: &mut PgConnection, tenant_id: i64, filter: &Filter) -> QueryResult<Page> {
-        let total: i64 = filtered(tenant_id, filter).count().get_result(conn)?;
+    pub fn list(conn: &mut PgConnection, scope: impl Into<Scope>, filter: &Filter) -> QueryResult<Page> {
+        let scope = scope.into();
+        let total: i64 = filtered(scope, filter).count().get_result(conn)?;
         let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
         let page = filter.page().min(pages);
-        let rows = sorted(filtered(tenant_id, filter), filter)
+        let rows = sorted(filtered(scope, filter), filter)
             .limit(PAGE_SIZE)
             .offset((page - 1) * PAGE_SIZE)
             .select(WebhookRow::as_select())
@@ -227,14 +267,15 @@ impl Webhook {
     /// callback so memory stays flat however many there are.
     pub fn for_each_filtered(
         conn: &mut PgConnection,
-        tenant_id: i64,
+        scope: impl Into<Scope>,
         filter: &Filter,
         mut each: impl FnMut(Webhook) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
+        let scope = scope.into();
         let batch = 500;
         let mut offset = 0;
         loop {
-            let rows: Vec<WebhookRow> = sorted(filtered(tenant_id, filter), filter)
+            let rows: Vec<WebhookRow> = sorted(filtered(scope, filter), filter)
                 .limit(batch)
                 .offset(offset)
                 .select(WebhookRow::as_select())
@@ -411,12 +452,20 @@ impl Webhook {
         Ok(())
     }
 
-    pub fn status_counts(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<StatusCounts> {
-        let rows: Vec<(String, i64)> = webhooks::table
-            .filter(webhooks::tenant_id.eq(tenant_id))
-            .group_by(webhooks::status)
-            .select((webhooks::status, count_star()))
-            .load(conn)?;
+    pub fn status_counts(conn: &mut PgConnection, scope: impl Into<Scope>) -> QueryResult<StatusCounts> {
+        let scope = scope.into();
+        let tenants = webhooks::table.filter(webhooks::tenant_id.eq(scope.tenant_id));
+        let rows: Vec<(String, i64)> = match scope.connection_id {
+            None => tenants
+                .group_by(webhooks::status)
+                .select((webhooks::status, count_star()))
+                .load(conn)?,
+            Some(id) => tenants
+                .filter(webhooks::connection_id.eq(id))
+                .group_by(webhooks::status)
+                .select((webhooks::status, count_star()))
+                .load(conn)?,
+        };
         Ok(rows
             .into_iter()
             .fold(StatusCounts::default(), |mut counts, (status, n)| {

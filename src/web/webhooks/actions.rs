@@ -79,10 +79,14 @@ pub async fn reveal_secret(
     user: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    let tenant_id = user.webhooks_tenant()?.id;
-    user.require_editor()?;
+    let scope = user.webhooks_scope()?;
+    if !user.manages_webhooks() {
+        return Err(AppError::forbidden(
+            "Your role (viewer) can look but not change anything. Ask an owner or admin.",
+        ));
+    }
     let (webhook, secret) =
-        services::credentials::reveal_secret(&state, tenant_id, id.into_inner(), user.actor()).await?;
+        services::credentials::reveal_secret(&state, scope, id.into_inner(), user.actor()).await?;
     let revealed = Revealed {
         label: "Signing secret",
         value: secret,
@@ -100,7 +104,7 @@ pub async fn rotate_secret(
 ) -> Result<HttpResponse, AppError> {
     let tenant = user.webhooks_editor()?.clone();
     let (webhook, secret, until) =
-        services::credentials::rotate_secret(&state, tenant.id, id.into_inner(), user.actor()).await?;
+        services::credentials::rotate_secret(&state, user.scope()?, id.into_inner(), user.actor()).await?;
     let until = format_time(until, &tenant.timezone);
     let revealed = Revealed {
         label: "New signing secret",
@@ -126,10 +130,10 @@ pub async fn set_api_key(
     id: web::Path<i64>,
     form: web::Form<ApiKeyForm>,
 ) -> Result<HttpResponse, AppError> {
-    let tenant_id = user.webhooks_editor()?.id;
+    let scope = user.webhooks_editor_scope()?;
     let enabled = form.enabled.as_deref().is_some_and(|v| v == "on" || v == "true");
     let webhook =
-        services::credentials::set_api_key(&state, tenant_id, id.into_inner(), enabled, user.actor()).await?;
+        services::credentials::set_api_key(&state, scope, id.into_inner(), enabled, user.actor()).await?;
     let message = if enabled {
         "The webhook's API key is on."
     } else {
@@ -145,9 +149,9 @@ pub async fn regenerate_api_key(
     user: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    let tenant_id = user.webhooks_editor()?.id;
+    let scope = user.webhooks_editor_scope()?;
     let (webhook, key) =
-        services::credentials::regenerate_api_key(&state, tenant_id, id.into_inner(), user.actor()).await?;
+        services::credentials::regenerate_api_key(&state, scope, id.into_inner(), user.actor()).await?;
     let revealed = Revealed {
         label: "New API key",
         value: key,
@@ -173,8 +177,10 @@ pub async fn send_test(
 ) -> Result<HttpResponse, AppError> {
     let tenant = user.webhooks_editor()?.clone();
     let id = id.into_inner();
+    let partner = user.scope()?.connection_id;
     let sent =
-        services::deliveries::send_test(&state, &tenant, id, form.into_inner().kind, user.actor()).await?;
+        services::deliveries::send_test(&state, &tenant, partner, id, form.into_inner().kind, user.actor())
+            .await?;
     let message = format!(
         "Test event {} is on its way to webhook No {}.",
         sent.event_id, sent.webhook_number
@@ -189,8 +195,8 @@ pub async fn resend(
     user: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    let tenant_id = user.webhooks_editor()?.id;
-    let delivery = services::deliveries::resend(&state, tenant_id, id.into_inner(), user.actor()).await?;
+    let scope = user.webhooks_editor_scope()?;
+    let delivery = services::deliveries::resend(&state, scope, id.into_inner(), user.actor()).await?;
     let message = format!("Delivery of {} will be sent again now.", delivery.event_id);
     Ok(done(&hx, delivery.webhook_id, &message, true))
 }

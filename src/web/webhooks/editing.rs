@@ -100,10 +100,15 @@ async fn answer(
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    let tenant_id = user.tenant()?.id;
+    let scope = user.scope()?;
     let (types, connections) = state
-        .db(move |conn| Ok((EventType::all(conn)?, Connection::list(conn, tenant_id)?)))
+        .db(move |conn| Ok((EventType::all(conn)?, Connection::list(conn, scope.tenant_id)?)))
         .await?;
+    // A partner's webhooks belong to its connection: the only choice offered.
+    let connections = connections
+        .into_iter()
+        .filter(|c| scope.connection_id.is_none_or(|id| id == c.id))
+        .collect();
     let form = FormView {
         action: target.action,
         title: target.title,
@@ -112,6 +117,7 @@ async fn answer(
         general_error,
         groups: group_events(&types),
         connections,
+        connection_fixed: scope.connection_id.is_some(),
         csrf_token: user.csrf_token.clone(),
     };
     if Hx::of(req).is_htmx {
@@ -151,8 +157,8 @@ pub async fn edit(
     user: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    let tenant_id = user.webhooks_editor()?.id;
-    let webhook = service::find(&state, tenant_id, id.into_inner()).await?;
+    let scope = user.webhooks_editor_scope()?;
+    let webhook = service::find(&state, scope, id.into_inner()).await?;
     let headers = webhook
         .shown_headers(&state.secrets())
         .into_iter()
@@ -177,13 +183,12 @@ pub async fn create(
     user: CurrentUser,
     body: Bytes,
 ) -> Result<HttpResponse, AppError> {
-    let tenant_id = user.webhooks_editor()?.id;
+    let scope = user.webhooks_editor_scope()?;
     let submitted = Submitted::parse(&body);
-    let (webhook, api_key) =
-        match service::create(&state, tenant_id, submitted.to_input(), user.actor()).await {
-            Ok(created) => created,
-            Err(err) => return answer(&req, &state, &user, Target::new(), submitted, Some(err)).await,
-        };
+    let (webhook, api_key) = match service::create(&state, scope, submitted.to_input(), user.actor()).await {
+        Ok(created) => created,
+        Err(err) => return answer(&req, &state, &user, Target::new(), submitted, Some(err)).await,
+    };
     let created = Created {
         number: webhook.number,
         id: webhook.id,
@@ -216,12 +221,12 @@ pub async fn update(
     id: web::Path<i64>,
     body: Bytes,
 ) -> Result<HttpResponse, AppError> {
-    let tenant_id = user.webhooks_editor()?.id;
-    let current = service::find(&state, tenant_id, id.into_inner()).await?;
+    let scope = user.webhooks_editor_scope()?;
+    let current = service::find(&state, scope, id.into_inner()).await?;
     let submitted = Submitted::parse(&body);
     let saved = service::update(
         &state,
-        tenant_id,
+        scope,
         current.id,
         submitted.to_input(),
         Parked::Keep,

@@ -146,6 +146,8 @@ pub struct FormView {
     pub general_error: Option<String>,
     pub groups: Vec<EventGroup>,
     pub connections: Vec<Connection>,
+    /// A partner's form: the webhook belongs to its connection, the only one offered.
+    pub connection_fixed: bool,
     pub csrf_token: String,
 }
 

@@ -8,7 +8,7 @@ use askama::Template;
 
 use crate::error::AppError;
 use crate::models::connection::Connection;
-use crate::models::delivery::{Delivery, HourHealth, LOG_PAGE_SIZE, LogEntry, LogFilter, LogPage, OUTCOMES};
+use crate::models::delivery::{HourHealth, LOG_PAGE_SIZE, LogEntry, LogFilter, LogPage, OUTCOMES};
 use crate::models::event_type::EventType;
 use crate::models::webhook::{SECRET_OVERLAP_HOURS, ShownHeader, Webhook};
 use crate::services;
@@ -144,7 +144,7 @@ fn log_view(
         entries: log.entries,
         filter,
         timezone: timezone.to_owned(),
-        can_edit: user.role().can_edit(),
+        can_edit: user.manages_webhooks(),
         csrf_token: user.csrf_token.clone(),
         event_types: types,
     }
@@ -178,7 +178,7 @@ pub async fn show(
     filter: web::Query<LogFilter>,
 ) -> Result<WebhookPage, AppError> {
     let tenant = user.webhooks_tenant()?.clone();
-    let tenant_id = tenant.id;
+    let scope = user.scope()?;
     let id = id.into_inner();
     let filter = lenient(filter.into_inner());
     let now = state.clock.now();
@@ -188,11 +188,11 @@ pub async fn show(
         log,
         hours,
         held_keys,
-    } = services::deliveries::overview(&state, tenant_id, id, filter.clone(), LOG_PAGE_SIZE).await?;
+    } = services::deliveries::overview(&state, scope, id, filter.clone(), LOG_PAGE_SIZE).await?;
     let types = catalog(&state).await?;
     let secrets = state.secrets();
     let max = hours.iter().map(|h| h.succeeded + h.failed).max().unwrap_or(0);
-    let can_edit = user.role().can_edit() && tenant.webhooks_enabled;
+    let can_edit = user.manages_webhooks() && tenant.webhooks_enabled;
     Ok(WebhookPage {
         chrome: user.chrome(format!("Webhook No {}", webhook.number), "webhooks"),
         headers: webhook.shown_headers(&secrets),
@@ -212,7 +212,7 @@ pub async fn show(
         connection,
         webhook,
         can_edit,
-        can_reveal: user.role().can_edit(),
+        can_reveal: user.manages_webhooks(),
         held_keys,
     })
 }
@@ -229,6 +229,8 @@ pub async fn deliveries(
     let tenant = user.webhooks_tenant()?.clone();
     let id = id.into_inner();
     if !hx.is_htmx {
+        // Only to a webhook this user may see: any other is not found here either.
+        services::webhooks::find(&state, user.scope()?, id).await?;
         let query = filter.into_inner().query();
         return Ok(see_other(&if query.is_empty() {
             format!("/webhooks/{id}")
@@ -238,7 +240,7 @@ pub async fn deliveries(
     }
     let filter = lenient(filter.into_inner());
     let (webhook, log) =
-        services::deliveries::log(&state, tenant.id, id, filter.clone(), LOG_PAGE_SIZE).await?;
+        services::deliveries::log(&state, user.scope()?, id, filter.clone(), LOG_PAGE_SIZE).await?;
     let types = catalog(&state).await?;
     render(
         StatusCode::OK,
@@ -253,21 +255,16 @@ pub async fn export_deliveries(
     id: web::Path<i64>,
     filter: web::Query<LogFilter>,
 ) -> Result<HttpResponse, AppError> {
-    let tenant = user.webhooks_tenant()?.clone();
-    let id = id.into_inner();
-    let filter = filter.into_inner();
-    filter
-        .check()
-        .map_err(|(field, message)| AppError::validation(field, message))?;
+    let timezone = user.webhooks_tenant()?.timezone.clone();
     let now = state.clock.now();
-    let timezone = tenant.timezone.clone();
-    let (number, bytes) = state
-        .db(move |conn| {
-            let webhook = Webhook::find(conn, tenant.id, id)?;
-            let bytes = services::export::deliveries(conn, webhook.id, &filter, &tenant.timezone)?;
-            Ok((webhook.number, bytes))
-        })
-        .await?;
+    let (number, bytes) = services::deliveries::export(
+        &state,
+        user.scope()?,
+        id.into_inner(),
+        filter.into_inner(),
+        timezone.clone(),
+    )
+    .await?;
     Ok(download(
         &services::export::file_name(&format!("Deliveries_{number}"), &timezone, now),
         bytes,
@@ -300,11 +297,8 @@ pub async fn delivery_body(
     user: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    let tenant_id = user.webhooks_tenant()?.id;
-    let id = id.into_inner();
-    let body = state
-        .db(move |conn| Ok(Delivery::body(conn, tenant_id, id)?))
-        .await?;
+    let scope = user.webhooks_scope()?;
+    let body = services::deliveries::body(&state, scope, id.into_inner()).await?;
     whole(&hx, "payload", &body, "application/json")
 }
 
@@ -316,11 +310,9 @@ pub async fn attempt_response(
     user: CurrentUser,
     path: web::Path<(i64, i32)>,
 ) -> Result<HttpResponse, AppError> {
-    let tenant_id = user.webhooks_tenant()?.id;
+    let scope = user.webhooks_scope()?;
     let (id, number) = path.into_inner();
-    let attempt = state
-        .db(move |conn| Ok(Delivery::attempt(conn, tenant_id, id, number)?))
-        .await?;
+    let attempt = services::deliveries::attempt(&state, scope, id, number).await?;
     whole(
         &hx,
         "response",

@@ -53,11 +53,12 @@ pub async fn toggle(
     form: web::Form<ToggleForm>,
 ) -> Result<HttpResponse, AppError> {
     let tenant = user.webhooks_editor()?.clone();
+    let scope = user.scope()?;
     let choice: Parked = form
         .parked
         .parse()
         .map_err(|message: String| AppError::validation("parked", message))?;
-    let (current, parked) = service::parked(&state, tenant.id, id.into_inner()).await?;
+    let (current, parked) = service::parked(&state, scope, id.into_inner()).await?;
     let activate = !current.is_active();
     if activate && parked > 0 && choice == Parked::Keep {
         let dialog = EnableDialog {
@@ -73,7 +74,7 @@ pub async fn toggle(
         let chrome = user.chrome("Switch webhook on", "webhooks");
         return render(StatusCode::OK, &EnablePage { chrome, dialog });
     }
-    let switched = service::switch(&state, tenant.id, current.id, activate, choice, user.actor()).await?;
+    let switched = service::switch(&state, scope, current.id, activate, choice, user.actor()).await?;
     if !hx.is_htmx {
         return Ok(see_other("/webhooks"));
     }
@@ -126,8 +127,8 @@ pub async fn confirm_delete(
     user: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    let tenant_id = user.webhooks_editor()?.id;
-    let webhook = service::find(&state, tenant_id, id.into_inner()).await?;
+    let scope = user.webhooks_editor_scope()?;
+    let webhook = service::find(&state, scope, id.into_inner()).await?;
     let dialog = DeleteDialog {
         webhook,
         csrf_token: user.csrf_token.clone(),
@@ -146,8 +147,8 @@ pub async fn delete(
     user: CurrentUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    let tenant_id = user.webhooks_editor()?.id;
-    let (number, cancelled) = service::delete(&state, tenant_id, id.into_inner(), user.actor()).await?;
+    let scope = user.webhooks_editor_scope()?;
+    let (number, cancelled) = service::delete(&state, scope, id.into_inner(), user.actor()).await?;
     if !hx.is_htmx {
         return Ok(see_other("/webhooks"));
     }

@@ -143,7 +143,7 @@ pub fn row_view(
     RowView {
         connection: webhook.connection_id.and_then(|id| names.get(&id).cloned()),
         disabled_at: webhook.disabled_at.map(|at| format_time(at, &tenant.timezone)),
-        can_edit: user.role().can_edit() && tenant.webhooks_enabled,
+        can_edit: user.manages_webhooks() && tenant.webhooks_enabled,
         csrf_token: user.csrf_token.clone(),
         webhook,
     }
@@ -156,13 +156,13 @@ pub async fn load_results(
     filter: Filter,
     oob: bool,
 ) -> Result<Results, AppError> {
-    let tenant_id = user.webhooks_tenant()?.id;
-    let page = services::webhooks::list(state, tenant_id, filter.clone()).await?;
+    let scope = user.webhooks_scope()?;
+    let page = services::webhooks::list(state, scope, filter.clone()).await?;
     let (tenant_total, names) = state
         .db(move |conn| {
             Ok((
-                Webhook::count(conn, tenant_id)?,
-                Connection::names(conn, tenant_id)?,
+                Webhook::status_counts(conn, scope)?.total,
+                Connection::names(conn, scope.tenant_id)?,
             ))
         })
         .await?;
@@ -189,7 +189,7 @@ fn results(
         total: page.total,
         tenant_total,
         filter,
-        can_edit: user.role().can_edit() && tenant.webhooks_enabled,
+        can_edit: user.manages_webhooks() && tenant.webhooks_enabled,
         oob,
     })
 }
@@ -216,7 +216,7 @@ pub async fn index(
         page,
         tenant_total,
         connections,
-    } = services::webhooks::table(&state, tenant.id, filter.clone()).await?;
+    } = services::webhooks::table(&state, user.scope()?, filter.clone()).await?;
     let event_types = match EventType::cached() {
         Some(types) => types,
         None => state.db(|conn| Ok(EventType::all(conn)?)).await?,
@@ -231,7 +231,7 @@ pub async fn index(
         connections,
         read_only: (!tenant.webhooks_enabled).then_some(TOOL_OFF_NOTICE),
         filter_problem,
-        can_edit: user.role().can_edit() && tenant.webhooks_enabled,
+        can_edit: user.manages_webhooks() && tenant.webhooks_enabled,
     };
     render(StatusCode::OK, &page)
 }
@@ -243,13 +243,14 @@ pub async fn export_xlsx(
     filter: web::Query<Filter>,
 ) -> Result<HttpResponse, AppError> {
     let tenant = user.webhooks_tenant()?.clone();
+    let scope = user.scope()?;
     let filter = filter.into_inner();
     filter
         .check()
         .map_err(|(field, message)| AppError::validation(field, message))?;
     let file_name = services::export::file_name("Webhooks", &tenant.timezone, state.clock.now());
     let bytes = state
-        .db(move |conn| Ok(services::export::webhooks(conn, tenant.id, &filter)?))
+        .db(move |conn| Ok(services::export::webhooks(conn, scope, &filter)?))
         .await?;
     Ok(download(&file_name, bytes))
 }

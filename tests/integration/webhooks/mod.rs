@@ -84,6 +84,7 @@ pub async fn test_delivery(app: &TestApp, tenant: &Tenant, webhook: &Webhook) ->
         send_test_in(
             conn,
             &tenant,
+            None,
             webhook.id,
             "booking.created",
             &Actor::system(),
