@@ -125,6 +125,7 @@ route_table! {
     Api      get  "/api/v1/webhooks/{id}/deliveries" => crate::api::deliveries::list,
     Api      post "/api/v1/webhooks/{id}/test" => crate::api::deliveries::test,
     Api      post "/api/v1/deliveries/{id}/resend" => crate::api::deliveries::resend,
+    Api      post "/api/v1/webhooks/{id}/replay" => crate::api::deliveries::replay,
     Operator get  "/admin/tenants" => crate::web::admin::tenants,
     Operator post "/admin/tenants" => crate::web::admin::create_tenant,
     Operator get  "/admin/tenants/{id}" => crate::web::admin::tenant,
