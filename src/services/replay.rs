@@ -231,7 +231,11 @@ pub fn check(ask: &Ask, times: &Times, catalog: &[EventType]) -> Result<Choices,
     let since = time("since", &ask.since, times)?;
     let until = time("until", &ask.until, times)?;
     if since >= until {
-        return Err(AppError::validation("since", "`since` must be before `until`."));
+        let message = match times {
+            Times::Rfc3339 => "`since` must be before `until`.",
+            Times::Local { .. } => "The start must be before the end.",
+        };
+        return Err(AppError::validation("since", message));
     }
     let outcome = ask
         .outcome
