@@ -368,3 +368,61 @@ async fn staff_replay_an_outage_in_a_real_browser_seeing_the_count_first() {
     assert!(errors(&client).await.is_empty(), "{:?}", errors(&client).await);
     client.close().await.unwrap();
 }
+
+#[actix_web::test]
+async fn the_page_and_the_api_replay_alike() {
+    let app = TestApp::spawn().await;
+    let (by_page, owner) = app
+        .scale_tenant_with_owner("Alpine Tours", "ana@alpine.example")
+        .await;
+    let by_api = app.scale_tenant("Other Travel").await;
+    let key = app.tenant_key(&by_api).await;
+    let page_webhook = arranged(&app, &by_page).await;
+    let api_webhook = arranged(&app, &by_api).await;
+
+    let page = owner
+        .htmx_post(
+            &format!("/webhooks/{}/replay", page_webhook.id),
+            &with(&[("outcome", "any"), ("event_types", "booking.created")]),
+        )
+        .await;
+    assert_eq!(page.status(), 200);
+    let api = app
+        .client()
+        .post(app.url(&format!("/api/v1/webhooks/{}/replay", api_webhook.id)))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({
+            "since": "2026-07-01T02:00:00+02:00", "until": "2026-07-01T04:00:00+02:00",
+            "outcome": "any", "event_types": ["booking.created"]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 202);
+    assert_eq!(api.json::<serde_json::Value>().await.unwrap()["count"], 3);
+
+    assert_eq!(
+        delivery_statuses(&app, page_webhook.id).await,
+        delivery_statuses(&app, api_webhook.id).await
+    );
+    assert_eq!(
+        delivery_statuses(&app, page_webhook.id).await,
+        ["pending", "pending", "failed", "pending"]
+    );
+    let details = |tenant: &Tenant| {
+        let tenant_id = tenant.id;
+        let app = &app;
+        async move {
+            app.with_conn(move |conn| {
+                AuditEntry::list(conn, tenant_id, None, 5)
+                    .unwrap()
+                    .into_iter()
+                    .find(|e| e.action == "webhook.replayed")
+                    .map(|e| (e.target_type, e.target_id, e.details))
+                    .unwrap()
+            })
+            .await
+        }
+    };
+    assert_eq!(details(&by_page).await, details(&by_api).await);
+}
