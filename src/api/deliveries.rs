@@ -269,19 +269,11 @@ pub async fn replay(
         until: body.until.unwrap_or_default(),
         outcome: body.outcome.unwrap_or_default(),
         event_types: body.event_types.unwrap_or_default(),
+        times: services::replay::Times::Rfc3339,
     };
     let dry_run = body.dry_run.unwrap_or(false);
     let actor = super::webhooks::actor(&caller);
-    let replayed = services::replay::replay(
-        &state,
-        tenant_id,
-        id.into_inner(),
-        ask,
-        services::replay::Times::Rfc3339,
-        dry_run,
-        actor,
-    )
-    .await?;
+    let replayed = services::replay::replay(&state, tenant_id, id.into_inner(), ask, dry_run, actor).await?;
     let answer = ReplayCount {
         count: replayed.count,
     };

@@ -78,10 +78,13 @@ impl FromStr for Outcome {
 
 /// How the doors write times: the API in RFC 3339, the page's `datetime-local` inputs in
 /// the tenant's timezone (the one the delivery log shows).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub enum Times {
+    #[default]
     Rfc3339,
-    Local { timezone: String },
+    Local {
+        timezone: String,
+    },
 }
 
 /// A replay as asked for, not yet checked.
@@ -91,6 +94,7 @@ pub struct Ask {
     pub until: String,
     pub outcome: String,
     pub event_types: Vec<String>,
+    pub times: Times,
 }
 
 /// A replay's choices, checked.
@@ -126,24 +130,21 @@ pub async fn replay(
     tenant_id: i64,
     id: i64,
     ask: Ask,
-    times: Times,
     dry_run: bool,
     actor: Actor,
 ) -> Result<Replayed, AppError> {
     let now = state.clock.now();
     state
-        .db(move |conn| replay_in(conn, tenant_id, id, &ask, &times, dry_run, &actor, now))
+        .db(move |conn| replay_in(conn, tenant_id, id, &ask, dry_run, &actor, now))
         .await
 }
 
 /// [`replay`] on a connection the caller holds (tests, the command line).
-#[allow(clippy::too_many_arguments)]
 pub fn replay_in(
     conn: &mut PgConnection,
     tenant_id: i64,
     id: i64,
     ask: &Ask,
-    times: &Times,
     dry_run: bool,
     actor: &Actor,
     now: DateTime<Utc>,
@@ -164,7 +165,7 @@ pub fn replay_in(
             )));
         }
         let catalog = EventType::all(conn)?;
-        let choices = check(ask, times, &catalog)?;
+        let choices = check(ask, &catalog)?;
         let scope = ReplayScope {
             webhook_id: webhook.id,
             since: choices.since,
@@ -227,7 +228,8 @@ fn too_many(count: i64) -> Result<(), AppError> {
 
 /// Checks the choices: both times, `since` before `until`, a known outcome, and event types
 /// of the catalog (repeats dropped).
-pub fn check(ask: &Ask, times: &Times, catalog: &[EventType]) -> Result<Choices, AppError> {
+pub fn check(ask: &Ask, catalog: &[EventType]) -> Result<Choices, AppError> {
+    let times = &ask.times;
     let since = time("since", &ask.since, times)?;
     let until = time("until", &ask.until, times)?;
     if since >= until {
@@ -329,7 +331,7 @@ pub fn thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -347,6 +349,15 @@ mod tests {
             until: until.into(),
             ..Ask::default()
         }
+    }
+
+    /// [`super::check`] with the times written as `times`.
+    fn check(ask: &Ask, times: &Times, catalog: &[EventType]) -> Result<Choices, AppError> {
+        let ask = Ask {
+            times: times.clone(),
+            ..ask.clone()
+        };
+        super::check(&ask, catalog)
     }
 
     fn field_of(err: AppError) -> Option<&'static str> {

@@ -222,20 +222,12 @@ async fn step(
     let tenant = user.webhooks_editor()?.clone();
     // Another tenant's id answers 404 before anything is read from the form.
     let webhook = services::replay::webhook(&state, tenant.id, id).await?;
-    let ask = parse(&form);
-    let times = services::replay::Times::Local {
+    let mut ask = parse(&form);
+    ask.times = services::replay::Times::Local {
         timezone: tenant.timezone.clone(),
     };
-    let done = services::replay::replay(
-        &state,
-        tenant.id,
-        webhook.id,
-        ask.clone(),
-        times,
-        dry_run,
-        user.actor(),
-    )
-    .await;
+    let done =
+        services::replay::replay(&state, tenant.id, webhook.id, ask.clone(), dry_run, user.actor()).await;
     let mut body = body(&user, &tenant, &webhook, ask);
     let status = match done {
         Ok(replayed) if dry_run => {
