@@ -510,3 +510,49 @@ async fn the_running_worker_sends_what_a_replay_queued() {
     let statuses: Vec<String> = rows(&fx, webhook.id).await.into_iter().map(|r| r.1).collect();
     assert_eq!(statuses, ["succeeded", "succeeded"]);
 }
+
+#[actix_web::test]
+async fn on_an_ordered_webhook_replayed_deliveries_keep_their_place_in_their_key() {
+    // Arrange: three events of one key; the first two failed, the third still waits.
+    let fx = Fixture::new().await;
+    let receiver = Receiver::answering(200);
+    let webhook = fx
+        .webhook_with(&receiver.url, &["booking.created"], |i| i.ordered = true)
+        .await;
+    let mut ids = Vec::new();
+    for seq in 0..3 {
+        let event = json!({"type": "booking.created", "data": {"seq": seq}, "ordering_key": "BK-1"});
+        let (status, accepted) = fx.publish(&event).await;
+        assert_eq!(status, 202, "{accepted}");
+        ids.push(accepted["id"].as_str().unwrap().to_owned());
+    }
+    let deliveries = rows(&fx, webhook.id).await;
+    let created = Utc::now() - Duration::minutes(30);
+    set_delivery(&fx, deliveries[0].0, "failed", created).await;
+    set_delivery(&fx, deliveries[1].0, "failed", created).await;
+
+    // Act: replay the failed ones, then let the engine run until all three arrived.
+    let now = Utc::now();
+    let (status, answer) = fx
+        .post(
+            &replay_path(&webhook),
+            &json!({"since": at(now - Duration::hours(1)), "until": at(now + Duration::hours(1))}),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["count"], 2);
+    for _ in 0..10 {
+        if receiver.requests().len() >= 3 {
+            break;
+        }
+        fx.run_due().await;
+    }
+
+    // Assert: in publish order, the waiting one after the replayed ones.
+    let order: Vec<String> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.headers["webhook-id"].clone())
+        .collect();
+    assert_eq!(order, ids);
+}
