@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, Caller, read_json};
+use super::{ApiError, Caller, ErrorBody, read_json};
 use crate::models::delivery::{Attempt, LogFilter, LogPage};
 use crate::services;
 use crate::state::AppState;
@@ -206,4 +206,81 @@ pub async fn test(
         id: sent.event_id,
         delivery: sent.delivery_id,
     }))
+}
+
+/// Which deliveries of a webhook to send again.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "since": "2026-11-22T02:00:00Z", "until": "2026-11-22T04:00:00Z",
+    "outcome": "failed", "event_types": ["booking.created"], "dry_run": true
+}))]
+pub struct ReplayBody {
+    /// Deliveries created at or after this time (RFC 3339).
+    #[schema(value_type = String, format = DateTime, required = true)]
+    since: Option<String>,
+    /// ... and before this time (RFC 3339); later than `since`.
+    #[schema(value_type = String, format = DateTime, required = true)]
+    until: Option<String>,
+    /// `failed` (the default), `succeeded`, or `any` (either). Pending, parked and
+    /// cancelled deliveries are never replayed.
+    #[schema(value_type = Option<String>, pattern = "^(failed|succeeded|any)$")]
+    outcome: Option<String>,
+    /// Only these event types; all when absent or empty.
+    event_types: Option<Vec<String>>,
+    /// Count only: answers 200 and changes nothing.
+    dry_run: Option<bool>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReplayCount {
+    /// Deliveries sent again (or, in a dry run, that would be).
+    count: i64,
+}
+
+/// Replay a webhook's deliveries
+///
+/// Sends again, through the normal retry path, every delivery of the webhook created in
+/// [`since`, `until`) with the chosen outcome and event types: the same delivery, so the
+/// same `webhook-id` and body, its attempts continuing from where they were. At most
+/// 100,000 per call (more: 422, narrow the range). A webhook that is switched off answers
+/// 409. With `dry_run`, only counts.
+#[utoipa::path(
+    post, path = "/api/v1/webhooks/{id}/replay", tag = "Deliveries", operation_id = "replayDeliveries",
+    params(("id" = i64, Path, description = "The webhook id")),
+    request_body = ReplayBody,
+    responses(
+        (status = 200, description = "Dry run: how many would be sent again", body = ReplayCount),
+        (status = 202, description = "Queued again", body = ReplayCount),
+        (status = 409, description = "The webhook is switched off: switch it on first", body = ErrorBody),
+        (status = 422, description = "A field is missing, unknown or not valid (`field` names it), or more than 100,000 deliveries match (narrow the range)", body = ErrorBody),
+    ),
+)]
+pub async fn replay(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let tenant_id = caller.writer()?.id;
+    let body: ReplayBody = read_json(&req, payload).await?;
+    let ask = services::replay::Ask {
+        since: body.since.unwrap_or_default(),
+        until: body.until.unwrap_or_default(),
+        outcome: body.outcome.unwrap_or_default(),
+        event_types: body.event_types.unwrap_or_default(),
+        times: services::replay::Times::Rfc3339,
+    };
+    let dry_run = body.dry_run.unwrap_or(false);
+    let actor = super::webhooks::actor(&caller);
+    let replayed = services::replay::replay(&state, tenant_id, id.into_inner(), ask, dry_run, actor).await?;
+    let answer = ReplayCount {
+        count: replayed.count,
+    };
+    Ok(if dry_run {
+        HttpResponse::Ok().json(answer)
+    } else {
+        HttpResponse::Accepted().json(answer)
+    })
 }

@@ -39,6 +39,7 @@ header: the same key and body within 24 hours return the first answer again."
         deliveries::test,
         deliveries::list,
         deliveries::resend,
+        deliveries::replay,
         connections::list,
         connections::create_connection,
         connections::delete_connection,

@@ -39,7 +39,8 @@
     }
     document.body.classList.add("has-dialog");
     var invalid = modal.querySelector("[aria-invalid=true], .has-error input, .has-error select");
-    var first = invalid || modal.querySelector("input:not([type=hidden]):not([readonly]), select, textarea") || modal.querySelector("[id=confirm-delete], .btn-primary") || modal;
+    var wanted = modal.querySelector("[data-autofocus]");
+    var first = invalid || wanted || modal.querySelector("input:not([type=hidden]):not([readonly]), select, textarea") || modal.querySelector("[id=confirm-delete], .btn-primary") || modal;
     first.focus();
     setupForms(modal);
   }

@@ -17,13 +17,13 @@ use serde_json::json;
 use crate::helpers::{PASSWORD, TestApp};
 
 /// chromedriver in a process group of its own, so the browser it starts ends with it.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     port: u16,
 }
 
 impl Driver {
-    fn start() -> Driver {
+    pub(crate) fn start() -> Driver {
         let binary = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
             .into_iter()
             .find(|p| Path::new(p).exists())
@@ -66,7 +66,7 @@ fn which(name: &str) -> Option<String> {
         .find(|p| Path::new(p).exists())
 }
 
-async fn connect(driver: &Driver) -> Client {
+pub(crate) async fn connect(driver: &Driver) -> Client {
     let mut args = vec![
         "--headless=new",
         "--disable-gpu",
@@ -99,7 +99,7 @@ async fn connect(driver: &Driver) -> Client {
 }
 
 /// Polls until `check` holds (htmx swaps are asynchronous), for at most 10 seconds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -111,11 +111,11 @@ where
     }
 }
 
-async fn count(client: &Client, css: &str) -> usize {
+pub(crate) async fn count(client: &Client, css: &str) -> usize {
     client.find_all(Locator::Css(css)).await.unwrap().len()
 }
 
-async fn value(client: &Client, css: &str) -> String {
+pub(crate) async fn value(client: &Client, css: &str) -> String {
     client
         .find(Locator::Css(css))
         .await
@@ -127,7 +127,7 @@ async fn value(client: &Client, css: &str) -> String {
 }
 
 /// An attribute read in the page itself (an element found earlier may have been swapped).
-async fn attr(client: &Client, css: &str, name: &str) -> Option<String> {
+pub(crate) async fn attr(client: &Client, css: &str, name: &str) -> Option<String> {
     let found = client
         .execute(
             "const e = document.querySelector(arguments[0]); return e && e.getAttribute(arguments[1]);",
@@ -138,7 +138,7 @@ async fn attr(client: &Client, css: &str, name: &str) -> Option<String> {
     found.as_str().map(str::to_owned)
 }
 
-async fn click(client: &Client, css: &str) {
+pub(crate) async fn click(client: &Client, css: &str) {
     client
         .wait()
         .at_most(Duration::from_secs(10))
@@ -150,12 +150,12 @@ async fn click(client: &Client, css: &str) {
         .unwrap();
 }
 
-async fn script(client: &Client, js: &str) -> serde_json::Value {
+pub(crate) async fn script(client: &Client, js: &str) -> serde_json::Value {
     client.execute(js, vec![]).await.unwrap()
 }
 
 /// Records script errors and CSP violations of the current page in `window.__errors`.
-async fn watch_errors(client: &Client) {
+pub(crate) async fn watch_errors(client: &Client) {
     script(
         client,
         "window.__errors = window.__errors || [];
@@ -167,7 +167,7 @@ async fn watch_errors(client: &Client) {
     .await;
 }
 
-async fn errors(client: &Client) -> Vec<String> {
+pub(crate) async fn errors(client: &Client) -> Vec<String> {
     serde_json::from_value(script(client, "return window.__errors || [];").await).unwrap()
 }
 
@@ -206,6 +206,31 @@ async fn add_webhook(client: &Client, url: &str, tick: &[&str]) -> String {
     })
     .await;
     key
+}
+
+/// Logs `email` in with the test password through the login form.
+pub(crate) async fn log_in(client: &Client, app: &TestApp, email: &str) {
+    client.goto(&app.url("/login")).await.unwrap();
+    for (css, text) in [("input[name=email]", email), ("input[name=password]", PASSWORD)] {
+        client
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .send_keys(text)
+            .await
+            .unwrap();
+    }
+    client
+        .find(Locator::XPath("//button[normalize-space()='Log in']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    eventually("the dashboard shows", || async {
+        client.current_url().await.unwrap().path() == "/"
+    })
+    .await;
 }
 
 #[actix_web::test]

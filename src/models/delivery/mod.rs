@@ -7,10 +7,12 @@ use diesel::sql_types::{BigInt, Int8, Timestamptz};
 use serde::Serialize;
 
 mod log;
+mod replay;
 mod status;
 
 use crate::schema::{deliveries, delivery_attempts};
 pub use log::{LOG_PAGE_SIZE, LogEntry, LogFilter, LogPage};
+pub use replay::ReplayScope;
 pub use status::{DeliveryStatus, OUTCOMES};
 
 /// The channel the dispatcher listens on; a notification means "new work is due".

@@ -7,5 +7,6 @@ pub mod actions;
 pub mod editing;
 pub mod form;
 pub mod page;
+pub mod replay;
 pub mod switching;
 pub mod table;

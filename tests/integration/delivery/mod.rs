@@ -13,6 +13,7 @@ mod lifecycle;
 mod misbehaving;
 mod ordering;
 mod parking;
+mod replay;
 mod retries;
 mod wire;
 

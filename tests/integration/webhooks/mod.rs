@@ -5,6 +5,7 @@
 mod delete;
 mod form;
 mod page;
+mod replay;
 mod switch;
 mod table;
 
