@@ -119,9 +119,7 @@ pub struct Replayed {
 /// The webhook a replay is asked for (the page's dialog shows its types and status).
 pub async fn webhook(state: &AppState, scope: impl Into<Scope>, id: i64) -> Result<Webhook, AppError> {
     let scope = scope.into();
-    state
-        .db(move |conn| Ok(Webhook::find(conn, scope, id)?))
-        .await
+    state.db(move |conn| Ok(Webhook::find(conn, scope, id)?)).await
 }
 
 /// Counts (`dry_run`) or replays the deliveries of webhook `id` that `ask` chooses. The

@@ -452,3 +452,48 @@ async fn the_command_line_creates_a_partner_bound_to_a_connection() {
         .unwrap();
     assert_eq!(count, 1);
 }
+
+/// In a real browser: a partner signs in, the header names its connection, the table and
+/// the navigation hold its own only, and another connection's webhook page is "not found".
+#[actix_web::test]
+async fn a_partner_in_a_real_browser_sees_its_connection_only() {
+    use crate::browser::{Driver, connect, count, errors, log_in, watch_errors};
+    use fantoccini::Locator;
+    let w = world().await;
+    w.app
+        .with_conn({
+            let tenant_id = w.tenant.id;
+            move |conn| hookboard::models::tenant::Tenant::set_webhooks_enabled(conn, tenant_id, true).unwrap()
+        })
+        .await;
+    let driver = Driver::start();
+    let client = connect(&driver).await;
+    log_in(&client, &w.app, "partner@sunny.example").await;
+    let who = client
+        .find(Locator::Css(".partner-of"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(who.contains("Sunny Resellers") && who.contains("CT-SUN"), "{who}");
+    client.goto(&w.app.url("/webhooks")).await.unwrap();
+    watch_errors(&client).await;
+    assert_eq!(count(&client, "#webhook-results tr[id^=webhook-row-]").await, 1);
+    assert_eq!(count(&client, "nav a[href='/api-keys']").await, 0);
+    assert_eq!(count(&client, "nav a[href='/audit']").await, 0);
+    assert!(errors(&client).await.is_empty(), "{:?}", errors(&client).await);
+    client
+        .goto(&w.app.url(&format!("/webhooks/{}", w.theirs[0].id)))
+        .await
+        .unwrap();
+    let heading = client
+        .find(Locator::Css("h1"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(heading.to_lowercase().contains("not found"), "{heading}");
+    client.close().await.unwrap();
+}

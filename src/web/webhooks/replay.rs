@@ -228,8 +228,7 @@ async fn step(
     ask.times = services::replay::Times::Local {
         timezone: tenant.timezone.clone(),
     };
-    let done =
-        services::replay::replay(&state, scope, webhook.id, ask.clone(), dry_run, user.actor()).await;
+    let done = services::replay::replay(&state, scope, webhook.id, ask.clone(), dry_run, user.actor()).await;
     let mut body = body(&user, &tenant, &webhook, ask);
     let status = match done {
         Ok(replayed) if dry_run => {
