@@ -223,15 +223,11 @@ pub async fn update(
                     Delivery::set_ordering_of_waiting(conn, webhook.id, input.ordered)?;
                 }
                 if changes_settings(&before, &input, &secrets) {
-                    record(
-                        conn,
-                        &actor,
-                        &webhook,
-                        "webhook.updated",
-                        serde_json::json!({
-                            "url": webhook.url, "events": webhook.events, "ordered": webhook.ordered,
-                        }),
-                    )?;
+                    let mut details = serde_json::json!({
+                        "url": webhook.url, "events": webhook.events, "ordered": webhook.ordered,
+                    });
+                    details["changes"] = changes(conn, &before, &webhook, &secrets)?;
+                    record(conn, &actor, &webhook, "webhook.updated", details)?;
                 }
                 // The key's switch is recorded as the webhook page's switch records it.
                 if before.api_key_enabled != input.api_key_enabled {
@@ -265,6 +261,61 @@ fn changes_settings(webhook: &Webhook, input: &Valid, secrets: &crate::crypto::S
         || webhook.capabilities != input.capabilities
         || webhook.ordered != input.ordered
         || webhook.headers(secrets).ok().as_ref() != Some(&input.headers)
+}
+
+/// What an edit changed, field by field, as `{"field": {"from", "to"}}` for the audit
+/// log. Headers are named, never their values (they may be credentials); a connection by
+/// its contract ID.
+fn changes(
+    conn: &mut PgConnection,
+    before: &Webhook,
+    after: &Webhook,
+    secrets: &crate::crypto::SecretBox,
+) -> Result<serde_json::Value, AppError> {
+    use serde_json::{Value, json};
+    let mut changed = serde_json::Map::new();
+    let mut note = |field: &str, from: Value, to: Value| {
+        if from != to {
+            changed.insert(field.to_owned(), json!({ "from": from, "to": to }));
+        }
+    };
+    note("url", json!(before.url), json!(after.url));
+    note("description", json!(before.description), json!(after.description));
+    note("events", json!(before.events), json!(after.events));
+    let mut contract = |id: Option<i64>| -> Result<Value, AppError> {
+        Ok(match id {
+            Some(id) => json!(Connection::find(conn, after.tenant_id, id)?.external_id),
+            None => Value::Null,
+        })
+    };
+    let (from, to) = (contract(before.connection_id)?, contract(after.connection_id)?);
+    note("connection", from, to);
+    note(
+        "retry_on_error",
+        json!(before.retry_on_error),
+        json!(after.retry_on_error),
+    );
+    note(
+        "use_customer_language",
+        json!(before.use_customer_language),
+        json!(after.use_customer_language),
+    );
+    note(
+        "capabilities",
+        json!(before.capabilities),
+        json!(after.capabilities),
+    );
+    note("ordered", json!(before.ordered), json!(after.ordered));
+    let headers = |w: &Webhook| w.headers(secrets).unwrap_or_default();
+    let (old, new) = (headers(before), headers(after));
+    if old != new {
+        let names = |h: &[(String, String)]| h.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        changed.insert(
+            "headers".to_owned(),
+            json!({ "from": names(&old), "to": names(&new) }),
+        );
+    }
+    Ok(Value::Object(changed))
 }
 
 /// How many deliveries wait parked for this webhook, to ask before switching it on.

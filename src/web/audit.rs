@@ -18,6 +18,9 @@ pub struct AuditRow {
     pub actor: String,
     pub action: String,
     pub target: String,
+    /// What changed, as a sentence.
+    pub summary: String,
+    /// The stored details, as JSON, one click away.
     pub details: String,
 }
 
@@ -51,6 +54,7 @@ pub async fn show(
         .into_iter()
         .take(PAGE_SIZE as usize)
         .map(|e| AuditRow {
+            summary: super::audit_text::describe(&e.action, &e.details),
             when: format_time(e.created_at, &tenant.timezone),
             actor: e.actor,
             action: e.action,
@@ -61,7 +65,7 @@ pub async fn show(
             details: if e.details.as_object().is_some_and(|o| o.is_empty()) {
                 String::new()
             } else {
-                e.details.to_string()
+                serde_json::to_string_pretty(&e.details).unwrap_or_default()
             },
         })
         .collect();

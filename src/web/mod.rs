@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod api_reference;
 pub mod assets;
 pub mod audit;
+pub mod audit_text;
 pub mod catalog;
 pub mod connections;
 pub mod csrf;

@@ -463,7 +463,9 @@ async fn a_partner_in_a_real_browser_sees_its_connection_only() {
     w.app
         .with_conn({
             let tenant_id = w.tenant.id;
-            move |conn| hookboard::models::tenant::Tenant::set_webhooks_enabled(conn, tenant_id, true).unwrap()
+            move |conn| {
+                hookboard::models::tenant::Tenant::set_webhooks_enabled(conn, tenant_id, true).unwrap()
+            }
         })
         .await;
     let driver = Driver::start();

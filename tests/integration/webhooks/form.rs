@@ -252,3 +252,56 @@ async fn ordered_per_key_is_a_switch_of_the_form_shown_on_the_page_and_in_the_ta
         .unwrap();
     assert_eq!(text(&select(&parse(&page), "#ordering")[0]), "Not ordered");
 }
+
+#[actix_web::test]
+async fn the_audit_log_says_in_words_what_an_edit_changed_with_the_json_one_click_away() {
+    let (app, tenant, owner) = TestApp::spawn_with_scale_owner().await;
+    owner.htmx_post("/webhooks", FORM).await;
+    let webhook = first_webhook(&app, &tenant).await;
+    let mut edited: Vec<(&str, &str)> = FORM
+        .iter()
+        .map(|(k, v)| {
+            (
+                *k,
+                if *k == "url" {
+                    "https://crm.alpine.example/hooks/v2"
+                } else {
+                    *v
+                },
+            )
+        })
+        .collect();
+    edited.push(("ordered", "on"));
+    let saved = owner
+        .htmx_post(&format!("/webhooks/{}", webhook.id), &edited)
+        .await;
+    assert_eq!(saved.status(), 200);
+
+    let page = owner.get("/audit").await.text().await.unwrap();
+    let doc = parse(&page);
+    let cells = select(&doc, "td.audit-details");
+    let latest = text(&cells[0]);
+    assert!(
+        latest.contains(
+            "Endpoint: https://crm.alpine.example/hooks/bookings → https://crm.alpine.example/hooks/v2"
+        ) && latest.contains("Ordered per key: off → on"),
+        "{latest}"
+    );
+    assert!(
+        !latest.contains("Custom headers"),
+        "headers saved back unchanged are no change: {latest}"
+    );
+    assert!(
+        !page.contains("sk_live_0123456789"),
+        "header values never reach the log"
+    );
+    let json = select(&doc, "td.audit-details details pre");
+    assert!(!json.is_empty(), "the stored JSON is one click away");
+    assert!(text(&json[0]).contains("\"changes\""));
+    // The entry of the creation reads as text too.
+    let created = text(&cells[1]);
+    assert!(
+        created.contains("Endpoint https://crm.alpine.example/hooks/bookings"),
+        "{created}"
+    );
+}
