@@ -1,6 +1,27 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    alerts (id) {
+        id -> Int8,
+        tenant_id -> Int8,
+        webhook_id -> Int8,
+        webhook_number -> Int4,
+        url -> Text,
+        connection_id -> Nullable<Int8>,
+        kind -> Text,
+        reason -> Text,
+        consecutive_failures -> Int4,
+        created_at -> Timestamptz,
+        published_at -> Nullable<Timestamptz>,
+        mail_due_at -> Nullable<Timestamptz>,
+        mail_claimed_until -> Nullable<Timestamptz>,
+        mail_attempts -> Int4,
+        mail_error -> Nullable<Text>,
+        mailed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     api_keys (id) {
         id -> Int8,
         tenant_id -> Int8,
@@ -151,6 +172,7 @@ diesel::table! {
         next_webhook_number -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        alert_emails -> Array<Nullable<Text>>,
     }
 }
 
@@ -170,6 +192,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         login_attempts -> Int8,
         connection_id -> Nullable<Int8>,
+        alerts_seen_id -> Int8,
     }
 }
 
@@ -210,6 +233,8 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         ordered -> Bool,
+        alert_state -> Text,
+        failing_attempts -> Int4,
     }
 }
 
@@ -227,6 +252,7 @@ diesel::joinable!(webhooks -> connections (connection_id));
 diesel::joinable!(webhooks -> tenants (tenant_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    alerts,
     api_keys,
     audit_log,
     connections,

@@ -43,6 +43,14 @@ pub struct Settings {
     pub connections_per_address: usize,
     pub db_pool_size: u32,
     pub retention_days: u32,
+    /// `HOOKBOARD_SMTP_URL`: where alert mails go (`smtp://host:port`, `smtps://user:pass@host:465`);
+    /// `None`: no mail.
+    pub smtp_url: Option<String>,
+    /// `HOOKBOARD_SMTP_FROM`: the sender of alert mails.
+    pub smtp_from: String,
+    /// `HOOKBOARD_PUBLIC_URL`: the dashboard's address as people open it, for links in mails
+    /// (default `http://` and `HOOKBOARD_BIND`).
+    pub public_url: String,
 }
 
 pub const DEFAULT_RETRY_SCHEDULE: &str = "10s,30s,1m,5m,15m,30m,1h,2h,4h,8h";
@@ -136,6 +144,31 @@ impl Settings {
             )?,
             db_pool_size: number_setting(&get, "HOOKBOARD_DB_POOL_SIZE", 16, 2, 500)?,
             retention_days: number_setting(&get, "HOOKBOARD_RETENTION_DAYS", 30, 1, 3650)?,
+            smtp_url: match get("HOOKBOARD_SMTP_URL") {
+                None => None,
+                Some(url) => {
+                    let parsed = url::Url::parse(url.trim())
+                        .map_err(|e| anyhow::anyhow!("HOOKBOARD_SMTP_URL is not a URL ({e}): use smtp://host:port or smtps://user:password@host:465"))?;
+                    if !matches!(parsed.scheme(), "smtp" | "smtps") || parsed.host_str().is_none() {
+                        bail!(
+                            "HOOKBOARD_SMTP_URL must be smtp://host:port or smtps://user:password@host:465"
+                        );
+                    }
+                    Some(url.trim().to_owned())
+                }
+            },
+            smtp_from: {
+                let from = get("HOOKBOARD_SMTP_FROM").unwrap_or_else(|| "hookboard@localhost".into());
+                if from.trim().parse::<lettre::message::Mailbox>().is_err() {
+                    bail!(
+                        "HOOKBOARD_SMTP_FROM must be a mail address (`alerts@example.com` or `Hookboard <alerts@example.com>`), not `{from}`"
+                    );
+                }
+                from.trim().to_owned()
+            },
+            public_url: get("HOOKBOARD_PUBLIC_URL")
+                .map(|u| u.trim().trim_end_matches('/').to_owned())
+                .unwrap_or_else(|| format!("http://{bind}")),
         })
     }
 }

@@ -2,8 +2,10 @@
 //! through it, and what one attempt needs (payload, signature, HTTP with the SSRF guard,
 //! the retry schedule).
 
+pub mod alerts;
 pub mod dispatcher;
 pub mod http;
+pub mod mail;
 pub mod outbox;
 pub mod payload;
 pub mod retry;

@@ -363,6 +363,39 @@ pub fn publish_to(
     })
 }
 
+/// Publishes an operational event about webhook `about` (SPEC 9a) to every webhook
+/// subscribed to its type, except `about` itself: a webhook never receives an event about
+/// itself, so a failing endpoint cannot feed its own failures back to itself.
+pub fn publish_about(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    event: &NewEvent,
+    about: i64,
+    now: DateTime<Utc>,
+) -> Result<Accepted, PublishError> {
+    conn.transaction(|conn| {
+        let receiving: Vec<Webhook> = if tenant.plan.has_webhooks() && tenant.webhooks_enabled {
+            Webhook::list_all(conn, tenant.id)?
+                .into_iter()
+                .filter(|w| w.id != about)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut accepted = write(
+            conn,
+            tenant,
+            std::slice::from_ref(event),
+            receiving,
+            Audience::Subscribers,
+            now,
+        )?;
+        accepted
+            .pop()
+            .ok_or(PublishError::Database(diesel::result::Error::NotFound))
+    })
+}
+
 /// Writes a validated batch for the webhooks in `receiving`, inside the caller's transaction.
 fn write(
     conn: &mut PgConnection,

@@ -1,6 +1,7 @@
 //! One module per table: a read struct, a `New…` insert struct, and the queries as
 //! functions that take the connection (and, for tenant data, the tenant id).
 
+pub mod alert;
 pub mod api_key;
 pub mod audit;
 pub mod connection;

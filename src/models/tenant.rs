@@ -137,6 +137,24 @@ impl Tenant {
         tenants::table.find(id).select(Tenant::as_select()).first(conn)
     }
 
+    /// Who gets the tenant's alert mails.
+    pub fn alert_emails(conn: &mut PgConnection, id: i64) -> QueryResult<Vec<String>> {
+        let emails: Vec<Option<String>> = tenants::table
+            .find(id)
+            .select(tenants::alert_emails)
+            .first(conn)?;
+        Ok(emails.into_iter().flatten().collect())
+    }
+
+    pub fn set_alert_emails(conn: &mut PgConnection, id: i64, emails: &[String]) -> QueryResult<usize> {
+        diesel::update(tenants::table.find(id))
+            .set((
+                tenants::alert_emails.eq(emails.iter().cloned().map(Some).collect::<Vec<_>>()),
+                tenants::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)
+    }
+
     pub fn find_by_slug(conn: &mut PgConnection, slug: &str) -> QueryResult<Tenant> {
         tenants::table
             .filter(tenants::slug.eq(slug))

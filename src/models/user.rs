@@ -108,6 +108,8 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
     /// A partner's connection (none for everyone else).
     pub connection_id: Option<i64>,
+    /// The last alert this user has seen under the bell.
+    pub alerts_seen_id: i64,
 }
 
 #[derive(Debug, Insertable)]
@@ -207,6 +209,14 @@ impl User {
             .filter(users::id.eq(id))
             .select(User::as_select())
             .first(conn)
+    }
+
+    /// Marks every alert up to `alert_id` as seen under the bell.
+    pub fn set_alerts_seen(conn: &mut PgConnection, id: i64, alert_id: i64) -> QueryResult<usize> {
+        diesel::update(users::table.find(id))
+            .filter(users::alerts_seen_id.lt(alert_id))
+            .set(users::alerts_seen_id.eq(alert_id))
+            .execute(conn)
     }
 
     /// How many partner logins a connection has.

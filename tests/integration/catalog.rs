@@ -8,8 +8,8 @@ async fn the_catalog_lists_every_event_type_with_its_example() {
     let (_app, _, owner) = TestApp::spawn_with_scale_owner().await;
     let page = owner.get("/events").await.text().await.unwrap();
     let doc = parse(&page);
-    assert_eq!(select(&doc, "article.event-type").len(), 32);
-    assert_eq!(select(&doc, "article.event-type details pre").len(), 32);
+    assert_eq!(select(&doc, "article.event-type").len(), 35);
+    assert_eq!(select(&doc, "article.event-type details pre").len(), 35);
     for code in [
         "booking.created",
         "order.updated",

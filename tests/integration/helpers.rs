@@ -372,18 +372,41 @@ impl TestApp {
         allow_loopback: bool,
         timeout: &str,
     ) -> hookboard::delivery::dispatcher::Dispatcher {
+        let allow = if allow_loopback { "127.0.0.0/8,::1/128" } else { "" };
+        self.engine_with_settings(
+            pool,
+            &[
+                ("HOOKBOARD_ALLOW_PRIVATE_TARGETS", allow),
+                ("HOOKBOARD_DELIVERY_TIMEOUT", timeout),
+            ],
+        )
+    }
+
+    /// An engine with these settings (and loopback receivers allowed unless they say
+    /// otherwise), e.g. `("HOOKBOARD_SMTP_URL", &sink.url)`.
+    pub fn engine_with_settings(
+        &self,
+        pool: DbPool,
+        overrides: &[(&str, &str)],
+    ) -> hookboard::delivery::dispatcher::Dispatcher {
         let url = self.database_url.clone();
-        let allow = if allow_loopback { "127.0.0.0/8,::1/128" } else { "" }.to_owned();
-        let timeout = timeout.to_owned();
         let base = test_settings(&url);
-        let settings = Settings::from_lookup(move |name| match name {
-            "DATABASE_URL" => Some(url.clone()),
-            "HOOKBOARD_ALLOW_PRIVATE_TARGETS" => Some(allow.clone()),
-            "HOOKBOARD_DELIVERY_TIMEOUT" => Some(timeout.clone()),
-            "HOOKBOARD_SECRET_KEY" => Some("42".repeat(32)),
-            _ => None,
-        })
-        .unwrap();
+        let mut values: Vec<(String, String)> = vec![
+            ("DATABASE_URL".into(), url.clone()),
+            (
+                "HOOKBOARD_ALLOW_PRIVATE_TARGETS".into(),
+                "127.0.0.0/8,::1/128".into(),
+            ),
+            ("HOOKBOARD_DELIVERY_TIMEOUT".into(), "2s".into()),
+            ("HOOKBOARD_SECRET_KEY".into(), "42".repeat(32)),
+        ];
+        for (name, value) in overrides {
+            values.retain(|(n, _)| n != name);
+            values.push((name.to_string(), value.to_string()));
+        }
+        let settings =
+            Settings::from_lookup(move |name| values.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()))
+                .unwrap();
         assert_eq!(base.secret_key, settings.secret_key);
         hookboard::delivery::dispatcher::Dispatcher::new(
             pool,

@@ -28,6 +28,7 @@ mod receiver;
 mod security;
 mod sessions;
 mod slow_clients;
+mod smtp;
 mod snapshots;
 mod soak;
 mod tenants;

@@ -126,6 +126,8 @@ pub struct Dispatcher {
     allowed: Arc<Vec<Cidr>>,
     retention: chrono::Duration,
     kept: Kept,
+    /// The alert worker, which runs beside the loop.
+    alerts: super::alerts::Alerts,
 }
 
 impl Dispatcher {
@@ -138,7 +140,6 @@ impl Dispatcher {
     ) -> anyhow::Result<Self> {
         Ok(Dispatcher {
             client: http::client(settings.delivery_timeout, settings.allow_private_targets.clone())?,
-            pool,
             secrets,
             clock,
             metrics,
@@ -150,6 +151,8 @@ impl Dispatcher {
             allowed: Arc::new(settings.allow_private_targets.clone()),
             retention: chrono::Duration::days(i64::from(settings.retention_days)),
             kept: Kept::default(),
+            alerts: super::alerts::Alerts::new(pool.clone(), settings)?,
+            pool,
         })
     }
 
@@ -165,6 +168,11 @@ impl Dispatcher {
             &mut conn,
             now - self.retention,
         )?)
+    }
+
+    /// One pass of the alert worker at `now` (tests drive it with a moved clock).
+    pub async fn run_alerts_once(&self, now: DateTime<Utc>) -> anyhow::Result<super::alerts::Done> {
+        self.alerts.run_once(now).await
     }
 
     pub fn worker_id(&self) -> &str {
@@ -187,6 +195,7 @@ impl Dispatcher {
             allowed: self.allowed.clone(),
             retention: self.retention,
             kept: self.kept.clone(),
+            alerts: self.alerts.clone(),
         })
     }
 }

@@ -132,6 +132,8 @@ pub(super) struct Tally {
     pub reset: bool,
     /// Deliveries that failed for good after the last success.
     pub failed_after: i32,
+    /// Failed attempts after the last success (all of them without one).
+    pub errors_after: i32,
     /// Why to switch the webhook off: the last such reason of the batch.
     pub disable: Option<String>,
 }
@@ -143,10 +145,15 @@ impl Tally {
             Next::Succeeded => {
                 self.reset = true;
                 self.failed_after = 0;
+                self.errors_after = 0;
             }
-            Next::RetryAt(_) => self.errors += 1,
+            Next::RetryAt(_) => {
+                self.errors += 1;
+                self.errors_after += 1;
+            }
             Next::Failed { disable } => {
                 self.errors += 1;
+                self.errors_after += 1;
                 self.failed_after += 1;
                 if let Some(reason) = disable {
                     self.disable = Some(reason.clone());
@@ -162,6 +169,56 @@ impl Tally {
     }
 }
 
+/// Failed attempts in a row that make a webhook "failing" (an alert, SPEC 9a).
+pub(super) const FAILING_AFTER_ATTEMPTS: i32 = 3;
+
+/// A webhook's alert state: `ok`, `failing` or `disabled` (switched off automatically).
+/// Alerts are raised when it changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Alert {
+    Failing,
+    Disabled,
+    Recovered,
+}
+
+impl Alert {
+    pub(super) fn kind(self) -> &'static str {
+        match self {
+            Alert::Failing => "failing",
+            Alert::Disabled => "disabled",
+            Alert::Recovered => "recovered",
+        }
+    }
+
+    /// The webhook's alert state after this alert.
+    pub(super) fn state(self) -> &'static str {
+        match self {
+            Alert::Failing => "failing",
+            Alert::Disabled => "disabled",
+            Alert::Recovered => "ok",
+        }
+    }
+}
+
+/// What a batch of results changes in a webhook's alert state, if anything: switched off
+/// now (disabled), 3 failed attempts in a row while not failing already (failing), or a
+/// success while failing or after being switched off (recovered). At most one alert per
+/// change of state.
+pub(super) fn alert(
+    state: &str,
+    disabled_now: bool,
+    succeeded: bool,
+    failing_attempts: i32,
+) -> Option<Alert> {
+    if disabled_now {
+        return (state != "disabled").then_some(Alert::Disabled);
+    }
+    if failing_attempts >= FAILING_AFTER_ATTEMPTS {
+        return (state != "failing").then_some(Alert::Failing);
+    }
+    (succeeded && state != "ok").then_some(Alert::Recovered)
+}
+
 /// Why an active webhook is switched off once its counters were written, if it is: the
 /// batch's own reason (410 Gone, or the last retry failed), else `consecutive_failures`
 /// (as written) reaching [`MAX_CONSECUTIVE_FAILURES`] while it does not retry.
@@ -174,6 +231,40 @@ pub(super) fn disable_reason(
         (!retry_on_error && consecutive_failures >= MAX_CONSECUTIVE_FAILURES)
             .then(|| format!("{MAX_CONSECUTIVE_FAILURES} deliveries in a row failed (retry on error is off)"))
     })
+}
+
+#[cfg(test)]
+mod alert_tests {
+    use super::{Alert, alert};
+
+    #[test]
+    fn each_change_of_state_raises_one_alert() {
+        assert_eq!(
+            alert("ok", false, false, 2),
+            None,
+            "two failed attempts are not yet failing"
+        );
+        assert_eq!(alert("ok", false, false, 3), Some(Alert::Failing));
+        assert_eq!(
+            alert("failing", false, false, 7),
+            None,
+            "failing once, not at every attempt"
+        );
+        assert_eq!(alert("failing", true, false, 11), Some(Alert::Disabled));
+        assert_eq!(alert("disabled", true, false, 11), None);
+        assert_eq!(
+            alert("disabled", false, true, 0),
+            Some(Alert::Recovered),
+            "switched on, then a success"
+        );
+        assert_eq!(alert("failing", false, true, 0), Some(Alert::Recovered));
+        assert_eq!(alert("ok", false, true, 0), None);
+        assert_eq!(
+            alert("disabled", false, false, 3),
+            Some(Alert::Failing),
+            "switched on, failing again"
+        );
+    }
 }
 
 #[cfg(test)]

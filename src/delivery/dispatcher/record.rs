@@ -12,9 +12,10 @@ use diesel::sql_types::{Array, BigInt, Bool, Bytea, Integer, Jsonb, Nullable, Te
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::conn::{Planning, by_key};
-use super::policy::{self, Attempt, Ended, Next, Tally};
+use super::policy::{self, Alert, Attempt, Ended, Next, Tally};
 use super::{Dispatcher, Finished};
 use crate::db::prepared::prepared;
+use crate::models::alert::Raised;
 use crate::models::audit::{Actor, AuditEntry};
 use crate::models::webhook::Status;
 
@@ -141,6 +142,10 @@ impl Dispatcher {
             struct Shared {
                 #[diesel(sql_type = Integer)]
                 consecutive_failures: i32,
+                #[diesel(sql_type = Integer)]
+                failing_attempts: i32,
+                #[diesel(sql_type = Text)]
+                alert_state: String,
             }
             #[derive(QueryableByName)]
             struct Locked {
@@ -148,18 +153,21 @@ impl Dispatcher {
                 id: i64,
             }
             let shared: Vec<Shared> = prepared(
-                "SELECT consecutive_failures FROM webhooks WHERE id = ANY($1) ORDER BY id FOR KEY SHARE",
+                "SELECT consecutive_failures, failing_attempts, alert_state FROM webhooks
+                 WHERE id = ANY($1) ORDER BY id FOR KEY SHARE",
             )
             .bind::<Array<BigInt>, _>(&webhook_ids)
             .load(conn)?;
             // A batch of successes to webhooks without failures changes no counter (the
             // usual case): no second lock, no round trip.
-            let touched: Vec<i64> =
-                if failing.is_empty() && shared.iter().all(|w| w.consecutive_failures == 0) {
-                    Vec::new()
-                } else {
-                    prepared(
-                    "SELECT id FROM webhooks WHERE id = ANY($1) AND (id = ANY($2) OR consecutive_failures > 0)
+            let quiet =
+                |w: &Shared| w.consecutive_failures == 0 && w.failing_attempts == 0 && w.alert_state == "ok";
+            let touched: Vec<i64> = if failing.is_empty() && shared.iter().all(quiet) {
+                Vec::new()
+            } else {
+                prepared(
+                    "SELECT id FROM webhooks WHERE id = ANY($1)
+                       AND (id = ANY($2) OR consecutive_failures > 0 OR failing_attempts > 0 OR alert_state <> 'ok')
                      ORDER BY id FOR NO KEY UPDATE",
                 )
                 .bind::<Array<BigInt>, _>(&webhook_ids)
@@ -168,7 +176,7 @@ impl Dispatcher {
                 .into_iter()
                 .map(|l| l.id)
                 .collect()
-                };
+            };
             // The deliveries' new state and the attempts, in one statement. An attempt is
             // kept while its delivery exists (its webhook may have been deleted since the
             // claim); the delivery changes only while this worker holds its claim.
@@ -224,6 +232,14 @@ impl Dispatcher {
                 retry_on_error: bool,
                 #[diesel(sql_type = Text)]
                 status: String,
+                #[diesel(sql_type = Integer)]
+                failing_attempts: i32,
+                #[diesel(sql_type = Text)]
+                alert_state: String,
+                #[diesel(sql_type = Text)]
+                url: String,
+                #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
+                connection_id: Option<i64>,
             }
             let counting: Vec<&WebhookPlan> =
                 plan.webhooks.iter().filter(|w| touched.contains(&w.id)).collect();
@@ -231,26 +247,63 @@ impl Dispatcher {
                 Vec::new()
             } else {
                 prepared("UPDATE webhooks w SET error_count = w.error_count + v.errors,
-                     consecutive_failures = CASE WHEN v.reset THEN v.after ELSE w.consecutive_failures + v.after END
-                 FROM unnest($1::bigint[], $2::bigint[], $3::bool[], $4::int[]) AS v(id, errors, reset, after)
+                     consecutive_failures = CASE WHEN v.reset THEN v.after ELSE w.consecutive_failures + v.after END,
+                     failing_attempts = CASE WHEN v.reset THEN v.errors_after ELSE w.failing_attempts + v.errors_after END
+                 FROM unnest($1::bigint[], $2::bigint[], $3::bool[], $4::int[], $5::int[]) AS v(id, errors, reset, after, errors_after)
                  WHERE w.id = v.id
-                 RETURNING w.id, w.tenant_id, w.number, w.consecutive_failures, w.retry_on_error, w.status")
+                 RETURNING w.id, w.tenant_id, w.number, w.consecutive_failures, w.retry_on_error, w.status,
+                           w.failing_attempts, w.alert_state, w.url, w.connection_id")
             .bind::<Array<BigInt>, _>(counting.iter().map(|w| w.id).collect::<Vec<_>>())
             .bind::<Array<BigInt>, _>(counting.iter().map(|w| w.tally.errors).collect::<Vec<_>>())
             .bind::<Array<Bool>, _>(counting.iter().map(|w| w.tally.reset).collect::<Vec<_>>())
-            .bind::<Array<Integer>, _>(counting.iter().map(|w| w.tally.failed_after).collect::<Vec<_>>()).load(conn)?
+            .bind::<Array<Integer>, _>(counting.iter().map(|w| w.tally.failed_after).collect::<Vec<_>>())
+            .bind::<Array<Integer>, _>(counting.iter().map(|w| w.tally.errors_after).collect::<Vec<_>>()).load(conn)?
             };
 
-            for webhook in counted.iter().filter(|w| w.status == Status::Active.as_str()) {
+            let mut raised = Vec::new();
+            for webhook in &counted {
                 let planned = plan.webhooks.iter().find(|w| w.id == webhook.id);
-                let reason = policy::disable_reason(
-                    planned.and_then(|p| p.tally.disable.as_deref()),
-                    webhook.retry_on_error,
-                    webhook.consecutive_failures,
-                );
-                if let Some(reason) = reason {
-                    disable(conn, webhook.id, webhook.tenant_id, webhook.number, &reason, now)?;
+                let mut disabled = None;
+                if webhook.status == Status::Active.as_str() {
+                    disabled = policy::disable_reason(
+                        planned.and_then(|p| p.tally.disable.as_deref()),
+                        webhook.retry_on_error,
+                        webhook.consecutive_failures,
+                    );
+                    if let Some(reason) = &disabled {
+                        disable(conn, webhook.id, webhook.tenant_id, webhook.number, reason, now)?;
+                    }
                 }
+                let succeeded = planned.is_some_and(|p| p.tally.reset);
+                let Some(alert) = policy::alert(
+                    &webhook.alert_state,
+                    disabled.is_some(),
+                    succeeded,
+                    webhook.failing_attempts,
+                ) else {
+                    continue;
+                };
+                let reason = match alert {
+                    Alert::Disabled => disabled.unwrap_or_default(),
+                    Alert::Failing => last_error(finished, webhook.id),
+                    Alert::Recovered => "A delivery succeeded again".to_owned(),
+                };
+                raised.push(Raised {
+                    tenant_id: webhook.tenant_id,
+                    webhook_id: webhook.id,
+                    webhook_number: webhook.number,
+                    url: webhook.url.clone(),
+                    connection_id: webhook.connection_id,
+                    kind: alert.kind(),
+                    state: alert.state(),
+                    reason,
+                    consecutive_failures: webhook.consecutive_failures,
+                });
+            }
+            if !raised.is_empty() {
+                crate::models::alert::raise(conn, &raised, now)?;
+                // The alert worker publishes their operational events and mails.
+                crate::models::delivery::notify(conn)?;
             }
 
             // Retries of webhooks that were switched off meanwhile wait, parked.
@@ -271,6 +324,20 @@ impl Dispatcher {
             Ok(())
         })
     }
+}
+
+/// What went wrong last for a webhook in a batch of results, in words.
+fn last_error(finished: &[Finished], webhook_id: i64) -> String {
+    finished
+        .iter()
+        .rev()
+        .find(|f| f.job.webhook_id == webhook_id && !f.outcome.succeeded)
+        .map(|f| match (&f.outcome.error_message, f.outcome.status) {
+            (Some(message), _) => message.clone(),
+            (None, Some(status)) => format!("HTTP {status} from the endpoint"),
+            (None, None) => "The attempt failed".to_owned(),
+        })
+        .unwrap_or_else(|| "Attempts failed".to_owned())
 }
 
 /// Switches a webhook off automatically, parks its waiting deliveries, and says so in the

@@ -97,6 +97,9 @@ pub fn start(dispatcher: Dispatcher, database_url: &str) -> Handle {
     };
     let arbiter = actix_rt::Arbiter::new();
     let (stop_loop, wake_loop) = (stop.clone(), wake.clone());
+    // The alert worker beside the loop, on the same Arbiter.
+    let (alerts, clock, stop_alerts) = (dispatcher.alerts.clone(), dispatcher.clock.clone(), stop.clone());
+    arbiter.spawn(super::super::alerts::run(alerts, clock, stop_alerts));
     // The loop shares state through Rc/RefCell on the Arbiter's single thread.
     arbiter.spawn_fn(move || {
         actix_web::rt::spawn(async move {

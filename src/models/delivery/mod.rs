@@ -215,6 +215,18 @@ impl Delivery {
     }
 
     /// How many deliveries wait parked for this webhook to be switched back on.
+    /// Deliveries of a webhook waiting to go out: pending (due or retrying) or parked.
+    pub fn waiting_count(conn: &mut PgConnection, webhook_id: i64) -> QueryResult<i64> {
+        deliveries::table
+            .filter(deliveries::webhook_id.eq(webhook_id))
+            .filter(
+                deliveries::status
+                    .eq_any([DeliveryStatus::Pending.as_str(), DeliveryStatus::Parked.as_str()]),
+            )
+            .count()
+            .get_result(conn)
+    }
+
     pub fn parked_count(conn: &mut PgConnection, webhook_id: i64) -> QueryResult<i64> {
         deliveries::table
             .filter(deliveries::webhook_id.eq(webhook_id))

@@ -419,6 +419,7 @@ impl Webhook {
                     webhooks::disabled_reason.eq(None::<String>),
                     webhooks::disabled_at.eq(None::<DateTime<Utc>>),
                     webhooks::consecutive_failures.eq(0),
+                    webhooks::failing_attempts.eq(0),
                     webhooks::updated_at.eq(now),
                 ))
                 .returning(WebhookRow::as_returning())

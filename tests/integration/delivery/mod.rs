@@ -5,6 +5,7 @@
 //! tenant and its API key) that makes webhooks, publishes, runs the engine or starts the
 //! worker, and reads the results back.
 
+mod alerts;
 mod auto_disable;
 mod concurrency;
 mod event_api;
