@@ -46,7 +46,6 @@ impl Received {
 #[derive(Clone)]
 pub struct SmtpSink {
     pub url: String,
-    pub port: u16,
     received: Arc<Mutex<Vec<Received>>>,
 }
 
@@ -61,7 +60,6 @@ impl SmtpSink {
         let port = listener.local_addr().unwrap().port();
         let sink = SmtpSink {
             url: format!("smtp://127.0.0.1:{port}"),
-            port,
             received: Arc::default(),
         };
         let received = sink.received.clone();
