@@ -44,7 +44,11 @@ pub struct FailingType {
 
 /// Attempts of these webhooks by hour from `since` (whole UTC hours), summed over the
 /// webhooks; hours without attempts are absent.
-pub fn hour_totals(conn: &mut PgConnection, webhook_ids: &[i64], since: DateTime<Utc>) -> QueryResult<Vec<HourTotal>> {
+pub fn hour_totals(
+    conn: &mut PgConnection,
+    webhook_ids: &[i64],
+    since: DateTime<Utc>,
+) -> QueryResult<Vec<HourTotal>> {
     diesel::sql_query(
         "SELECT hour, sum(succeeded)::int8 AS succeeded, sum(failed)::int8 AS failed
          FROM webhook_hours WHERE webhook_id = ANY($1) AND hour >= $2

@@ -87,7 +87,11 @@ pub struct Overview {
 pub const FAILURE_LIMIT: i32 = MAX_CONSECUTIVE_FAILURES;
 
 /// The dashboard of a scope (a tenant, or a partner's connection).
-pub async fn overview(state: &AppState, scope: impl Into<Scope>, timezone: &str) -> Result<Overview, AppError> {
+pub async fn overview(
+    state: &AppState,
+    scope: impl Into<Scope>,
+    timezone: &str,
+) -> Result<Overview, AppError> {
     let (scope, now) = (scope.into(), state.clock.now());
     let timezone = timezone.parse::<Tz>().unwrap_or(chrono_tz::UTC);
     state
@@ -113,7 +117,9 @@ pub fn overview_in(
     let day_starts = last_days(now, timezone);
     // The first UTC hour that touches the oldest day (whole hours: a timezone with a
     // half-hour offset counts that day's first half hour in the day before).
-    let since = day_starts[0].duration_trunc(Duration::hours(1)).unwrap_or(day_starts[0]);
+    let since = day_starts[0]
+        .duration_trunc(Duration::hours(1))
+        .unwrap_or(day_starts[0]);
     let day_before = hour_starts[0];
 
     let attempts = hourly::hour_totals(conn, &ids, since)?;
@@ -121,13 +127,19 @@ pub fn overview_in(
     let mut hours: Vec<Bucket> = hour_starts.iter().map(|&start| empty(start)).collect();
     let mut days: Vec<Bucket> = day_starts.iter().map(|&start| empty(start)).collect();
     for a in &attempts {
-        for bucket in [find(&mut hours, a.hour), find(&mut days, a.hour)].into_iter().flatten() {
+        for bucket in [find(&mut hours, a.hour), find(&mut days, a.hour)]
+            .into_iter()
+            .flatten()
+        {
             bucket.succeeded += a.succeeded;
             bucket.failed += a.failed;
         }
     }
     for p in &pending {
-        for bucket in [find(&mut hours, p.hour), find(&mut days, p.hour)].into_iter().flatten() {
+        for bucket in [find(&mut hours, p.hour), find(&mut days, p.hour)]
+            .into_iter()
+            .flatten()
+        {
             bucket.pending += p.pending;
         }
     }
@@ -229,7 +241,11 @@ pub fn last_days(now: DateTime<Utc>, timezone: Tz) -> Vec<DateTime<Utc>> {
             timezone
                 .from_local_datetime(&midnight)
                 .earliest()
-                .or_else(|| timezone.from_local_datetime(&(midnight + Duration::hours(1))).earliest())
+                .or_else(|| {
+                    timezone
+                        .from_local_datetime(&(midnight + Duration::hours(1)))
+                        .earliest()
+                })
                 .map(|t| t.with_timezone(&Utc))
                 .unwrap_or_else(|| midnight.and_utc())
         })
@@ -248,7 +264,10 @@ mod tests {
         assert_eq!(days[6], "2026-11-27T23:00:00Z".parse::<DateTime<Utc>>().unwrap());
         assert_eq!(days[0], "2026-11-21T23:00:00Z".parse::<DateTime<Utc>>().unwrap());
         let hours = last_hours(now);
-        assert_eq!(hours[23], "2026-11-28T10:00:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(
+            hours[23],
+            "2026-11-28T10:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
         assert_eq!(hours[0], "2026-11-27T11:00:00Z".parse::<DateTime<Utc>>().unwrap());
     }
 

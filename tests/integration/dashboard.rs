@@ -33,7 +33,13 @@ async fn spawn() -> (TestApp, Tenant, Browser) {
 
 /// Records attempts of a delivery as the engine does (`(minutes ago, ms, succeeded)`),
 /// and leaves the delivery with `status` and `last_error`.
-async fn attempts(app: &TestApp, delivery_id: i64, tries: &[(i64, i32, bool)], status: &str, last_error: Option<&str>) {
+async fn attempts(
+    app: &TestApp,
+    delivery_id: i64,
+    tries: &[(i64, i32, bool)],
+    status: &str,
+    last_error: Option<&str>,
+) {
     let (tries, status, last_error) = (tries.to_vec(), status.to_owned(), last_error.map(str::to_owned));
     app.with_conn(move |conn| {
         use hookboard::schema::{deliveries, delivery_attempts};
@@ -77,7 +83,10 @@ async fn due_at(app: &TestApp, delivery_id: i64, created: DateTime<Utc>, at: Dat
     app.with_conn(move |conn| {
         use hookboard::schema::deliveries;
         diesel::update(deliveries::table.find(delivery_id))
-            .set((deliveries::created_at.eq(created), deliveries::next_attempt_at.eq(at)))
+            .set((
+                deliveries::created_at.eq(created),
+                deliveries::next_attempt_at.eq(at),
+            ))
             .execute(conn)
             .unwrap();
     })
@@ -106,16 +115,43 @@ async fn set_webhook(app: &TestApp, id: i64, status: &str, failures: i32, reason
 /// A webhook at risk (4 failed deliveries in a row, a retry ahead) and one switched off
 /// with two parked deliveries; returns them.
 async fn trouble(app: &TestApp, tenant: &Tenant) -> (Webhook, Webhook) {
-    let risky = seed_webhook(app, tenant, "https://failing.example/in", &["booking.created"], true).await;
+    let risky = seed_webhook(
+        app,
+        tenant,
+        "https://failing.example/in",
+        &["booking.created"],
+        true,
+    )
+    .await;
     let failed = test_delivery(app, tenant, &risky).await;
-    attempts(app, failed, &[(50, 120, false)], "failed", Some("HTTP 503 from the endpoint")).await;
+    attempts(
+        app,
+        failed,
+        &[(50, 120, false)],
+        "failed",
+        Some("HTTP 503 from the endpoint"),
+    )
+    .await;
     let retry = test_delivery(app, tenant, &risky).await;
-    due_at(app, retry, now() - Duration::minutes(40), now() + Duration::minutes(30)).await;
+    due_at(
+        app,
+        retry,
+        now() - Duration::minutes(40),
+        now() + Duration::minutes(30),
+    )
+    .await;
     set_webhook(app, risky.id, "active", 4, None).await;
 
     let off = seed_webhook(app, tenant, "https://gone.example/in", &["booking.created"], true).await;
     park_deliveries(app, tenant, &off, 2).await;
-    set_webhook(app, off.id, "auto_disabled", 11, Some("The endpoint answered 410 Gone")).await;
+    set_webhook(
+        app,
+        off.id,
+        "auto_disabled",
+        11,
+        Some("The endpoint answered 410 Gone"),
+    )
+    .await;
     (risky, off)
 }
 
@@ -151,13 +187,33 @@ fn text_of(html: &str, css: &str) -> String {
 #[actix_web::test]
 async fn the_dashboard_counts_what_was_sent_failed_and_waits() {
     let (app, tenant, owner) = spawn().await;
-    let webhook = seed_webhook(&app, &tenant, "https://crm.example/in", &["booking.created"], true).await;
+    let webhook = seed_webhook(
+        &app,
+        &tenant,
+        "https://crm.example/in",
+        &["booking.created"],
+        true,
+    )
+    .await;
     // One delivery: failed twice (300 ms), then succeeded (40 ms).
     let sent = test_delivery(&app, &tenant, &webhook).await;
-    attempts(&app, sent, &[(90, 300, false), (80, 300, false), (70, 40, true)], "succeeded", None).await;
+    attempts(
+        &app,
+        sent,
+        &[(90, 300, false), (80, 300, false), (70, 40, true)],
+        "succeeded",
+        None,
+    )
+    .await;
     // One waiting, due for 10 minutes; one two days ago that succeeded at once.
     let waiting = test_delivery(&app, &tenant, &webhook).await;
-    due_at(&app, waiting, now() - Duration::minutes(15), now() - Duration::minutes(10)).await;
+    due_at(
+        &app,
+        waiting,
+        now() - Duration::minutes(15),
+        now() - Duration::minutes(10),
+    )
+    .await;
     let older = test_delivery(&app, &tenant, &webhook).await;
     attempts(&app, older, &[(2 * 24 * 60, 20, true)], "succeeded", None).await;
 
@@ -190,19 +246,32 @@ async fn the_dashboard_counts_what_was_sent_failed_and_waits() {
 async fn the_dashboard_names_endpoints_at_risk_and_what_was_switched_off() {
     let (app, tenant, owner) = spawn().await;
     let (risky, off) = trouble(&app, &tenant).await;
-    seed_webhook(&app, &tenant, "https://fine.example/in", &["booking.created"], true).await;
+    seed_webhook(
+        &app,
+        &tenant,
+        "https://fine.example/in",
+        &["booking.created"],
+        true,
+    )
+    .await;
 
     let html = page(&owner).await;
     let doc = parse(&html);
 
     let headings: Vec<String> = select(&doc, "h2").iter().map(text).collect();
     assert!(headings.contains(&"Endpoints at risk".to_owned()), "{headings:?}");
-    assert!(headings.contains(&"Recently switched off".to_owned()), "{headings:?}");
+    assert!(
+        headings.contains(&"Recently switched off".to_owned()),
+        "{headings:?}"
+    );
     let rows = select(&doc, "#at-risk tbody tr");
     assert_eq!(rows.len(), 1, "only the failing active webhook is at risk");
     let row = text(&rows[0]);
     assert!(row.contains(&format!("No {}", risky.number)), "{row}");
-    assert!(row.contains("https://failing.example/in") && row.contains("4 of 11"), "{row}");
+    assert!(
+        row.contains("https://failing.example/in") && row.contains("4 of 11"),
+        "{row}"
+    );
     assert!(row.contains("HTTP 503 from the endpoint"), "{row}");
     assert!(row.contains("2026-11-28 11:00"), "the next retry: {row}");
     assert!(html.contains(&format!("/webhooks/{}?outcome=failed", risky.id)));
@@ -210,7 +279,10 @@ async fn the_dashboard_names_endpoints_at_risk_and_what_was_switched_off() {
     let rows = select(&doc, "#switched-off tbody tr");
     assert_eq!(rows.len(), 1);
     let row = text(&rows[0]);
-    assert!(row.contains("https://gone.example/in") && row.contains("410 Gone"), "{row}");
+    assert!(
+        row.contains("https://gone.example/in") && row.contains("410 Gone"),
+        "{row}"
+    );
     assert!(row.contains("2026-11-28 07:30"), "switched off at: {row}");
     assert_eq!(select_in(&rows[0], ".parked"), ["2"]);
     assert!(row.contains("Switch on and resend 2") && row.contains("Switch on and drop them"));
@@ -255,7 +327,13 @@ async fn switching_back_on_may_drop_what_was_parked() {
         .htmx_post(&format!("/dashboard/switch-on/{}", off.id), &[("parked", "drop")])
         .await;
     assert_eq!(answer.status(), 200);
-    assert!(answer.text().await.unwrap().contains("2 parked deliveries were dropped"));
+    assert!(
+        answer
+            .text()
+            .await
+            .unwrap()
+            .contains("2 parked deliveries were dropped")
+    );
     assert_eq!(delivery_statuses(&app, off.id).await, ["cancelled", "cancelled"]);
 }
 
@@ -284,7 +362,10 @@ async fn a_viewer_sees_the_dashboard_but_cannot_switch_anything_on() {
     assert!(html.contains("4 of 11") && html.contains("https://gone.example/in"));
     assert!(!html.contains("/dashboard/switch-on/"), "no switch-on buttons");
     let refused = viewer
-        .htmx_post(&format!("/dashboard/switch-on/{}", off.id), &[("parked", "resend")])
+        .htmx_post(
+            &format!("/dashboard/switch-on/{}", off.id),
+            &[("parked", "resend")],
+        )
         .await;
     assert_eq!(refused.status(), 403);
     assert_eq!(delivery_statuses(&app, off.id).await, ["parked", "parked"]);
@@ -322,23 +403,39 @@ async fn a_partner_sees_its_connections_webhooks_only() {
             i.connection_id = Some(other.id)
         })
         .await;
-    for (webhook, errors) in [(&ours, &[(30, 100, false)][..]), (&theirs, &[(30, 100, false), (20, 100, false)])] {
+    for (webhook, errors) in [
+        (&ours, &[(30, 100, false)][..]),
+        (&theirs, &[(30, 100, false), (20, 100, false)]),
+    ] {
         let delivery = test_delivery(&app, &tenant, webhook).await;
         attempts(&app, delivery, errors, "failed", Some("HTTP 503")).await;
         set_webhook(&app, webhook.id, "active", errors.len() as i32, None).await;
     }
     park_deliveries(&app, &tenant, &theirs, 1).await;
-    set_webhook(&app, theirs.id, "auto_disabled", 11, Some("The endpoint answered 410 Gone")).await;
+    set_webhook(
+        &app,
+        theirs.id,
+        "auto_disabled",
+        11,
+        Some("The endpoint answered 410 Gone"),
+    )
+    .await;
     app.create_partner(&tenant, "partner@sunny.example", sunny.id)
         .await;
     let partner = app.logged_in("partner@sunny.example").await;
 
     let html = page(&partner).await;
     assert!(html.contains("https://sunny.example/in") && html.contains("1 of 11"));
-    assert!(!html.contains("https://other.example/in"), "another connection's webhook is not shown");
+    assert!(
+        !html.contains("https://other.example/in"),
+        "another connection's webhook is not shown"
+    );
     assert_eq!(column(&html, "table-hours", 2), 1, "its own failed attempts only");
     let refused = partner
-        .htmx_post(&format!("/dashboard/switch-on/{}", theirs.id), &[("parked", "resend")])
+        .htmx_post(
+            &format!("/dashboard/switch-on/{}", theirs.id),
+            &[("parked", "resend")],
+        )
         .await;
     assert_eq!(refused.status(), 404);
     assert_eq!(delivery_statuses(&app, theirs.id).await, ["failed", "parked"]);
@@ -368,8 +465,15 @@ async fn without_the_scale_plan_or_with_the_tool_off_the_dashboard_says_so() {
     app.with_conn(move |conn| Tenant::set_webhooks_enabled(conn, id, false).unwrap())
         .await;
     let html = page(&owner).await;
-    assert!(html.contains("Webhooks are switched off under Apps &#62; Tools") || html.contains("Webhooks are switched off under Apps &gt; Tools"), "the notice");
-    assert!(html.contains("4 of 11") && !html.contains("/dashboard/switch-on/"), "read-only");
+    assert!(
+        html.contains("Webhooks are switched off under Apps &#62; Tools")
+            || html.contains("Webhooks are switched off under Apps &gt; Tools"),
+        "the notice"
+    );
+    assert!(
+        html.contains("4 of 11") && !html.contains("/dashboard/switch-on/"),
+        "read-only"
+    );
 }
 
 #[actix_web::test]
@@ -386,9 +490,19 @@ async fn operators_keep_their_console_cards() {
 #[actix_web::test]
 async fn the_24_hour_chart_svg() {
     let (app, tenant, owner) = spawn().await;
-    let webhook = seed_webhook(&app, &tenant, "https://crm.example/in", &["booking.created"], true).await;
+    let webhook = seed_webhook(
+        &app,
+        &tenant,
+        "https://crm.example/in",
+        &["booking.created"],
+        true,
+    )
+    .await;
     for (tries, status) in [
-        (&[(90, 300, false), (80, 300, false), (70, 40, true)][..], "succeeded"),
+        (
+            &[(90, 300, false), (80, 300, false), (70, 40, true)][..],
+            "succeeded",
+        ),
         (&[(5 * 60, 30, true)], "succeeded"),
         (&[(20 * 60, 30, false)], "failed"),
     ] {
@@ -398,7 +512,9 @@ async fn the_24_hour_chart_svg() {
     let waiting = test_delivery(&app, &tenant, &webhook).await;
     due_at(&app, waiting, now() - Duration::minutes(30), now()).await;
     let html = page(&owner).await;
-    let start = html.find("<svg class=\"delivery-chart\" id=\"chart-hours\"").unwrap();
+    let start = html
+        .find("<svg class=\"delivery-chart\" id=\"chart-hours\"")
+        .unwrap();
     let end = start + html[start..].find("</svg>").unwrap() + "</svg>".len();
     let svg = &html[start..end];
     let mut settings = insta::Settings::clone_current();
@@ -414,10 +530,19 @@ async fn the_24_hour_chart_svg() {
 /// an error.
 #[actix_web::test]
 async fn the_dashboard_in_a_real_browser() {
-    use crate::browser::{Driver, attr, click, connect, count, errors, eventually, log_in, script, watch_errors};
+    use crate::browser::{
+        Driver, attr, click, connect, count, errors, eventually, log_in, script, watch_errors,
+    };
     let (app, tenant, _) = spawn().await;
     let (_, off) = trouble(&app, &tenant).await;
-    let webhook = seed_webhook(&app, &tenant, "https://crm.example/in", &["booking.created"], true).await;
+    let webhook = seed_webhook(
+        &app,
+        &tenant,
+        "https://crm.example/in",
+        &["booking.created"],
+        true,
+    )
+    .await;
     let sent = test_delivery(&app, &tenant, &webhook).await;
     attempts(&app, sent, &[(90, 300, false), (70, 40, true)], "succeeded", None).await;
 
@@ -434,9 +559,15 @@ async fn the_dashboard_in_a_real_browser() {
 
     // Pause is a toggle button, kept in the page.
     click(&client, "#dashboard-pause").await;
-    assert_eq!(attr(&client, "#dashboard-pause", "aria-pressed").await.as_deref(), Some("true"));
+    assert_eq!(
+        attr(&client, "#dashboard-pause", "aria-pressed").await.as_deref(),
+        Some("true")
+    );
     click(&client, "#dashboard-pause").await;
-    assert_eq!(attr(&client, "#dashboard-pause", "aria-pressed").await.as_deref(), Some("false"));
+    assert_eq!(
+        attr(&client, "#dashboard-pause", "aria-pressed").await.as_deref(),
+        Some("false")
+    );
 
     click(&client, &format!("#switched-off-{} button.btn-primary", off.id)).await;
     eventually("the row leaves the section", || async {

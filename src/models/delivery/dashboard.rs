@@ -46,7 +46,11 @@ pub struct LastError {
 impl Delivery {
     /// The backlog of each of these webhooks that has pending deliveries, read from the
     /// partial index of pending deliveries by webhook and time.
-    pub fn backlogs(conn: &mut PgConnection, webhook_ids: &[i64], now: DateTime<Utc>) -> QueryResult<Vec<Backlog>> {
+    pub fn backlogs(
+        conn: &mut PgConnection,
+        webhook_ids: &[i64],
+        now: DateTime<Utc>,
+    ) -> QueryResult<Vec<Backlog>> {
         diesel::sql_query(
             "SELECT webhook_id,
                     count(*) FILTER (WHERE next_attempt_at <= $2) AS due,

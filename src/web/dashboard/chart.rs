@@ -64,13 +64,27 @@ impl Chart {
     /// The last 24 hours, labelled in the tenant's timezone.
     pub fn hours(buckets: &[Bucket], timezone: Tz) -> Chart {
         let labels = labels(buckets, timezone, "%H:%M", "%a %H:%M");
-        Chart::new("hours", "Deliveries in the last 24 hours", buckets, (20, 6), labels, "Hour")
+        Chart::new(
+            "hours",
+            "Deliveries in the last 24 hours",
+            buckets,
+            (20, 6),
+            labels,
+            "Hour",
+        )
     }
 
     /// The last 7 days of the tenant's calendar.
     pub fn days(buckets: &[Bucket], timezone: Tz) -> Chart {
         let labels = labels(buckets, timezone, "%a", "%a %d %b");
-        Chart::new("days", "Deliveries in the last 7 days", buckets, (60, 1), labels, "Day")
+        Chart::new(
+            "days",
+            "Deliveries in the last 7 days",
+            buckets,
+            (60, 1),
+            labels,
+            "Day",
+        )
     }
 
     /// `step` is each bar's width in SVG units and `tick_every` how many bars one axis
@@ -89,7 +103,13 @@ impl Chart {
             .max()
             .unwrap_or(0);
         // Rounded up, so a bar of one is visible however tall the others are.
-        let scale = |n: i64| if max == 0 { 0 } else { (n * PLOT_HEIGHT + max - 1) / max };
+        let scale = |n: i64| {
+            if max == 0 {
+                0
+            } else {
+                (n * PLOT_HEIGHT + max - 1) / max
+            }
+        };
         let bars = buckets
             .iter()
             .enumerate()
@@ -102,10 +122,7 @@ impl Chart {
                     width: step - 4,
                     label: format!(
                         "{}: {} succeeded, {} failed, {} pending",
-                        labels[i].1,
-                        b.succeeded,
-                        b.failed,
-                        b.pending
+                        labels[i].1, b.succeeded, b.failed, b.pending
                     ),
                     ok_y: PLOT_HEIGHT - ok_height,
                     ok_height,

@@ -132,9 +132,9 @@ fn panel(o: Overview, can_switch: bool, csrf_token: &str) -> Panel {
             }
         }),
         due: o.due,
-        oldest_due: o
-            .oldest_due
-            .map_or("Nothing waiting".to_owned(), |since| format!("oldest due for {}", age(o.now, since))),
+        oldest_due: o.oldest_due.map_or("Nothing waiting".to_owned(), |since| {
+            format!("oldest due for {}", age(o.now, since))
+        }),
         at_risk: o
             .at_risk
             .into_iter()
@@ -210,8 +210,12 @@ pub async fn switch_on(
     }
     let number = switched.webhook.number;
     let message = match (switched.choice, switched.parked) {
-        (Parked::Resend, n) if n > 0 => format!("Webhook No {number} is on; {n} parked deliveries are being resent."),
-        (Parked::Drop, n) if n > 0 => format!("Webhook No {number} is on; {n} parked deliveries were dropped."),
+        (Parked::Resend, n) if n > 0 => {
+            format!("Webhook No {number} is on; {n} parked deliveries are being resent.")
+        }
+        (Parked::Drop, n) if n > 0 => {
+            format!("Webhook No {number} is on; {n} parked deliveries were dropped.")
+        }
         _ => format!("Webhook No {number} is on."),
     };
     // The empty answer replaces the row: it leaves the section.
