@@ -76,6 +76,7 @@ route_table! {
     Public        post   "/set-password/{token}" => crate::web::set_password::submit,
     User          post   "/logout" => crate::web::login::logout,
     User          get    "/" => crate::web::dashboard::show,
+    WebhookEditor post   "/dashboard/switch-on/{id}" => crate::web::dashboard::switch_on,
     User          get    "/profile" => crate::web::profile::show,
     User          post   "/profile/password" => crate::web::profile::change_password,
     Tenant        get    "/apps/tools" => crate::web::tools::show,

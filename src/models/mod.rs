@@ -8,6 +8,7 @@ pub mod connection;
 pub mod delivery;
 pub mod event;
 pub mod event_type;
+pub mod hourly;
 pub mod idempotency;
 pub mod password_link;
 pub mod session;

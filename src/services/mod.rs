@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod connections;
 pub mod credentials;
+pub mod dashboard;
 pub mod deliveries;
 pub mod events;
 pub mod export;

@@ -156,6 +156,31 @@
     });
   }
 
+  // The dashboard refreshes its panel every 30 seconds; the Pause button (a toggle,
+  // aria-pressed) holds the refreshes back until Resume. The state lives in the button,
+  // outside the panel that is swapped.
+  function dashboardPaused() {
+    var pause = document.getElementById("dashboard-pause");
+    return pause !== null && pause.getAttribute("aria-pressed") === "true";
+  }
+
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    var elt = evt.detail.elt;
+    if (elt && elt.id === "dashboard-panel" && evt.detail.requestConfig && evt.detail.requestConfig.verb === "get" && dashboardPaused()) {
+      evt.preventDefault();
+    }
+  });
+
+  document.addEventListener("click", function (evt) {
+    var pause = evt.target.closest && evt.target.closest("#dashboard-pause");
+    if (!pause) return;
+    var paused = pause.getAttribute("aria-pressed") !== "true";
+    pause.setAttribute("aria-pressed", paused ? "true" : "false");
+    pause.textContent = paused ? "Resume" : "Pause";
+    var note = pause.parentNode.querySelector(".muted");
+    if (note) note.textContent = paused ? "Updates paused." : "Refreshes itself every 30 seconds.";
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     setupForms(document);
     if (openModal()) focusDialog();

@@ -10,6 +10,7 @@ mod catalog;
 mod cli;
 mod connections;
 mod crash;
+mod dashboard;
 mod delivery;
 mod doors;
 mod embedded;

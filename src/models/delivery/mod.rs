@@ -6,11 +6,13 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Int8, Timestamptz};
 use serde::Serialize;
 
+mod dashboard;
 mod log;
 mod replay;
 mod status;
 
 use crate::schema::{deliveries, delivery_attempts};
+pub use dashboard::Backlog;
 pub use log::{LOG_PAGE_SIZE, LogEntry, LogFilter, LogPage};
 pub use replay::ReplayScope;
 pub use status::{DeliveryStatus, OUTCOMES};
@@ -337,9 +339,12 @@ impl Delivery {
 pub fn clean_up(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryResult<usize> {
     conn.transaction(|conn| {
         let attempts = diesel::delete(delivery_attempts::table.filter(delivery_attempts::started_at.lt(before))).execute(conn)?;
-        diesel::sql_query("DELETE FROM webhook_hours WHERE hour < $1")
-            .bind::<Timestamptz, _>(before)
-            .execute(conn)?;
+        // The hourly aggregates the trigger keeps with them (see `models::hourly`).
+        for table in ["webhook_hours", "webhook_latency_hours", "webhook_failure_hours"] {
+            diesel::sql_query(format!("DELETE FROM {table} WHERE hour < $1"))
+                .bind::<Timestamptz, _>(before)
+                .execute(conn)?;
+        }
         // Their attempts started before they completed, so the first statement took them;
         // any left (a clock set back between the two) go with them, as no foreign key
         // cascades (migration checked_by_writers).

@@ -1,0 +1,135 @@
+//! The hourly aggregates of attempts, kept by statement-level triggers on
+//! `delivery_attempts` (migrations `webhook_hours` and `dashboard_aggregates`): attempts
+//! per webhook and hour, their durations in buckets, and failed attempts per event type.
+//! The operations dashboard reads these instead of the attempts, so its cost depends on
+//! the number of webhooks and hours, never on the traffic.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, SmallInt, Text, Timestamptz};
+
+/// The upper bounds (milliseconds, exclusive) of the latency buckets, in the order of
+/// `attempt_latency_bucket` in the migration: bucket `i` holds durations under
+/// `LATENCY_BOUNDS_MS[i]`, the last bucket those of 60 s and more.
+pub const LATENCY_BOUNDS_MS: [i64; 12] = [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000];
+
+/// Attempts of some webhooks in one hour, added up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
+pub struct HourTotal {
+    #[diesel(sql_type = Timestamptz)]
+    pub hour: DateTime<Utc>,
+    #[diesel(sql_type = BigInt)]
+    pub succeeded: i64,
+    #[diesel(sql_type = BigInt)]
+    pub failed: i64,
+}
+
+/// Attempts of one latency bucket (see [`LATENCY_BOUNDS_MS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
+pub struct LatencyBucket {
+    #[diesel(sql_type = SmallInt)]
+    pub bucket: i16,
+    #[diesel(sql_type = BigInt)]
+    pub attempts: i64,
+}
+
+/// Failed attempts of one event type.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct FailingType {
+    #[diesel(sql_type = Text)]
+    pub event_type: String,
+    #[diesel(sql_type = BigInt)]
+    pub failed: i64,
+}
+
+/// Attempts of these webhooks by hour from `since` (whole UTC hours), summed over the
+/// webhooks; hours without attempts are absent.
+pub fn hour_totals(
+    conn: &mut PgConnection,
+    webhook_ids: &[i64],
+    since: DateTime<Utc>,
+) -> QueryResult<Vec<HourTotal>> {
+    diesel::sql_query(
+        "SELECT hour, sum(succeeded)::int8 AS succeeded, sum(failed)::int8 AS failed
+         FROM webhook_hours WHERE webhook_id = ANY($1) AND hour >= $2
+         GROUP BY hour ORDER BY hour",
+    )
+    .bind::<Array<BigInt>, _>(webhook_ids)
+    .bind::<Timestamptz, _>(since)
+    .load(conn)
+}
+
+/// Attempts of these webhooks by latency bucket from `since`.
+pub fn latency_buckets(
+    conn: &mut PgConnection,
+    webhook_ids: &[i64],
+    since: DateTime<Utc>,
+) -> QueryResult<Vec<LatencyBucket>> {
+    diesel::sql_query(
+        "SELECT bucket, sum(attempts)::int8 AS attempts
+         FROM webhook_latency_hours WHERE webhook_id = ANY($1) AND hour >= $2
+         GROUP BY bucket ORDER BY bucket",
+    )
+    .bind::<Array<BigInt>, _>(webhook_ids)
+    .bind::<Timestamptz, _>(since)
+    .load(conn)
+}
+
+/// The event types with the most failed attempts of these webhooks from `since`, most
+/// first, at most `limit`.
+pub fn failing_types(
+    conn: &mut PgConnection,
+    webhook_ids: &[i64],
+    since: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<Vec<FailingType>> {
+    diesel::sql_query(
+        "SELECT event_type, sum(failed)::int8 AS failed
+         FROM webhook_failure_hours WHERE webhook_id = ANY($1) AND hour >= $2
+         GROUP BY event_type ORDER BY failed DESC, event_type LIMIT $3",
+    )
+    .bind::<Array<BigInt>, _>(webhook_ids)
+    .bind::<Timestamptz, _>(since)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+}
+
+/// The upper bound (ms) of the bucket that holds the `quantile` of the attempts (0.95 for
+/// the p95), `None` without attempts; a quantile in the last, open bucket reads as its
+/// lower bound (60 s). A bound, not an exact figure: the buckets grow by about 2.5 times.
+pub fn quantile_bound_ms(buckets: &[LatencyBucket], quantile: f64) -> Option<i64> {
+    let total: i64 = buckets.iter().map(|b| b.attempts).sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = ((total as f64) * quantile).ceil().max(1.0) as i64;
+    let mut sorted = buckets.to_vec();
+    sorted.sort_by_key(|b| b.bucket);
+    let mut seen = 0;
+    for b in &sorted {
+        seen += b.attempts;
+        if seen >= rank {
+            let i = b.bucket.max(0) as usize;
+            return Some(LATENCY_BOUNDS_MS.get(i).copied().unwrap_or(LATENCY_BOUNDS_MS[11]));
+        }
+    }
+    Some(LATENCY_BOUNDS_MS[11])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bucket(bucket: i16, attempts: i64) -> LatencyBucket {
+        LatencyBucket { bucket, attempts }
+    }
+
+    #[test]
+    fn the_p95_is_the_bound_of_the_bucket_that_holds_the_95th_percent() {
+        assert_eq!(quantile_bound_ms(&[], 0.95), None);
+        // 94 fast (under 50 ms), 6 slow (250..500 ms): the 95th is slow.
+        assert_eq!(quantile_bound_ms(&[bucket(2, 94), bucket(5, 6)], 0.95), Some(500));
+        assert_eq!(quantile_bound_ms(&[bucket(2, 95), bucket(5, 5)], 0.95), Some(50));
+        assert_eq!(quantile_bound_ms(&[bucket(12, 1)], 0.95), Some(60000));
+    }
+}
