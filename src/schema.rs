@@ -209,6 +209,11 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         ordered -> Bool,
+        filter -> Nullable<Text>,
+        filtered_count -> Int8,
+        filter_error_count -> Int8,
+        filter_last_error -> Nullable<Text>,
+        filter_last_error_at -> Nullable<Timestamptz>,
     }
 }
 

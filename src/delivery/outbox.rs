@@ -16,6 +16,7 @@ use crate::models::event::{Envelope, new_event_id, wire_time};
 use crate::models::tenant::Tenant;
 use crate::models::webhook::{Status, Webhook};
 use crate::schema::{connections, deliveries, events};
+use crate::validation::filter::{self, Event as FilterEvent};
 
 /// At most this many events in one batch request.
 pub const MAX_BATCH: usize = 500;
@@ -154,6 +155,37 @@ fn matches(webhook: &Webhook, kind: &str, connection_id: Option<i64>) -> bool {
         && webhook.connection_id.is_none_or(|id| Some(id) == connection_id)
 }
 
+/// What a webhook's filter says of an event: `Ok(true)` when it passes (or there is no
+/// filter), `Err` with the message when the filter fails, which counts as false. The
+/// event is converted for filters once, by the first filter that needs it.
+fn passes<'e>(
+    webhook: &Webhook,
+    event: &'e NewEvent,
+    connection: Option<&'e str>,
+    converted: &mut Option<FilterEvent>,
+) -> Result<bool, String> {
+    let Some(text) = &webhook.filter else {
+        return Ok(true);
+    };
+    let compiled = filter::cached(text).map_err(|e| e.to_string())?;
+    let event = converted.get_or_insert_with(|| {
+        FilterEvent::new(&event.kind, &event.data, connection, event.language.as_deref())
+    });
+    compiled.evaluate(event).map_err(|e| e.to_string())
+}
+
+/// What publishing a batch did to one webhook's counters.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Events fanned out to it (deliveries written).
+    events: i64,
+    /// Events of its types and connection its filter skipped, failures included.
+    skipped: i64,
+    /// Events its filter failed on, and the last failure's message.
+    errors: i64,
+    last_error: Option<String>,
+}
+
 /// Who an event goes to: every webhook subscribed to it, or one webhook whatever it
 /// subscribes to (a test event).
 #[derive(Clone, Copy)]
@@ -167,8 +199,8 @@ struct FanOut<'a> {
     accepted: Vec<Accepted>,
     events: Vec<EventRow<'a>>,
     deliveries: Vec<DeliveryRow>,
-    /// Deliveries per webhook, by webhook id.
-    per_webhook: Vec<(i64, i64)>,
+    /// What the batch did to each webhook touched, by webhook id.
+    per_webhook: Vec<(i64, Tally)>,
 }
 
 /// Validates a batch and works out its events and deliveries for the webhooks in
@@ -192,7 +224,7 @@ fn fan_out<'a>(
     let mut accepted = Vec::with_capacity(batch.len());
     let mut event_rows = Vec::new();
     let mut delivery_rows = Vec::new();
-    let mut per_webhook: HashMap<i64, i64> = HashMap::new();
+    let mut per_webhook: HashMap<i64, Tally> = HashMap::new();
     for (index, event) in batch.iter().enumerate() {
         if !known.iter().any(|t| t.code == event.kind) {
             return Err(PublishError::Invalid {
@@ -273,10 +305,33 @@ fn fan_out<'a>(
         }
         .to_body();
         let mut count = 0;
-        for webhook in receiving.iter().filter(|w| match audience {
-            Audience::Subscribers => matches(w, &event.kind, connection.map(|(id, _)| *id)),
+        let mut converted = None;
+        // A test event goes to its one webhook whatever its filter: it was sent on purpose.
+        for webhook in receiving {
+            let w = webhook;
+            let receives = match audience {
+            Audience::Subscribers => {
+                matches(w, &event.kind, connection.map(|(id, _)| *id))
+                    && match passes(w, event, published.connection, &mut converted) {
+                        Ok(true) => true,
+                        Ok(false) => {
+                            per_webhook.entry(w.id).or_default().skipped += 1;
+                            false
+                        }
+                        Err(message) => {
+                            let tally = per_webhook.entry(w.id).or_default();
+                            tally.skipped += 1;
+                            tally.errors += 1;
+                            tally.last_error = Some(message);
+                            false
+                        }
+                    }
+            }
             Audience::Only => true,
-        }) {
+            };
+            if !receives {
+                continue;
+            }
             delivery_rows.push(DeliveryRow {
                 webhook_id: webhook.id,
                 event_id: id.clone(),
@@ -289,7 +344,7 @@ fn fan_out<'a>(
                 body: tailor(&published, &webhook.capabilities, webhook.use_customer_language),
                 ordering_key: event.ordering_key.clone().filter(|_| webhook.ordered),
             });
-            *per_webhook.entry(webhook.id).or_default() += 1;
+            per_webhook.entry(webhook.id).or_default().events += 1;
             count += 1;
         }
         accepted.push(Accepted {
@@ -308,8 +363,8 @@ fn fan_out<'a>(
             body,
         });
     }
-    let mut per_webhook: Vec<(i64, i64)> = per_webhook.into_iter().collect();
-    per_webhook.sort_unstable();
+    let mut per_webhook: Vec<(i64, Tally)> = per_webhook.into_iter().collect();
+    per_webhook.sort_unstable_by_key(|(id, _)| *id);
     Ok(FanOut {
         accepted,
         events: event_rows,
@@ -383,7 +438,7 @@ fn write(
             receiving.retain(|w| present.contains(&w.id));
             continue;
         }
-        add_event_counts(conn, &planned.per_webhook)?;
+        add_counts(conn, &planned.per_webhook, now)?;
         if !planned.events.is_empty() {
             insert_events(conn, tenant.id, &planned.events)?;
         }
@@ -413,16 +468,27 @@ fn lock_webhooks(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<Vec<i64>> 
     Ok(locked.into_iter().map(|l| l.id).collect())
 }
 
-/// Adds to the event counts of webhooks, given as (id, events).
-fn add_event_counts(conn: &mut PgConnection, per_webhook: &[(i64, i64)]) -> QueryResult<usize> {
+/// Adds a batch's counts to its webhooks in one statement: events fanned out, events
+/// their filters skipped and failed on, with the last failure (at `now`).
+fn add_counts(conn: &mut PgConnection, per_webhook: &[(i64, Tally)], now: DateTime<Utc>) -> QueryResult<usize> {
     if per_webhook.is_empty() {
         return Ok(0);
     }
     prepared(
-        "UPDATE webhooks w SET event_count = w.event_count + v.events
-         FROM unnest($1::bigint[], $2::bigint[]) AS v(id, events) WHERE w.id = v.id",
+        "UPDATE webhooks w SET event_count = w.event_count + v.events,
+             filtered_count = w.filtered_count + v.skipped,
+             filter_error_count = w.filter_error_count + v.errors,
+             filter_last_error = COALESCE(v.last_error, w.filter_last_error),
+             filter_last_error_at = CASE WHEN v.last_error IS NULL THEN w.filter_last_error_at ELSE $1 END
+         FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[])
+             AS v(id, events, skipped, errors, last_error)
+         WHERE w.id = v.id",
     )
+    .bind::<Timestamptz, _>(now)
     .bind::<Array<BigInt>, _>(per_webhook.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-    .bind::<Array<BigInt>, _>(per_webhook.iter().map(|(_, n)| *n).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(per_webhook.iter().map(|(_, t)| t.events).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(per_webhook.iter().map(|(_, t)| t.skipped).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(per_webhook.iter().map(|(_, t)| t.errors).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(per_webhook.iter().map(|(_, t)| t.last_error.as_deref()).collect::<Vec<_>>())
     .execute(conn)
 }

@@ -53,6 +53,11 @@ pub(super) struct WebhookRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     ordered: bool,
+    filter: Option<String>,
+    filtered_count: i64,
+    filter_error_count: i64,
+    filter_last_error: Option<String>,
+    filter_last_error_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +88,14 @@ pub struct Webhook {
     pub updated_at: DateTime<Utc>,
     /// Deliveries of one ordering key go out one at a time, in publish order.
     pub ordered: bool,
+    /// Only events for which this CEL expression is true get a delivery (SPEC 9d).
+    pub filter: Option<String>,
+    /// Events of its types and connection the filter skipped.
+    pub filtered_count: i64,
+    /// Events the filter failed on (skipped too), and the last failure.
+    pub filter_error_count: i64,
+    pub filter_last_error: Option<String>,
+    pub filter_last_error_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<WebhookRow> for Webhook {
@@ -122,6 +135,11 @@ impl TryFrom<WebhookRow> for Webhook {
             created_at: row.created_at,
             updated_at: row.updated_at,
             ordered: row.ordered,
+            filter: row.filter,
+            filtered_count: row.filtered_count,
+            filter_error_count: row.filter_error_count,
+            filter_last_error: row.filter_last_error,
+            filter_last_error_at: row.filter_last_error_at,
         })
     }
 }
@@ -164,6 +182,7 @@ struct NewWebhook<'a> {
     use_customer_language: bool,
     capabilities: Vec<Option<String>>,
     ordered: bool,
+    filter: Option<&'a str>,
 }
 
 fn some_all(items: &[String]) -> Vec<Option<String>> {
@@ -314,6 +333,7 @@ impl Webhook {
                     use_customer_language: input.use_customer_language,
                     capabilities: some_all(&input.capabilities),
                     ordered: input.ordered,
+                    filter: input.filter.as_deref(),
                 })
                 .returning(WebhookRow::as_returning())
                 .get_result(conn)?;
@@ -350,6 +370,7 @@ impl Webhook {
                 webhooks::use_customer_language.eq(input.use_customer_language),
                 webhooks::capabilities.eq(some_all(&input.capabilities)),
                 webhooks::ordered.eq(input.ordered),
+                webhooks::filter.eq(input.filter.as_deref()),
                 webhooks::updated_at.eq(diesel::dsl::now),
             ))
             .returning(WebhookRow::as_returning())
