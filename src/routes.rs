@@ -83,6 +83,7 @@ route_table! {
     Tenant   get  "/webhooks" => crate::web::webhooks::table::index,
     Tenant   get  "/webhooks/export.xlsx" => crate::web::webhooks::table::export_xlsx,
     Editor   get  "/webhooks/new" => crate::web::webhooks::editing::new,
+    Editor   post "/webhooks/filter/test" => crate::web::webhooks::editing::test_filter,
     Editor   post "/webhooks" => crate::web::webhooks::editing::create,
     Tenant   get  "/webhooks/{id}" => crate::web::webhooks::page::show,
     Editor   post "/webhooks/{id}" => crate::web::webhooks::editing::update,

@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod deliveries;
 pub mod events;
 pub mod export;
+pub mod filters;
 pub mod password_links;
 pub mod webhooks;
 

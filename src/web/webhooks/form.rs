@@ -174,6 +174,14 @@ impl FormView {
         self.values.capabilities.iter().any(|c| c == capability)
     }
 
+    /// The event type "Test filter" starts with: the first one ticked, else the first.
+    pub fn is_test_event(&self, code: &str) -> bool {
+        match self.values.events.first() {
+            Some(first) => first == code,
+            None => self.groups.first().and_then(|g| g.types.first()).is_some_and(|t| t.code == code),
+        }
+    }
+
     pub fn is_connection(&self, id: &i64) -> bool {
         self.values.connection == id.to_string()
     }
