@@ -841,6 +841,7 @@ fn valid(input: Input) -> hookboard::validation::webhook::Valid {
         allow_http: true,
         allowed_private: &loopback,
         known_events: &known,
+        examples: &[],
         tenant_connections: &[],
         resolve: false,
     };

@@ -356,6 +356,7 @@ fn offline(known: &[String]) -> Context<'_> {
         allow_http: false,
         allowed_private: &[],
         known_events: known,
+        examples: &[],
         tenant_connections: &[],
         resolve: false,
     }

@@ -8,6 +8,7 @@
 mod auto_disable;
 mod concurrency;
 mod event_api;
+mod filters;
 mod lifecycle;
 /// `make reliability` selects these tests by `delivery::misbehaving`.
 mod misbehaving;
