@@ -57,8 +57,9 @@ pub struct WebhookJson {
     pub filter: Option<String>,
     /// Events of its types and connection its filter skipped (failures included).
     pub filtered_count: i64,
-    /// Events its filter failed on (counted as false), and the last failure.
+    /// Events its filter failed on (each counted as false).
     pub filter_error_count: i64,
+    /// The last failure of its filter, if any.
     pub filter_last_error: Option<String>,
     /// Events fanned out to it so far.
     pub event_count: i64,

@@ -3,6 +3,7 @@
 //! the retry schedule).
 
 pub mod dispatcher;
+mod filtering;
 pub mod http;
 pub mod outbox;
 pub mod payload;

@@ -16,7 +16,7 @@ use crate::models::event::{Envelope, new_event_id, wire_time};
 use crate::models::tenant::Tenant;
 use crate::models::webhook::{Status, Webhook};
 use crate::schema::{connections, deliveries, events};
-use crate::validation::filter::{self, Event as FilterEvent};
+use super::filtering::{Tally, passes};
 
 /// At most this many events in one batch request.
 pub const MAX_BATCH: usize = 500;
@@ -153,37 +153,6 @@ fn insert_deliveries(
 fn matches(webhook: &Webhook, kind: &str, connection_id: Option<i64>) -> bool {
     webhook.events.iter().any(|e| e == kind)
         && webhook.connection_id.is_none_or(|id| Some(id) == connection_id)
-}
-
-/// What a webhook's filter says of an event: `Ok(true)` when it passes (or there is no
-/// filter), `Err` with the message when the filter fails, which counts as false. The
-/// event is converted for filters once, by the first filter that needs it.
-fn passes<'e>(
-    webhook: &Webhook,
-    event: &'e NewEvent,
-    connection: Option<&'e str>,
-    converted: &mut Option<FilterEvent>,
-) -> Result<bool, String> {
-    let Some(text) = &webhook.filter else {
-        return Ok(true);
-    };
-    let compiled = filter::cached(text).map_err(|e| e.to_string())?;
-    let event = converted.get_or_insert_with(|| {
-        FilterEvent::new(&event.kind, &event.data, connection, event.language.as_deref())
-    });
-    compiled.evaluate(event).map_err(|e| e.to_string())
-}
-
-/// What publishing a batch did to one webhook's counters.
-#[derive(Debug, Default)]
-struct Tally {
-    /// Events fanned out to it (deliveries written).
-    events: i64,
-    /// Events of its types and connection its filter skipped, failures included.
-    skipped: i64,
-    /// Events its filter failed on, and the last failure's message.
-    errors: i64,
-    last_error: Option<String>,
 }
 
 /// Who an event goes to: every webhook subscribed to it, or one webhook whatever it

@@ -111,3 +111,19 @@ fn the_largest_filters_allowed_evaluate_on_a_small_stack() {
         .join()
         .unwrap();
 }
+
+#[test]
+fn the_examples_of_the_readme_compile() {
+    for example in [
+        "data.product.id in [12, 15] && data.pax >= 2",
+        r#"type == "booking.cancelled" || data.status == "confirmed""#,
+        r#"language == "de" || (has(data.customer) && data.customer.language == "de")"#,
+        r#"data.units.exists(u, u.type == "child")"#,
+        r#"connection == "CT-001" && data.pricing.total >= 100000"#,
+        r#"data.flight.number.startsWith("LX") && data.delay_minutes > 30"#,
+    ] {
+        assert!(compile(example).is_ok(), "{example}: {:?}", compile(example).err());
+    }
+    let child = json!({"units": [{"type": "adult"}, {"type": "child"}]});
+    assert_eq!(run(r#"data.units.exists(u, u.type == "child")"#, &child), Ok(true));
+}
