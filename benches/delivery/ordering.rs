@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::web;
@@ -27,11 +27,18 @@ const KEYS: usize = 1_000;
 const ROUNDS: usize = 3;
 /// Events of the single key.
 const SOLO: usize = 1_000;
+/// What the ordered and the unordered webhook subscribe to.
+const ORDERED_KIND: &str = "booking.updated";
+const UNORDERED_KIND: &str = "booking.cancelled";
 /// The key that fails on every attempt in the second lag run.
 pub const FAILING_KEY: &str = "key-0007";
 
-/// What the receiver tracks for ordered events: each key's last seq, and how many arrived
-/// before an earlier one of their key.
+/// Numbers the events of this section in the order they are made, which is the order
+/// they are published in: each key's must arrive at the ordered webhook in rising order.
+static SEQ: AtomicU64 = AtomicU64::new(1);
+
+/// What the receiver tracks for the ordered webhook's events (marked `ordered` in their
+/// data): each key's last seq, and how many arrived before an earlier one of their key.
 #[derive(Default)]
 pub struct Order {
     last: Mutex<HashMap<String, u64>>,
@@ -43,7 +50,11 @@ pub struct Order {
 impl Order {
     /// Checks one arrival; `false` when its key is the failing one (answer 500).
     pub fn arrived(&self, data: &serde_json::Value) -> bool {
-        let (Some(key), Some(seq)) = (data["key"].as_str(), data["seq"].as_u64()) else {
+        let (Some(key), Some(seq), true) = (
+            data["key"].as_str(),
+            data["seq"].as_u64(),
+            data["ordered"].as_bool() == Some(true),
+        ) else {
             return true;
         };
         if self.failing.lock().unwrap().as_deref() == Some(key) {
@@ -101,10 +112,14 @@ impl Figures {
     }
 }
 
-fn keyed(kind: &str, key: String, seq: u64) -> NewEvent {
+/// An event of `key`: `booking.updated` goes to the ordered webhook, `booking.cancelled` to
+/// the unordered one.
+fn keyed(kind: &str, key: String) -> NewEvent {
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let ordered = kind == ORDERED_KIND;
     NewEvent {
         kind: kind.into(),
-        data: json!({"key": key, "seq": seq, "sent_ns": now_ns().to_string()}),
+        data: json!({"key": key, "seq": seq, "ordered": ordered, "sent_ns": now_ns().to_string()}),
         occurred_at: None,
         connection: None,
         language: None,
@@ -148,7 +163,7 @@ async fn lag_p95(pool: &DbPool, tenant: &Tenant, seen: &web::Data<Seen>, kind: &
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
-            let event = keyed(kind, format!("key-{:04}", i % KEYS as u64), i);
+            let event = keyed(kind, format!("key-{:04}", i % KEYS as u64));
             outbox::publish(conn, &tenant, &[event], Clock::now(&SystemClock))?;
         }
         Ok(())
@@ -173,7 +188,7 @@ pub async fn run(
         let (pool, tenant, secrets, url) = (pool.clone(), tenant.clone(), secrets.clone(), receiver_url.to_owned());
         actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<()> {
             let conn = &mut pool.get()?;
-            for (kind, ordered) in [("booking.updated", true), ("booking.cancelled", false)] {
+            for (kind, ordered) in [(ORDERED_KIND, true), (UNORDERED_KIND, false)] {
                 let input = Input {
                     url: format!("{url}?ordered={ordered}"),
                     events: vec![kind.into()],
@@ -186,18 +201,18 @@ pub async fn run(
         })
         .await??;
     }
-    let events = |kind: &str, round: usize| -> Vec<NewEvent> {
+    let events = |kind: &str| -> Vec<NewEvent> {
         (0..EVENTS)
-            .map(|i| keyed(kind, format!("key-{:04}", i % KEYS), (round * EVENTS + i) as u64))
+            .map(|i| keyed(kind, format!("key-{:04}", i % KEYS)))
             .collect()
     };
     // A warm-up of each, then rounds in turns.
-    through(pool, tenant, seen, events("booking.updated", 0)).await?;
-    through(pool, tenant, seen, events("booking.cancelled", 0)).await?;
+    through(pool, tenant, seen, events(ORDERED_KIND)).await?;
+    through(pool, tenant, seen, events(UNORDERED_KIND)).await?;
     let mut ratios = Vec::new();
     for round in 1..=ROUNDS {
-        let unordered = through(pool, tenant, seen, events("booking.cancelled", round)).await?;
-        let ordered = through(pool, tenant, seen, events("booking.updated", round)).await?;
+        let unordered = through(pool, tenant, seen, events(UNORDERED_KIND)).await?;
+        let ordered = through(pool, tenant, seen, events(ORDERED_KIND)).await?;
         println!(
             "ordering, round {round}: ordered webhook over {KEYS} keys {ordered:.0}/s, unordered {unordered:.0}/s: {:.2}x",
             ordered / unordered
@@ -207,9 +222,9 @@ pub async fn run(
     ratios.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (rate_ratio, ordered_per_s, unordered_per_s) = ratios[ROUNDS / 2];
 
-    let lag = lag_p95(pool, tenant, seen, "booking.updated").await?;
+    let lag = lag_p95(pool, tenant, seen, ORDERED_KIND).await?;
     *seen.order.failing.lock().unwrap() = Some(FAILING_KEY.to_owned());
-    let lag_failing = lag_p95(pool, tenant, seen, "booking.updated").await?;
+    let lag_failing = lag_p95(pool, tenant, seen, ORDERED_KIND).await?;
     println!(
         "ordering, lag p95 at {LAG_RATE}/s over {KEYS} keys: {lag:.1} ms; with {FAILING_KEY} failing \
          every attempt, the other keys' {lag_failing:.1} ms ({:+.0}%)",
@@ -218,9 +233,7 @@ pub async fn run(
     // The failing key's retries go through from now on.
     *seen.order.failing.lock().unwrap() = None;
 
-    let solo: Vec<NewEvent> = (0..SOLO as u64)
-        .map(|seq| keyed("booking.updated", "solo".into(), seq))
-        .collect();
+    let solo: Vec<NewEvent> = (0..SOLO).map(|_| keyed(ORDERED_KIND, "solo".into())).collect();
     let solo_per_s = through(pool, tenant, seen, solo).await?;
     let out_of_order = seen.order.out_of_order.load(Ordering::Relaxed);
     println!(
