@@ -68,8 +68,8 @@ async fn receive(seen: web::Data<Seen>, body: web::Bytes) -> HttpResponse {
     }
     seen.count.fetch_add(1, Ordering::Relaxed);
     if let Some(sent) = value["data"]["sent_ns"]
-            .as_str()
-            .and_then(|s| s.parse::<u128>().ok())
+        .as_str()
+        .and_then(|s| s.parse::<u128>().ok())
     {
         seen.lags_us
             .lock()

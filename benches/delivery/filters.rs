@@ -83,7 +83,13 @@ fn booking(i: usize) -> NewEvent {
 
 /// A tenant with 60 switched-off webhooks for booking.created, `filtered` of them with a
 /// filter.
-fn tenant_with(conn: &mut diesel::PgConnection, name: &str, filtered: usize, secrets: &SecretBox, url: &str) -> anyhow::Result<Tenant> {
+fn tenant_with(
+    conn: &mut diesel::PgConnection,
+    name: &str,
+    filtered: usize,
+    secrets: &SecretBox,
+    url: &str,
+) -> anyhow::Result<Tenant> {
     let tenant = Tenant::create(conn, name, Plan::Scale)?;
     let tenant = Tenant::set_webhooks_enabled(conn, tenant.id, true)?;
     for i in 0..WEBHOOKS {

@@ -129,7 +129,12 @@ fn keyed(kind: &str, key: String) -> NewEvent {
 }
 
 /// Publishes `events` in batches of 500 and waits until as many arrived; returns the rate.
-async fn through(pool: &DbPool, tenant: &Tenant, seen: &web::Data<Seen>, events: Vec<NewEvent>) -> anyhow::Result<f64> {
+async fn through(
+    pool: &DbPool,
+    tenant: &Tenant,
+    seen: &web::Data<Seen>,
+    events: Vec<NewEvent>,
+) -> anyhow::Result<f64> {
     let count = events.len();
     let before = seen.count.load(Ordering::Relaxed);
     let started = Instant::now();
@@ -143,7 +148,10 @@ async fn through(pool: &DbPool, tenant: &Tenant, seen: &web::Data<Seen>, events:
     })
     .await??;
     while seen.count.load(Ordering::Relaxed) - before < count {
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(600), "ordered deliveries stalled");
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "ordered deliveries stalled"
+        );
         actix_web::rt::time::sleep(Duration::from_millis(5)).await;
     }
     Ok(count as f64 / started.elapsed().as_secs_f64())
@@ -151,7 +159,12 @@ async fn through(pool: &DbPool, tenant: &Tenant, seen: &web::Data<Seen>, events:
 
 /// `kind` events at [`LAG_RATE`] for [`LAG_SECONDS`], spread over the keys; the lag p95 of
 /// those that arrived (the failing key's never do).
-async fn lag_p95(pool: &DbPool, tenant: &Tenant, seen: &web::Data<Seen>, kind: &'static str) -> anyhow::Result<f64> {
+async fn lag_p95(
+    pool: &DbPool,
+    tenant: &Tenant,
+    seen: &web::Data<Seen>,
+    kind: &'static str,
+) -> anyhow::Result<f64> {
     seen.lags_us.lock().unwrap().clear();
     let (pool, tenant) = (pool.clone(), tenant.clone());
     actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<()> {
@@ -185,7 +198,12 @@ pub async fn run(
     seen: &web::Data<Seen>,
 ) -> anyhow::Result<Figures> {
     {
-        let (pool, tenant, secrets, url) = (pool.clone(), tenant.clone(), secrets.clone(), receiver_url.to_owned());
+        let (pool, tenant, secrets, url) = (
+            pool.clone(),
+            tenant.clone(),
+            secrets.clone(),
+            receiver_url.to_owned(),
+        );
         actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<()> {
             let conn = &mut pool.get()?;
             for (kind, ordered) in [(ORDERED_KIND, true), (UNORDERED_KIND, false)] {
@@ -241,7 +259,10 @@ pub async fn run(
          the request and the recorded result, one after the other); {out_of_order} arrived out of order in all",
         1000.0 / solo_per_s
     );
-    anyhow::ensure!(out_of_order == 0, "{out_of_order} ordered deliveries arrived out of order");
+    anyhow::ensure!(
+        out_of_order == 0,
+        "{out_of_order} ordered deliveries arrived out of order"
+    );
     Ok(Figures {
         ordered_per_s,
         unordered_per_s,

@@ -9,6 +9,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
 use serde::Serialize;
 
+use super::filtering::{Tally, passes};
 use super::payload::{Published, tailor};
 use crate::db::prepared::prepared;
 use crate::models::delivery::notify;
@@ -16,7 +17,6 @@ use crate::models::event::{Envelope, new_event_id, wire_time};
 use crate::models::tenant::Tenant;
 use crate::models::webhook::{Status, Webhook};
 use crate::schema::{connections, deliveries, events};
-use super::filtering::{Tally, passes};
 
 /// At most this many events in one batch request.
 pub const MAX_BATCH: usize = 500;
@@ -279,24 +279,24 @@ fn fan_out<'a>(
         for webhook in receiving {
             let w = webhook;
             let receives = match audience {
-            Audience::Subscribers => {
-                matches(w, &event.kind, connection.map(|(id, _)| *id))
-                    && match passes(w, event, published.connection, &mut converted) {
-                        Ok(true) => true,
-                        Ok(false) => {
-                            per_webhook.entry(w.id).or_default().skipped += 1;
-                            false
+                Audience::Subscribers => {
+                    matches(w, &event.kind, connection.map(|(id, _)| *id))
+                        && match passes(w, event, published.connection, &mut converted) {
+                            Ok(true) => true,
+                            Ok(false) => {
+                                per_webhook.entry(w.id).or_default().skipped += 1;
+                                false
+                            }
+                            Err(message) => {
+                                let tally = per_webhook.entry(w.id).or_default();
+                                tally.skipped += 1;
+                                tally.errors += 1;
+                                tally.last_error = Some(message);
+                                false
+                            }
                         }
-                        Err(message) => {
-                            let tally = per_webhook.entry(w.id).or_default();
-                            tally.skipped += 1;
-                            tally.errors += 1;
-                            tally.last_error = Some(message);
-                            false
-                        }
-                    }
-            }
-            Audience::Only => true,
+                }
+                Audience::Only => true,
             };
             if !receives {
                 continue;
@@ -439,7 +439,11 @@ fn lock_webhooks(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<Vec<i64>> 
 
 /// Adds a batch's counts to its webhooks in one statement: events fanned out, events
 /// their filters skipped and failed on, with the last failure (at `now`).
-fn add_counts(conn: &mut PgConnection, per_webhook: &[(i64, Tally)], now: DateTime<Utc>) -> QueryResult<usize> {
+fn add_counts(
+    conn: &mut PgConnection,
+    per_webhook: &[(i64, Tally)],
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
     if per_webhook.is_empty() {
         return Ok(0);
     }
@@ -458,6 +462,11 @@ fn add_counts(conn: &mut PgConnection, per_webhook: &[(i64, Tally)], now: DateTi
     .bind::<Array<BigInt>, _>(per_webhook.iter().map(|(_, t)| t.events).collect::<Vec<_>>())
     .bind::<Array<BigInt>, _>(per_webhook.iter().map(|(_, t)| t.skipped).collect::<Vec<_>>())
     .bind::<Array<BigInt>, _>(per_webhook.iter().map(|(_, t)| t.errors).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(per_webhook.iter().map(|(_, t)| t.last_error.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(
+        per_webhook
+            .iter()
+            .map(|(_, t)| t.last_error.as_deref())
+            .collect::<Vec<_>>(),
+    )
     .execute(conn)
 }

@@ -130,17 +130,23 @@ fn filtered_page(
         while !rest.is_empty() {
             let (taken, _) = plan(rest, MAX_PAGE_EVENTS, MAX_PAGE_BYTES);
             let ids: Vec<String> = rest[..taken].iter().map(|s| s.id.clone()).collect();
-            let mut loaded: std::collections::HashMap<String, Event> = Event::with_ids(conn, tenant_id, &ids)?
-                .into_iter()
-                .map(|e| (e.id.clone(), e))
-                .collect();
+            let mut loaded: std::collections::HashMap<String, Event> =
+                Event::with_ids(conn, tenant_id, &ids)?
+                    .into_iter()
+                    .map(|e| (e.id.clone(), e))
+                    .collect();
             for size in &rest[..taken] {
                 // An event removed since its size was read is passed over.
                 if let Some(event) = loaded.remove(&size.id)
                     && passes(compiled, &event)
                 {
-                    if events.len() as i64 == limit || (!events.is_empty() && bytes + size.bytes > MAX_PAGE_BYTES) {
-                        return Ok(Page { events, next_after: cursor });
+                    if events.len() as i64 == limit
+                        || (!events.is_empty() && bytes + size.bytes > MAX_PAGE_BYTES)
+                    {
+                        return Ok(Page {
+                            events,
+                            next_after: cursor,
+                        });
                     }
                     bytes += size.bytes;
                     events.push(event);
@@ -148,13 +154,19 @@ fn filtered_page(
                 cursor = Some(size.id.clone());
                 scanned += 1;
                 if scanned >= MAX_PAGE_SCANNED {
-                    return Ok(Page { events, next_after: cursor });
+                    return Ok(Page {
+                        events,
+                        next_after: cursor,
+                    });
                 }
             }
             rest = &rest[taken..];
         }
         if exhausted {
-            return Ok(Page { events, next_after: None });
+            return Ok(Page {
+                events,
+                next_after: None,
+            });
         }
     }
 }

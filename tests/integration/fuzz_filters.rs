@@ -12,10 +12,54 @@ use super::run;
 use crate::helpers::TestApp;
 
 const TOKENS: [&str; 48] = [
-    "data", "type", "connection", "language", ".", "product", "id", "pax", "units", "(", ")", "[", "]", "{",
-    "}", "&&", "||", "!", "-", "+", "*", "/", "%", "==", "!=", "<", ">=", " in ", "?", ":", ",", "1", "2.5",
-    "'x'", "\"", "true", "null", "size", "has", "exists", "all", "map", "filter", "x", "\\", "1u",
-    "18446744073709551616", "b'\\xff'",
+    "data",
+    "type",
+    "connection",
+    "language",
+    ".",
+    "product",
+    "id",
+    "pax",
+    "units",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    "&&",
+    "||",
+    "!",
+    "-",
+    "+",
+    "*",
+    "/",
+    "%",
+    "==",
+    "!=",
+    "<",
+    ">=",
+    " in ",
+    "?",
+    ":",
+    ",",
+    "1",
+    "2.5",
+    "'x'",
+    "\"",
+    "true",
+    "null",
+    "size",
+    "has",
+    "exists",
+    "all",
+    "map",
+    "filter",
+    "x",
+    "\\",
+    "1u",
+    "18446744073709551616",
+    "b'\\xff'",
 ];
 
 /// A filter text of one of several shapes, small to far over every limit.
@@ -56,7 +100,8 @@ async fn filters_of_any_shape_never_break_the_validator_or_evaluation() {
         .map(|t| (t.code.clone(), t.example_payload.clone()))
         .collect();
     crate::helpers::tokio_block(move || {
-        let examples: Vec<(&str, &serde_json::Value)> = examples.iter().map(|(c, d)| (c.as_str(), d)).collect();
+        let examples: Vec<(&str, &serde_json::Value)> =
+            examples.iter().map(|(c, d)| (c.as_str(), d)).collect();
         run("filter-validator", 1500, any_filter(), |text| {
             let outcome = std::panic::catch_unwind(|| {
                 let saved = filter::validate(text, &examples);
@@ -82,10 +127,17 @@ async fn filters_of_any_shape_never_break_the_validator_or_evaluation() {
 #[actix_web::test]
 async fn filters_of_any_shape_through_the_api_and_the_form_answer_200_or_422() {
     let app = TestApp::spawn_with(&[("HOOKBOARD_API_RATE_LIMIT", "0")]).await;
-    let (tenant, owner) = app.scale_tenant_with_owner("Filter Tours", "owner@filter.test").await;
+    let (tenant, owner) = app
+        .scale_tenant_with_owner("Filter Tours", "owner@filter.test")
+        .await;
     let key = app.tenant_key(&tenant).await;
     let (webhook, _) = app
-        .create_webhook(&tenant, "https://crm.filter.example/hooks", &["booking.created"], |_| {})
+        .create_webhook(
+            &tenant,
+            "https://crm.filter.example/hooks",
+            &["booking.created"],
+            |_| {},
+        )
         .await;
     let (base, cookie) = (app.address.clone(), owner.cookie_header());
     let csrf = owner.csrf_token("/").await;
@@ -104,7 +156,10 @@ async fn filters_of_any_shape_through_the_api_and_the_form_answer_200_or_422() {
                     .map_err(|e| e.to_string())?;
                 let status = patched.status().as_u16();
                 if !matches!(status, 200 | 422) {
-                    return Err(format!("PATCH answered {status}: {}", patched.text().await.unwrap_or_default()));
+                    return Err(format!(
+                        "PATCH answered {status}: {}",
+                        patched.text().await.unwrap_or_default()
+                    ));
                 }
                 // Whatever filter was saved, publishing goes on.
                 let published = client

@@ -4,7 +4,9 @@
 use cel::IdedExpr;
 use cel::common::ast::{EntryExpr, Expr, SourceInfo};
 
-use super::{FUNCTIONS, FilterError, MAX_COMPREHENSIONS, MAX_DEPTH, MAX_NODES, NAMES, node_position, position};
+use super::{
+    FUNCTIONS, FilterError, MAX_COMPREHENSIONS, MAX_DEPTH, MAX_NODES, NAMES, node_position, position,
+};
 
 /// How much deeper than the written nesting the tree may be: macros expand into a few
 /// levels of their own.
@@ -12,16 +14,27 @@ const MACRO_LEVELS: usize = 8;
 
 /// The operators CEL's parser produces.
 const OPERATORS: [&str; 18] = [
-    "_?_:_", "_&&_", "_||_", "!_", "-_", "_-_", "_+_", "_*_", "_/_", "_%_", "_==_", "_!=_",
-    "_>=_", "_<=_", "_>_", "_<_", "_[_]", "@in",
+    "_?_:_", "_&&_", "_||_", "!_", "-_", "_-_", "_+_", "_*_", "_/_", "_%_", "_==_", "_!=_", "_>=_", "_<=_",
+    "_>_", "_<_", "_[_]", "@in",
 ];
 /// The macros' own helper, which appears in their expansion.
 const MACRO_HELPERS: [&str; 1] = ["@not_strictly_false"];
 /// Calls whose work grows with their operands (comparisons and concatenation of whole
 /// lists, maps or strings, membership, string searches).
 const HEAVY: [&str; 13] = [
-    "_==_", "_!=_", "_<_", "_<=_", "_>_", "_>=_", "_+_", "@in", "contains", "startsWith",
-    "endsWith", "size", "string",
+    "_==_",
+    "_!=_",
+    "_<_",
+    "_<=_",
+    "_>_",
+    "_>=_",
+    "_+_",
+    "@in",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "size",
+    "string",
 ];
 /// Calls that read their whole operand even when the other operands are literals.
 const SCANS: [&str; 5] = ["contains", "startsWith", "endsWith", "size", "string"];
@@ -76,14 +89,19 @@ pub(super) fn nesting(text: &str) -> Result<(), FilterError> {
 type Cost = [u64; 3];
 
 fn add(a: Cost, b: Cost) -> Cost {
-    [a[0].saturating_add(b[0]), a[1].saturating_add(b[1]), a[2].saturating_add(b[2])]
+    [
+        a[0].saturating_add(b[0]),
+        a[1].saturating_add(b[1]),
+        a[2].saturating_add(b[2]),
+    ]
 }
 
 fn times(a: Cost, b: Cost) -> Cost {
     // Degree 2 at most: a comprehension's body has no comprehension of its own.
     [
         a[0].saturating_mul(b[0]),
-        a[0].saturating_mul(b[1]).saturating_add(a[1].saturating_mul(b[0])),
+        a[0].saturating_mul(b[1])
+            .saturating_add(a[1].saturating_mul(b[0])),
         a[0].saturating_mul(b[2])
             .saturating_add(a[1].saturating_mul(b[1]))
             .saturating_add(a[2].saturating_mul(b[0]))
@@ -187,7 +205,10 @@ impl Walk<'_> {
                 let mut cost = one;
                 for entry in &map.entries {
                     let EntryExpr::MapEntry(m) = &entry.expr else {
-                        return Err(FilterError::at("Message fields are not supported in filters.", at));
+                        return Err(FilterError::at(
+                            "Message fields are not supported in filters.",
+                            at,
+                        ));
                     };
                     cost = add(cost, self.expr(&m.key, deeper, in_comprehension, at)?);
                     cost = add(cost, self.expr(&m.value, deeper, in_comprehension, at)?);
@@ -196,13 +217,17 @@ impl Walk<'_> {
             }
             Expr::Struct(s) => {
                 return Err(FilterError::at(
-                    format!("Messages (`{}{{...}}`) are not supported in filters.", s.type_name),
+                    format!(
+                        "Messages (`{}{{...}}`) are not supported in filters.",
+                        s.type_name
+                    ),
                     at,
                 ));
             }
             Expr::Call(call) => {
                 let name = call.func_name.as_str();
-                if !OPERATORS.contains(&name) && !MACRO_HELPERS.contains(&name) && !FUNCTIONS.contains(&name) {
+                if !OPERATORS.contains(&name) && !MACRO_HELPERS.contains(&name) && !FUNCTIONS.contains(&name)
+                {
                     return Err(FilterError::at(
                         format!(
                             "`{name}` is not a function filters may use (they may use {} and the operators).",
@@ -212,7 +237,12 @@ impl Walk<'_> {
                     ));
                 }
                 let mut cost = one;
-                let operands: Vec<&IdedExpr> = call.target.as_deref().into_iter().chain(call.args.iter()).collect();
+                let operands: Vec<&IdedExpr> = call
+                    .target
+                    .as_deref()
+                    .into_iter()
+                    .chain(call.args.iter())
+                    .collect();
                 for operand in &operands {
                     cost = add(cost, self.expr(operand, deeper, in_comprehension, at)?);
                 }
@@ -255,7 +285,10 @@ impl Walk<'_> {
                 let cond = self.expr(&c.loop_cond, deeper, true, at)?;
                 let step = self.expr(&c.loop_step, deeper, true, at)?;
                 self.scope.truncate(bound);
-                add(add(add(one, range), add(init, result)), times(iterations, add(cond, step)))
+                add(
+                    add(add(one, range), add(init, result)),
+                    times(iterations, add(cond, step)),
+                )
             }
         })
     }

@@ -34,7 +34,8 @@ impl std::fmt::Debug for Event {
 }
 
 fn val(value: Value) -> Box<dyn Val> {
-    Box::<dyn Val>::try_from(value).unwrap_or_else(|_| Box::<dyn Val>::try_from(Value::Null).expect("null converts"))
+    Box::<dyn Val>::try_from(value)
+        .unwrap_or_else(|_| Box::<dyn Val>::try_from(Value::Null).expect("null converts"))
 }
 
 /// serde_json to CEL, noting the widest collection. JSON is at most 128 levels deep
@@ -72,7 +73,12 @@ fn convert(json: &serde_json::Value, widest: &mut usize) -> Value {
 }
 
 impl Event {
-    pub fn new(kind: &str, data: &serde_json::Value, connection: Option<&str>, language: Option<&str>) -> Self {
+    pub fn new(
+        kind: &str,
+        data: &serde_json::Value,
+        connection: Option<&str>,
+        language: Option<&str>,
+    ) -> Self {
         let mut widest = 0;
         let data = convert(data, &mut widest);
         let text = |s: Option<&str>| s.map_or(Value::Null, |s| Value::String(Arc::new(s.to_owned())));

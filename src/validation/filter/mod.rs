@@ -156,7 +156,10 @@ pub fn compile(text: &str) -> Result<Compiled, FilterError> {
                 .map_err(|errors| {
                     let first = errors.errors.first();
                     FilterError::at(
-                        first.map_or_else(|| "The filter does not parse.".to_owned(), |e| parse_message(&e.msg)),
+                        first.map_or_else(
+                            || "The filter does not parse.".to_owned(),
+                            |e| parse_message(&e.msg),
+                        ),
                         first.map(|e| (e.pos.0.max(1) as usize, e.pos.1.max(0) as usize + 1)),
                     )
                 })

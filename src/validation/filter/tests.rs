@@ -43,42 +43,89 @@ fn unknown_names_and_functions_are_refused_with_their_position() {
     let err = compile("matches(type, 'booking.*')").unwrap_err();
     assert!(err.message.contains("`matches` is not a function"), "{err}");
     assert!(compile("data.items.exists(i, i.id == 3)").is_ok());
-    assert!(compile("data.items.exists(i, j == 3)").unwrap_err().message.contains("`j`"));
+    assert!(
+        compile("data.items.exists(i, j == 3)")
+            .unwrap_err()
+            .message
+            .contains("`j`")
+    );
 }
 
 #[test]
 fn non_boolean_results_and_failures_are_errors() {
     let data = json!({"pax": 2});
-    assert!(run("data.pax", &data).unwrap_err().message.contains("instead of true or false"));
-    assert!(run("data.missing == 1", &data).unwrap_err().message.contains("fails"));
-    assert!(validate("data.pax + 1", &[("booking.created", &data)]).unwrap_err().contains("booking.created"));
+    assert!(
+        run("data.pax", &data)
+            .unwrap_err()
+            .message
+            .contains("instead of true or false")
+    );
+    assert!(
+        run("data.missing == 1", &data)
+            .unwrap_err()
+            .message
+            .contains("fails")
+    );
+    assert!(
+        validate("data.pax + 1", &[("booking.created", &data)])
+            .unwrap_err()
+            .contains("booking.created")
+    );
     assert!(validate("data.pax > 1", &[("booking.created", &data)]).is_ok());
 }
 
 #[test]
 fn limits_are_checked_and_explained() {
     let long = format!("type == '{}'", "a".repeat(MAX_FILTER_CHARS));
-    assert!(compile(&long).unwrap_err().message.contains("at most 2000 characters"));
+    assert!(
+        compile(&long)
+            .unwrap_err()
+            .message
+            .contains("at most 2000 characters")
+    );
     let deep = format!("{}true{}", "(".repeat(200), ")".repeat(200));
     assert!(compile(&deep).unwrap_err().message.contains("nested too deeply"));
     let negations = format!("{}true", "!".repeat(500));
-    assert!(compile(&negations).unwrap_err().message.contains("nested too deeply"));
+    assert!(
+        compile(&negations)
+            .unwrap_err()
+            .message
+            .contains("nested too deeply")
+    );
     let chain = vec!["true"; 300].join("||");
     let err = compile(&chain).unwrap_err();
-    assert!(err.message.contains("nested too deeply") || err.message.contains("too large"), "{err}");
+    assert!(
+        err.message.contains("nested too deeply") || err.message.contains("too large"),
+        "{err}"
+    );
     let nested = "data.a.all(x, data.b.exists(y, x == y))";
     assert!(compile(nested).unwrap_err().message.contains("may not be nested"));
     let many = "data.a.all(x, x > 0) && data.b.all(x, x > 0) && data.c.all(x, x > 0) && data.d.all(x, x > 0)";
-    assert!(compile(many).unwrap_err().message.contains("at most 3 comprehensions"));
+    assert!(
+        compile(many)
+            .unwrap_err()
+            .message
+            .contains("at most 3 comprehensions")
+    );
 }
 
 #[test]
 fn the_cost_of_a_comprehension_grows_with_the_lists_of_the_event() {
     let filter = compile("data.items.exists(i, i in data.wanted)").unwrap();
-    let small = Event::new("booking.created", &json!({"items": [1, 2], "wanted": [2]}), None, None);
+    let small = Event::new(
+        "booking.created",
+        &json!({"items": [1, 2], "wanted": [2]}),
+        None,
+        None,
+    );
     assert_eq!(filter.evaluate(&small), Ok(true));
     let items: Vec<i64> = (0..5000).collect();
-    let big = Event::new("booking.created", &json!({"items": items, "wanted": items}), None, None);
+    let big = Event::new(
+        "booking.created",
+        &json!({"items": items, "wanted": items}),
+        None,
+        None,
+    );
     let err = filter.evaluate(&big).unwrap_err();
     assert!(err.message.contains("at most 100000"), "{err}");
     // A simple filter is cheap whatever the lists.
@@ -94,7 +141,8 @@ fn the_largest_filters_allowed_evaluate_on_a_small_stack() {
     for _ in 0..(MAX_DEPTH - 2) {
         deepest = format!("({deepest} && true)");
     }
-    let comprehension = "data.items.all(x, ((((((((((x > 0))))))))))) && ".to_owned() + &deepest[..deepest.len()];
+    let comprehension =
+        "data.items.all(x, ((((((((((x > 0))))))))))) && ".to_owned() + &deepest[..deepest.len()];
     let mut filters = vec![deepest.clone()];
     filters.push(comprehension);
     filters.push(vec!["data.a.b == 2"; MAX_DEPTH + 6].join(" || "));
@@ -122,8 +170,15 @@ fn the_examples_of_the_readme_compile() {
         r#"connection == "CT-001" && data.pricing.total >= 100000"#,
         r#"data.flight.number.startsWith("LX") && data.delay_minutes > 30"#,
     ] {
-        assert!(compile(example).is_ok(), "{example}: {:?}", compile(example).err());
+        assert!(
+            compile(example).is_ok(),
+            "{example}: {:?}",
+            compile(example).err()
+        );
     }
     let child = json!({"units": [{"type": "adult"}, {"type": "child"}]});
-    assert_eq!(run(r#"data.units.exists(u, u.type == "child")"#, &child), Ok(true));
+    assert_eq!(
+        run(r#"data.units.exists(u, u.type == "child")"#, &child),
+        Ok(true)
+    );
 }

@@ -290,5 +290,12 @@ pub async fn test_filter(
         return render(StatusCode::OK, &result);
     }
     let chrome = user.chrome("Test filter", "webhooks");
-    render(StatusCode::OK, &FilterTestPage { chrome, filter, result })
+    render(
+        StatusCode::OK,
+        &FilterTestPage {
+            chrome,
+            filter,
+            result,
+        },
+    )
 }

@@ -178,7 +178,11 @@ impl FormView {
     pub fn is_test_event(&self, code: &str) -> bool {
         match self.values.events.first() {
             Some(first) => first == code,
-            None => self.groups.first().and_then(|g| g.types.first()).is_some_and(|t| t.code == code),
+            None => self
+                .groups
+                .first()
+                .and_then(|g| g.types.first())
+                .is_some_and(|t| t.code == code),
         }
     }
 
