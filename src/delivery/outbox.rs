@@ -281,7 +281,16 @@ fn fan_out<'a>(
             let receives = match audience {
                 Audience::Subscribers => {
                     matches(w, &event.kind, connection.map(|(id, _)| *id))
-                        && match passes(w, event, published.connection, &mut converted) {
+                        && match passes(
+                            w,
+                            (
+                                &event.kind,
+                                &event.data,
+                                published.connection,
+                                event.language.as_deref(),
+                            ),
+                            &mut converted,
+                        ) {
                             Ok(true) => true,
                             Ok(false) => {
                                 per_webhook.entry(w.id).or_default().skipped += 1;
