@@ -6,6 +6,8 @@
 //! delivery lag at a steady rate, Excel exports, and the idle memory of `hookboard serve`.
 //! Writes `target/bench/results.json`.
 
+#[path = "delivery/filters.rs"]
+mod filters;
 #[path = "delivery/ordering.rs"]
 mod ordering;
 
@@ -367,9 +369,11 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         lags.len()
     );
     let order = ordering::run(&pool, &tenant, &secrets, &receiver_url, &seen).await?;
+    let filtering = filters::run(&pool, &secrets, &receiver_url).await?;
     actix_web::rt::task::spawn_blocking(move || handle.shutdown(Duration::from_secs(20))).await?;
     let mut delivery_figures = json!({
         "ordering": order.json(),
+        "filters": filtering.json(),
         "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
         "ceiling_commits_per_s": commits,
         "ceiling_raw_http_per_s": raw_http,
@@ -383,6 +387,7 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
             "\n| measure | figure | ratio |\n|---|---|---|\n| single-row commits/s (ceiling) | {commits:.0} | |\n| raw HTTP POSTs/s (ceiling) | {raw_http:.0} | |\n| deliveries/s end to end (median of {ROUNDS}) | {per_second:.0} | {ratio:.2}x the {round_ceiling:.0} commits/s just before |\n| lag p50 / p95 / p99 at 200/s | {p50:.1} / {p95:.1} / {p99:.1} ms | |"
         );
         println!("{}", order.rows());
+        println!("{}", filtering.rows());
         return Ok(delivery_figures);
     }
 
@@ -586,6 +591,7 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         println!("| {name} | {figure} | {ratio} |");
     }
     println!("{}", order.rows());
+    println!("{}", filtering.rows());
     let rest = json!({
         "export_100_webhooks": { "ms": export_webhooks.0.as_secs_f64() * 1000.0, "peak_growth_kib": export_webhooks.1 },
         "export_100000_deliveries": { "s": export_deliveries.0.as_secs_f64(), "peak_growth_kib": export_deliveries.1, "bytes": export_deliveries.2 },
@@ -845,6 +851,7 @@ fn valid(input: Input) -> hookboard::validation::webhook::Valid {
         allow_http: true,
         allowed_private: &loopback,
         known_events: &known,
+        examples: &[],
         tenant_connections: &[],
         resolve: false,
     };

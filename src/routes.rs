@@ -91,6 +91,7 @@ route_table! {
     Webhooks      get    "/webhooks/export.xlsx" => crate::web::webhooks::table::export_xlsx,
     WebhookEditor get    "/webhooks/new" => crate::web::webhooks::editing::new,
     WebhookEditor post   "/webhooks" => crate::web::webhooks::editing::create,
+    WebhookEditor post   "/webhooks/filter/test" => crate::web::webhooks::editing::test_filter,
     Webhooks      get    "/webhooks/{id}" => crate::web::webhooks::page::show,
     WebhookEditor post   "/webhooks/{id}" => crate::web::webhooks::editing::update,
     WebhookEditor delete "/webhooks/{id}" => crate::web::webhooks::switching::delete,

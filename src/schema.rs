@@ -205,6 +205,8 @@ diesel::table! {
     }
 }
 
+// `alert_state` and `failing_attempts` of webhooks are left out (diesel's limit is 32
+// columns a table): only SQL statements of the delivery worker and the alerts read them.
 diesel::table! {
     webhooks (id) {
         id -> Int8,
@@ -233,8 +235,11 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         ordered -> Bool,
-        alert_state -> Text,
-        failing_attempts -> Int4,
+        filter -> Nullable<Text>,
+        filtered_count -> Int8,
+        filter_error_count -> Int8,
+        filter_last_error -> Nullable<Text>,
+        filter_last_error_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -232,7 +232,7 @@ impl TryFrom<Event> for EventView {
 }
 
 /// The events a caller may read: all for a tenant key; for a webhook's key, what that
-/// webhook would receive (its types and its connection); and only on the Scale plan, like every webhook API call (SPEC 2), for
+/// webhook would receive (its types, its connection, its filter); and only on the Scale plan, like every webhook API call (SPEC 2), for
 /// either kind of key.
 fn readable(caller: &Caller) -> Result<EventScope, ApiError> {
     caller.require_scale()?;
@@ -241,14 +241,16 @@ fn readable(caller: &Caller) -> Result<EventScope, ApiError> {
         Caller::Webhook { webhook, .. } => EventScope {
             types: Some(webhook.events.clone()),
             connection_id: webhook.connection_id,
+            filter: webhook.filter.clone(),
         },
     })
 }
 
 /// Read one event
 ///
-/// A webhook's own API key may read only what its webhook would receive: its event types
-/// and, when it is limited to a connection, that connection's events.
+/// A webhook's own API key may read only what its webhook would receive: its event types,
+/// when it is limited to a connection that connection's events, and when it has a filter
+/// the events its filter passes.
 #[utoipa::path(
     get, path = "/api/v1/events/{id}", tag = "Events", operation_id = "getEvent",
     params(("id" = String, Path, description = "The event id")),
@@ -276,7 +278,9 @@ pub struct ListQuery {
 pub struct EventPage {
     events: Vec<EventView>,
     /// Pass as `after` to read on; null when there is nothing more yet. A page holds at
-    /// most `limit` events and at most 5 MiB of event bodies.
+    /// most `limit` events and at most 5 MiB of event bodies. For a webhook's key with a
+    /// filter a page may hold fewer events (even none) while `next_after` goes on: the
+    /// events its filter skips are passed over, at most 10,000 a page.
     next_after: Option<String>,
 }
 

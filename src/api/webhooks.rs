@@ -23,7 +23,9 @@ use crate::validation::webhook::Input;
     "connection": "CT-001", "active": true, "status": "active", "disabled_reason": null,
     "api_key_enabled": true, "headers": {"X-Team": "sales", "Authorization": "••••••"},
     "retry_on_error": true, "use_customer_language": false, "capabilities": ["customer"],
-    "ordered": true, "event_count": 1280, "error_count": 0,
+    "ordered": true, "filter": "data.product.id in [12, 15] && data.pax >= 2",
+    "filtered_count": 310, "filter_error_count": 0, "filter_last_error": null,
+    "event_count": 1280, "error_count": 0,
     "created_at": "2026-11-02T09:15:00Z", "updated_at": "2026-11-20T16:40:12Z"
 }))]
 pub struct WebhookJson {
@@ -50,6 +52,15 @@ pub struct WebhookJson {
     pub capabilities: Vec<String>,
     /// Deliveries of one `ordering_key` go out one at a time, in publish order.
     pub ordered: bool,
+    /// A CEL expression over `type`, `data`, `connection` and `language`: only events for
+    /// which it is true are delivered. Null: every event of its types and connection.
+    pub filter: Option<String>,
+    /// Events of its types and connection its filter skipped (failures included).
+    pub filtered_count: i64,
+    /// Events its filter failed on (each counted as false).
+    pub filter_error_count: i64,
+    /// The last failure of its filter, if any.
+    pub filter_last_error: Option<String>,
     /// Events fanned out to it so far.
     pub event_count: i64,
     /// Failed deliveries in a row (resets on success).
@@ -83,6 +94,10 @@ impl WebhookJson {
             use_customer_language: webhook.use_customer_language,
             capabilities: webhook.capabilities.clone(),
             ordered: webhook.ordered,
+            filter: webhook.filter.clone(),
+            filtered_count: webhook.filtered_count,
+            filter_error_count: webhook.filter_error_count,
+            filter_last_error: webhook.filter_last_error.clone(),
             event_count: webhook.event_count,
             error_count: webhook.error_count,
             created_at: webhook.created_at,
@@ -137,6 +152,13 @@ pub struct WebhookBody {
     /// Default false. When true, events with the same `ordering_key` reach it one at a
     /// time, in publish order; a retry holds back only the later events of its own key.
     ordered: Option<bool>,
+    /// A CEL filter (at most 2,000 characters), e.g. `data.product.id in [12, 15] &&
+    /// data.pax >= 2`; null or empty removes it. Refused with its position when it does not
+    /// parse, uses other names than `type`, `data`, `connection`, `language`, or is not
+    /// true or false on the example payloads of the webhook's events.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 2000)]
+    filter: Option<Option<String>>,
     /// When `active` switches the webhook back on: what to do with the deliveries parked
     /// while it was off: `resend` them, `drop` them, or `keep` them parked (the default).
     #[schema(value_type = Option<String>, pattern = "^(resend|drop|keep)$")]
@@ -193,6 +215,9 @@ async fn draft(state: &AppState, tenant_id: i64, body: &WebhookBody, base: Input
     }
     if let Some(capabilities) = &body.capabilities {
         input.capabilities = capabilities.clone();
+    }
+    if let Some(filter) = &body.filter {
+        input.filter = filter.clone();
     }
     for (flag, value) in [
         (&mut input.active, body.active),
@@ -353,6 +378,7 @@ fn input_of(webhook: &Webhook, secrets: &SecretBox) -> Input {
         retry_on_error: webhook.retry_on_error,
         use_customer_language: webhook.use_customer_language,
         ordered: webhook.ordered,
+        filter: webhook.filter.clone(),
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod dispatcher;
+mod filtering;
 pub mod http;
 pub mod mail;
 pub mod outbox;

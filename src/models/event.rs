@@ -111,14 +111,18 @@ impl Event {
 }
 
 /// Which of a tenant's events a caller may read: all of them (a tenant key), or what one
-/// webhook would receive (a webhook's key): its event types, and when it is scoped to a
-/// connection, only that connection's events. Applied in the query, so a read outside it
-/// is "not found" like any other id.
+/// webhook would receive (a webhook's key): its event types, when it is scoped to a
+/// connection only that connection's events, and when it has a filter only those its
+/// filter passes. Types and connection are applied in the query; the filter, a CEL
+/// expression the store does not evaluate, by the events service on what the query
+/// returns. A read outside the scope is "not found" like any other id.
 #[derive(Debug, Clone, Default)]
 pub struct EventScope {
     pub types: Option<Vec<String>>,
     /// A connection scope: only events of this connection (never those of none).
     pub connection_id: Option<i64>,
+    /// The webhook's filter (SPEC 9d).
+    pub filter: Option<String>,
 }
 
 impl EventScope {

@@ -4,17 +4,23 @@
 //! planned from the bodies' sizes before any body is read, so a page of large events never
 //! costs more memory than its budget.
 
+use diesel::PgConnection;
+
 use super::AppError;
 use crate::delivery::outbox::{self, Accepted, NewEvent};
 use crate::models::event::{Event, EventScope, Sized};
 use crate::models::tenant::Tenant;
 use crate::state::AppState;
+use crate::validation::filter::{self, Compiled, Event as FilterEvent};
 
 /// At most this many events on one page of the feed.
 pub const MAX_PAGE_EVENTS: i64 = 1000;
 /// At most this many bytes of event bodies on one page of the feed (SPEC 6); a single
 /// larger event still comes, alone on its page.
 pub const MAX_PAGE_BYTES: i64 = 5 * 1024 * 1024;
+/// With a filter, at most this many events are looked at for one page: a filter that
+/// passes little gives short (even empty) pages whose cursor goes on, never a long request.
+pub const MAX_PAGE_SCANNED: usize = 10_000;
 
 /// Publishes events in one transaction; nothing is written unless every one is valid.
 pub async fn publish(
@@ -36,8 +42,32 @@ pub async fn find(
     scope: EventScope,
 ) -> Result<Event, AppError> {
     state
-        .db(move |conn| Ok(Event::find(conn, tenant_id, &id, &scope)?))
+        .db(move |conn| {
+            let event = Event::find(conn, tenant_id, &id, &scope)?;
+            match &scope.filter {
+                Some(text) if !passes(filter::cached(text).ok().as_deref(), &event) => {
+                    Err(AppError::NotFound)
+                }
+                _ => Ok(event),
+            }
+        })
         .await
+}
+
+/// Whether a stored event passes a webhook's filter, as it did when it was published: the
+/// filter sees its type, data, connection and language. A filter that does not compile,
+/// or fails on the event, passes nothing (errors count as false).
+fn passes(compiled: Option<&Compiled>, event: &Event) -> bool {
+    let Some(compiled) = compiled else {
+        return false;
+    };
+    let Ok(body) = serde_json::from_str::<serde_json::Value>(&event.body) else {
+        return false;
+    };
+    let connection = body.get("connection").and_then(|c| c.as_str());
+    let data = body.get("data").unwrap_or(&serde_json::Value::Null);
+    let seen = FilterEvent::new(&event.event_type, data, connection, event.language.as_deref());
+    compiled.evaluate(&seen) == Ok(true)
 }
 
 /// A page of the feed and where the next one starts (none when nothing more is there).
@@ -63,6 +93,10 @@ pub async fn page(
     }
     state
         .db(move |conn| {
+            if let Some(text) = scope.filter.clone() {
+                let compiled = filter::cached(&text).ok();
+                return filtered_page(conn, tenant_id, after, &scope, compiled.as_deref(), limit);
+            }
             let sizes = Event::sizes_after(conn, tenant_id, after.as_deref(), &scope, limit + 1)?;
             let (taken, more) = plan(&sizes, limit, MAX_PAGE_BYTES);
             let ids: Vec<String> = sizes[..taken].iter().map(|s| s.id.clone()).collect();
@@ -71,6 +105,70 @@ pub async fn page(
             Ok(Page { events, next_after })
         })
         .await
+}
+
+/// A page of the feed for a webhook's key with a filter: the events after `after` are
+/// read in windows of at most [`MAX_PAGE_BYTES`] of bodies and kept where the filter
+/// passes, until the page is full or [`MAX_PAGE_SCANNED`] were looked at. The cursor is
+/// the last event looked at and passed over or kept.
+fn filtered_page(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    after: Option<String>,
+    scope: &EventScope,
+    compiled: Option<&Compiled>,
+    limit: i64,
+) -> Result<Page, AppError> {
+    let mut events = Vec::new();
+    let mut bytes = 0;
+    let mut scanned = 0;
+    let mut cursor = after;
+    loop {
+        let sizes = Event::sizes_after(conn, tenant_id, cursor.as_deref(), scope, MAX_PAGE_EVENTS)?;
+        let exhausted = (sizes.len() as i64) < MAX_PAGE_EVENTS;
+        let mut rest = &sizes[..];
+        while !rest.is_empty() {
+            let (taken, _) = plan(rest, MAX_PAGE_EVENTS, MAX_PAGE_BYTES);
+            let ids: Vec<String> = rest[..taken].iter().map(|s| s.id.clone()).collect();
+            let mut loaded: std::collections::HashMap<String, Event> =
+                Event::with_ids(conn, tenant_id, &ids)?
+                    .into_iter()
+                    .map(|e| (e.id.clone(), e))
+                    .collect();
+            for size in &rest[..taken] {
+                // An event removed since its size was read is passed over.
+                if let Some(event) = loaded.remove(&size.id)
+                    && passes(compiled, &event)
+                {
+                    if events.len() as i64 == limit
+                        || (!events.is_empty() && bytes + size.bytes > MAX_PAGE_BYTES)
+                    {
+                        return Ok(Page {
+                            events,
+                            next_after: cursor,
+                        });
+                    }
+                    bytes += size.bytes;
+                    events.push(event);
+                }
+                cursor = Some(size.id.clone());
+                scanned += 1;
+                if scanned >= MAX_PAGE_SCANNED {
+                    return Ok(Page {
+                        events,
+                        next_after: cursor,
+                    });
+                }
+            }
+            rest = &rest[taken..];
+        }
+        if exhausted {
+            return Ok(Page {
+                events,
+                next_after: None,
+            });
+        }
+    }
 }
 
 /// How many of `sizes` (in order) fit a page of `limit` events and `budget` bytes, and

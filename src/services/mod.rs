@@ -10,6 +10,7 @@ pub mod dashboard;
 pub mod deliveries;
 pub mod events;
 pub mod export;
+pub mod filters;
 pub mod password_links;
 pub mod replay;
 pub mod users;

@@ -81,14 +81,19 @@ pub async fn check(
     if let Some(webhook) = existing {
         draft.headers = webhook.restore_masked(draft.headers, &state.secrets())?;
     }
-    let (known, connection_ids) = state
+    let (known, examples, connection_ids) = state
         .db(move |conn| {
-            let known: Vec<String> = EventType::all(conn)?.iter().map(|t| t.code.clone()).collect();
+            let catalog = EventType::all(conn)?;
+            let known: Vec<String> = catalog.iter().map(|t| t.code.clone()).collect();
+            let examples: Vec<(String, serde_json::Value)> = catalog
+                .iter()
+                .map(|t| (t.code.clone(), t.example_payload.clone()))
+                .collect();
             let ids: Vec<i64> = Connection::list(conn, tenant_id)?
                 .into_iter()
                 .map(|c| c.id)
                 .collect();
-            Ok((known, ids))
+            Ok((known, examples, ids))
         })
         .await?;
     let allow_http = state.settings.allow_http_targets;
@@ -98,6 +103,7 @@ pub async fn check(
             allow_http,
             allowed_private: &allowed,
             known_events: &known,
+            examples: &examples,
             tenant_connections: &connection_ids,
             resolve: true,
         };
@@ -225,6 +231,7 @@ pub async fn update(
                 if changes_settings(&before, &input, &secrets) {
                     let mut details = serde_json::json!({
                         "url": webhook.url, "events": webhook.events, "ordered": webhook.ordered,
+                        "filter": webhook.filter,
                     });
                     details["changes"] = changes(conn, &before, &webhook, &secrets)?;
                     record(conn, &actor, &webhook, "webhook.updated", details)?;
@@ -260,6 +267,7 @@ fn changes_settings(webhook: &Webhook, input: &Valid, secrets: &crate::crypto::S
         || webhook.use_customer_language != input.use_customer_language
         || webhook.capabilities != input.capabilities
         || webhook.ordered != input.ordered
+        || webhook.filter != input.filter
         || webhook.headers(secrets).ok().as_ref() != Some(&input.headers)
 }
 
@@ -306,6 +314,7 @@ fn changes(
         json!(after.capabilities),
     );
     note("ordered", json!(before.ordered), json!(after.ordered));
+    note("filter", json!(before.filter), json!(after.filter));
     let headers = |w: &Webhook| w.headers(secrets).unwrap_or_default();
     let (old, new) = (headers(before), headers(after));
     if old != new {

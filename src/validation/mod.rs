@@ -1,6 +1,7 @@
 //! Input rules shared by the forms, the API and the command line, so they cannot drift:
 //! emails, a webhook's fields, and which addresses a webhook may reach (the SSRF guard).
 
+pub mod filter;
 pub mod headers;
 pub mod ssrf;
 pub mod webhook;

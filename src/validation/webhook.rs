@@ -31,6 +31,8 @@ pub struct Input {
     pub use_customer_language: bool,
     /// Deliveries with the same ordering key go out one at a time, in publish order.
     pub ordered: bool,
+    /// A CEL expression over the event (SPEC 9d); `None` sends every event.
+    pub filter: Option<String>,
 }
 
 /// A new webhook: active, with its API key on and retries on (seed 000, 003).
@@ -48,6 +50,7 @@ impl Default for Input {
             retry_on_error: true,
             use_customer_language: false,
             ordered: false,
+            filter: None,
         }
     }
 }
@@ -57,6 +60,9 @@ pub struct Context<'a> {
     pub allow_http: bool,
     pub allowed_private: &'a [Cidr],
     pub known_events: &'a [String],
+    /// The catalog's example payloads by event type: a filter is tried on those of the
+    /// webhook's events.
+    pub examples: &'a [(String, serde_json::Value)],
     pub tenant_connections: &'a [i64],
     /// Resolve host names and refuse those that point at private addresses.
     pub resolve: bool,
@@ -137,6 +143,18 @@ pub fn validate(mut input: Input, ctx: &Context<'_>) -> Result<Valid, FieldError
                 CAPABILITIES.join(", ")
             ),
         );
+    }
+    input.filter = super::filter::normalize(input.filter.as_deref());
+    if let Some(filter) = &input.filter {
+        let examples: Vec<(&str, &serde_json::Value)> = ctx
+            .examples
+            .iter()
+            .filter(|(code, _)| input.events.contains(code))
+            .map(|(code, data)| (code.as_str(), data))
+            .collect();
+        if let Err(message) = super::filter::validate(filter, &examples) {
+            errors.insert("filter", message);
+        }
     }
     match check_headers(&input.headers) {
         Ok(headers) => input.headers = headers,
@@ -236,6 +254,7 @@ mod tests {
             allow_http: false,
             allowed_private: allowed,
             known_events: known,
+            examples: &[],
             tenant_connections: &[7],
             resolve: false,
         }

@@ -53,8 +53,8 @@ async fn api(app: &TestApp, plan: Plan, tool_on: bool) -> (Tenant, Api<'_>) {
     )
 }
 
-/// SPEC 6, plus `ordered` (SPEC 9b).
-const WEBHOOK_FIELDS: [&str; 20] = [
+/// SPEC 6, plus `ordered` (SPEC 9b) and `filter` with its counters (SPEC 9d).
+const WEBHOOK_FIELDS: [&str; 24] = [
     "id",
     "number",
     "url",
@@ -70,6 +70,10 @@ const WEBHOOK_FIELDS: [&str; 20] = [
     "use_customer_language",
     "capabilities",
     "ordered",
+    "filter",
+    "filtered_count",
+    "filter_error_count",
+    "filter_last_error",
     "event_count",
     "error_count",
     "created_at",

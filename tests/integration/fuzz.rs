@@ -1,7 +1,7 @@
 //! Hostile input, generated: the SSRF classifier against a reference table written from the
 //! IANA special-purpose registries, webhook URLs in every notation an IP address can take,
-//! custom headers, event JSON sent to the API, and the filter query strings of the pages
-//! and the API.
+//! custom headers, event JSON sent to the API, the filter query strings of the pages
+//! and the API, and webhook filters (CEL, `fuzz_filters.rs`).
 //!
 //! cargo-fuzz needs a nightly compiler, which this project does not use; these targets use
 //! proptest's generators instead. `make test` runs a fixed-seed sample of each (so a failure
@@ -21,6 +21,10 @@ use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
 use crate::openapi::any_json;
+
+/// Filters (SPEC 9d): the validator, the API, the form's test and publishing.
+#[path = "fuzz_filters.rs"]
+mod filters;
 
 /// How long a target runs: a fixed number of cases, or a wall-clock budget.
 struct Budget {
@@ -356,6 +360,7 @@ fn offline(known: &[String]) -> Context<'_> {
         allow_http: false,
         allowed_private: &[],
         known_events: known,
+        examples: &[],
         tenant_connections: &[],
         resolve: false,
     }

@@ -544,6 +544,7 @@ pub fn valid(input: hookboard::validation::webhook::Input) -> hookboard::validat
         allow_http: true,
         allowed_private: &anywhere,
         known_events: &known,
+        examples: &[],
         tenant_connections: &connections,
         resolve: false,
     };

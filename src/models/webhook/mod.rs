@@ -4,6 +4,7 @@
 mod credentials;
 mod filter;
 mod headers;
+mod scope;
 mod status;
 
 use chrono::{DateTime, Utc};
@@ -20,41 +21,8 @@ pub use filter::{Filter, PAGE_SIZE, Page, SORT_KEYS};
 use filter::{filtered, scoped, sorted};
 use headers::StoredHeader;
 pub use headers::{ShownHeader, UNREADABLE};
+pub use scope::Scope;
 pub use status::Status;
-
-/// Whose webhooks a caller sees and may change: a whole tenant's (its staff, its API keys),
-/// or those of one of its connections (a partner login, SPEC 9e). A webhook outside the
-/// scope is "not found", never "forbidden": its existence is not given away. A tenant id
-/// alone is the scope of the whole tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Scope {
-    pub tenant_id: i64,
-    /// A partner's connection: only webhooks bound to it.
-    pub connection_id: Option<i64>,
-}
-
-impl Scope {
-    pub fn tenant(tenant_id: i64) -> Scope {
-        Scope {
-            tenant_id,
-            connection_id: None,
-        }
-    }
-
-    /// Whether a webhook is inside the scope.
-    pub fn admits(&self, webhook: &Webhook) -> bool {
-        webhook.tenant_id == self.tenant_id
-            && self
-                .connection_id
-                .is_none_or(|id| webhook.connection_id == Some(id))
-    }
-}
-
-impl From<i64> for Scope {
-    fn from(tenant_id: i64) -> Scope {
-        Scope::tenant(tenant_id)
-    }
-}
 
 /// How long a rotated-out signing secret keeps signing alongside the new one.
 pub const SECRET_OVERLAP_HOURS: i64 = 24;
@@ -87,6 +55,11 @@ pub(super) struct WebhookRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     ordered: bool,
+    filter: Option<String>,
+    filtered_count: i64,
+    filter_error_count: i64,
+    filter_last_error: Option<String>,
+    filter_last_error_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +90,14 @@ pub struct Webhook {
     pub updated_at: DateTime<Utc>,
     /// Deliveries of one ordering key go out one at a time, in publish order.
     pub ordered: bool,
+    /// Only events for which this CEL expression is true get a delivery (SPEC 9d).
+    pub filter: Option<String>,
+    /// Events of its types and connection the filter skipped.
+    pub filtered_count: i64,
+    /// Events the filter failed on (skipped too), and the last failure.
+    pub filter_error_count: i64,
+    pub filter_last_error: Option<String>,
+    pub filter_last_error_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<WebhookRow> for Webhook {
@@ -156,6 +137,11 @@ impl TryFrom<WebhookRow> for Webhook {
             created_at: row.created_at,
             updated_at: row.updated_at,
             ordered: row.ordered,
+            filter: row.filter,
+            filtered_count: row.filtered_count,
+            filter_error_count: row.filter_error_count,
+            filter_last_error: row.filter_last_error,
+            filter_last_error_at: row.filter_last_error_at,
         })
     }
 }
@@ -198,6 +184,7 @@ struct NewWebhook<'a> {
     use_customer_language: bool,
     capabilities: Vec<Option<String>>,
     ordered: bool,
+    filter: Option<&'a str>,
 }
 
 fn some_all(items: &[String]) -> Vec<Option<String>> {
@@ -355,6 +342,7 @@ impl Webhook {
                     use_customer_language: input.use_customer_language,
                     capabilities: some_all(&input.capabilities),
                     ordered: input.ordered,
+                    filter: input.filter.as_deref(),
                 })
                 .returning(WebhookRow::as_returning())
                 .get_result(conn)?;
@@ -391,6 +379,7 @@ impl Webhook {
                 webhooks::use_customer_language.eq(input.use_customer_language),
                 webhooks::capabilities.eq(some_all(&input.capabilities)),
                 webhooks::ordered.eq(input.ordered),
+                webhooks::filter.eq(input.filter.as_deref()),
                 webhooks::updated_at.eq(diesel::dsl::now),
             ))
             .returning(WebhookRow::as_returning())
@@ -413,17 +402,21 @@ impl Webhook {
             .filter(webhooks::tenant_id.eq(tenant_id))
             .filter(webhooks::id.eq(id));
         let row: WebhookRow = if active {
-            diesel::update(target)
+            let row = diesel::update(target)
                 .set((
                     webhooks::status.eq(Status::Active.as_str()),
                     webhooks::disabled_reason.eq(None::<String>),
                     webhooks::disabled_at.eq(None::<DateTime<Utc>>),
                     webhooks::consecutive_failures.eq(0),
-                    webhooks::failing_attempts.eq(0),
                     webhooks::updated_at.eq(now),
                 ))
                 .returning(WebhookRow::as_returning())
-                .get_result(conn)?
+                .get_result(conn)?;
+            // Failed attempts count again from a clean slate (not in `schema.rs`).
+            diesel::sql_query("UPDATE webhooks SET failing_attempts = 0 WHERE id = $1")
+                .bind::<diesel::sql_types::BigInt, _>(id)
+                .execute(conn)?;
+            row
         } else {
             diesel::update(target)
                 .set((

@@ -12,6 +12,7 @@ use super::table::{current_filter, load_results, table_fragment};
 use crate::error::AppError;
 use crate::models::connection::Connection;
 use crate::models::event_type::EventType;
+use crate::services::filters::{self, FilterOutcome};
 use crate::services::webhooks::{self as service, Parked};
 use crate::state::AppState;
 use crate::validation::webhook::FieldErrors;
@@ -249,4 +250,57 @@ pub async fn update(
             .into_response());
     }
     Ok(crate::web::see_other("/webhooks"))
+}
+
+/// What "Test filter" says, in place under the filter.
+#[derive(Template)]
+#[template(path = "webhooks/filter_test.html")]
+pub struct FilterTest {
+    pub kind: String,
+    pub outcome: FilterOutcome,
+}
+
+// Rendered by its own template with HTML escaping, so its output may be embedded as is.
+impl askama::filters::HtmlSafe for FilterTest {}
+
+#[derive(Template)]
+#[template(path = "webhooks/filter_test_page.html")]
+pub struct FilterTestPage {
+    pub chrome: Chrome,
+    pub filter: String,
+    pub result: FilterTest,
+}
+
+/// `POST /webhooks/filter/test`: the form's `filter` on the catalog example of
+/// `filter_event` (the whole form may come along; the rest is ignored). In place for htmx,
+/// on a page of its own without JavaScript.
+pub async fn test_filter(
+    hx: Hx,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    body: Bytes,
+) -> Result<HttpResponse, AppError> {
+    user.webhooks_editor()?;
+    let (mut filter, mut kind) = (String::new(), String::new());
+    for (key, value) in url::form_urlencoded::parse(&body) {
+        match key.as_ref() {
+            "filter" => filter = value.into_owned(),
+            "filter_event" => kind = value.into_owned(),
+            _ => {}
+        }
+    }
+    let outcome = filters::test(&state, filter.clone(), kind.clone()).await?;
+    let result = FilterTest { kind, outcome };
+    if hx.is_htmx {
+        return render(StatusCode::OK, &result);
+    }
+    let chrome = user.chrome("Test filter", "webhooks");
+    render(
+        StatusCode::OK,
+        &FilterTestPage {
+            chrome,
+            filter,
+            result,
+        },
+    )
 }

@@ -24,6 +24,8 @@ pub struct Submitted {
     pub ordered: bool,
     pub capabilities: Vec<String>,
     pub headers: Vec<(String, String)>,
+    /// The CEL filter, as typed.
+    pub filter: String,
 }
 
 impl Submitted {
@@ -48,6 +50,7 @@ impl Submitted {
                 "capabilities" => form.capabilities.push(value),
                 "header_name" => names.push(value),
                 "header_value" => values.push(value),
+                "filter" => form.filter = value,
                 _ => {}
             }
         }
@@ -84,6 +87,7 @@ impl Submitted {
             ordered: webhook.ordered,
             capabilities: webhook.capabilities.clone(),
             headers,
+            filter: webhook.filter.clone().unwrap_or_default(),
         }
     }
 
@@ -106,6 +110,7 @@ impl Submitted {
             retry_on_error: self.retry_on_error,
             use_customer_language: self.use_customer_language,
             ordered: self.ordered,
+            filter: Some(self.filter.clone()),
         }
     }
 }
@@ -169,6 +174,18 @@ impl FormView {
 
     pub fn has_capability(&self, capability: &str) -> bool {
         self.values.capabilities.iter().any(|c| c == capability)
+    }
+
+    /// The event type "Test filter" starts with: the first one ticked, else the first.
+    pub fn is_test_event(&self, code: &str) -> bool {
+        match self.values.events.first() {
+            Some(first) => first == code,
+            None => self
+                .groups
+                .first()
+                .and_then(|g| g.types.first())
+                .is_some_and(|t| t.code == code),
+        }
     }
 
     pub fn is_connection(&self, id: &i64) -> bool {

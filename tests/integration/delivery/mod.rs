@@ -9,6 +9,7 @@ mod alerts;
 mod auto_disable;
 mod concurrency;
 mod event_api;
+mod filters;
 mod lifecycle;
 /// `make reliability` selects these tests by `delivery::misbehaving`.
 mod misbehaving;

@@ -3,6 +3,7 @@
 //! app, tenant and owner they start from come from `TestApp::spawn_with_scale_owner`.
 
 mod delete;
+mod filters;
 mod form;
 mod page;
 mod replay;

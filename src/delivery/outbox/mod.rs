@@ -6,16 +6,18 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
 use serde::Serialize;
 
+mod rows;
+
+use super::filtering::{Tally, passes};
 use super::payload::{Published, tailor};
-use crate::db::prepared::prepared;
 use crate::models::delivery::notify;
 use crate::models::event::{Envelope, new_event_id, wire_time};
 use crate::models::tenant::Tenant;
 use crate::models::webhook::{Status, Webhook};
 use crate::schema::{connections, deliveries, events};
+use rows::{DeliveryRow, EventRow, add_counts, insert_deliveries, insert_events, lock_webhooks};
 
 /// At most this many events in one batch request.
 pub const MAX_BATCH: usize = 500;
@@ -85,69 +87,6 @@ impl From<PublishError> for crate::error::AppError {
     }
 }
 
-struct EventRow<'a> {
-    id: String,
-    event_type: &'a str,
-    connection_id: Option<i64>,
-    language: Option<&'a str>,
-    occurred_at: DateTime<Utc>,
-    idempotency_key: Option<&'a str>,
-    ordering_key: Option<&'a str>,
-    body: String,
-}
-
-struct DeliveryRow {
-    webhook_id: i64,
-    event_id: String,
-    event_type: String,
-    status: &'static str,
-    body: Option<String>,
-    /// The event's ordering key, for an ordered webhook only.
-    ordering_key: Option<String>,
-}
-
-/// Writes the events of a batch: one prepared statement, whatever the batch size.
-fn insert_events(conn: &mut PgConnection, tenant_id: i64, rows: &[EventRow<'_>]) -> QueryResult<usize> {
-    prepared("INSERT INTO events (id, tenant_id, event_type, connection_id, language, occurred_at, idempotency_key, body, ordering_key)
-             SELECT v.id, $1, v.event_type, v.connection_id, v.language, v.occurred_at, v.idempotency_key, v.body, v.ordering_key
-             FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::timestamptz[], $7::text[], $8::text[], $9::text[])
-                 AS v(id, event_type, connection_id, language, occurred_at, idempotency_key, body, ordering_key)")
-        .bind::<BigInt, _>(tenant_id)
-        .bind::<Array<Text>, _>(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(rows.iter().map(|r| r.event_type).collect::<Vec<_>>())
-        .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.connection_id).collect::<Vec<_>>())
-        .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.language).collect::<Vec<_>>())
-        .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
-        .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.idempotency_key).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(rows.iter().map(|r| r.body.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.ordering_key).collect::<Vec<_>>())
-    .execute(conn)
-}
-
-/// Writes the deliveries of a batch, all due at `now`: one prepared statement.
-fn insert_deliveries(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    rows: &[DeliveryRow],
-    now: DateTime<Utc>,
-) -> QueryResult<usize> {
-    prepared(
-        "INSERT INTO deliveries (tenant_id, webhook_id, event_id, event_type, status, body, next_attempt_at, ordering_key)
-             SELECT $1, v.webhook_id, v.event_id, v.event_type, v.status, v.body, $2, v.ordering_key
-             FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
-                 AS v(webhook_id, event_id, event_type, status, body, ordering_key)",
-    )
-    .bind::<BigInt, _>(tenant_id)
-    .bind::<Timestamptz, _>(now)
-    .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.webhook_id).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|r| r.event_type.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|r| r.status).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.body.as_deref()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.ordering_key.as_deref()).collect::<Vec<_>>())
-    .execute(conn)
-}
-
 /// Whether a webhook receives an event of this type and connection.
 fn matches(webhook: &Webhook, kind: &str, connection_id: Option<i64>) -> bool {
     webhook.events.iter().any(|e| e == kind)
@@ -167,8 +106,8 @@ struct FanOut<'a> {
     accepted: Vec<Accepted>,
     events: Vec<EventRow<'a>>,
     deliveries: Vec<DeliveryRow>,
-    /// Deliveries per webhook, by webhook id.
-    per_webhook: Vec<(i64, i64)>,
+    /// What the batch did to each webhook touched, by webhook id.
+    per_webhook: Vec<(i64, Tally)>,
 }
 
 /// Validates a batch and works out its events and deliveries for the webhooks in
@@ -192,7 +131,7 @@ fn fan_out<'a>(
     let mut accepted = Vec::with_capacity(batch.len());
     let mut event_rows = Vec::new();
     let mut delivery_rows = Vec::new();
-    let mut per_webhook: HashMap<i64, i64> = HashMap::new();
+    let mut per_webhook: HashMap<i64, Tally> = HashMap::new();
     for (index, event) in batch.iter().enumerate() {
         if !known.iter().any(|t| t.code == event.kind) {
             return Err(PublishError::Invalid {
@@ -273,10 +212,42 @@ fn fan_out<'a>(
         }
         .to_body();
         let mut count = 0;
-        for webhook in receiving.iter().filter(|w| match audience {
-            Audience::Subscribers => matches(w, &event.kind, connection.map(|(id, _)| *id)),
-            Audience::Only => true,
-        }) {
+        let mut converted = None;
+        // A test event goes to its one webhook whatever its filter: it was sent on purpose.
+        for webhook in receiving {
+            let w = webhook;
+            let receives = match audience {
+                Audience::Subscribers => {
+                    matches(w, &event.kind, connection.map(|(id, _)| *id))
+                        && match passes(
+                            w,
+                            (
+                                &event.kind,
+                                &event.data,
+                                published.connection,
+                                event.language.as_deref(),
+                            ),
+                            &mut converted,
+                        ) {
+                            Ok(true) => true,
+                            Ok(false) => {
+                                per_webhook.entry(w.id).or_default().skipped += 1;
+                                false
+                            }
+                            Err(message) => {
+                                let tally = per_webhook.entry(w.id).or_default();
+                                tally.skipped += 1;
+                                tally.errors += 1;
+                                tally.last_error = Some(message);
+                                false
+                            }
+                        }
+                }
+                Audience::Only => true,
+            };
+            if !receives {
+                continue;
+            }
             delivery_rows.push(DeliveryRow {
                 webhook_id: webhook.id,
                 event_id: id.clone(),
@@ -289,7 +260,7 @@ fn fan_out<'a>(
                 body: tailor(&published, &webhook.capabilities, webhook.use_customer_language),
                 ordering_key: event.ordering_key.clone().filter(|_| webhook.ordered),
             });
-            *per_webhook.entry(webhook.id).or_default() += 1;
+            per_webhook.entry(webhook.id).or_default().events += 1;
             count += 1;
         }
         accepted.push(Accepted {
@@ -308,8 +279,8 @@ fn fan_out<'a>(
             body,
         });
     }
-    let mut per_webhook: Vec<(i64, i64)> = per_webhook.into_iter().collect();
-    per_webhook.sort_unstable();
+    let mut per_webhook: Vec<(i64, Tally)> = per_webhook.into_iter().collect();
+    per_webhook.sort_unstable_by_key(|(id, _)| *id);
     Ok(FanOut {
         accepted,
         events: event_rows,
@@ -416,7 +387,7 @@ fn write(
             receiving.retain(|w| present.contains(&w.id));
             continue;
         }
-        add_event_counts(conn, &planned.per_webhook)?;
+        add_counts(conn, &planned.per_webhook, now)?;
         if !planned.events.is_empty() {
             insert_events(conn, tenant.id, &planned.events)?;
         }
@@ -426,36 +397,4 @@ fn write(
         }
         return Ok(planned.accepted);
     }
-}
-
-/// Locks webhook rows, in id order as every writer locks them (no deadlocks), until the
-/// transaction ends. Returns the ids of those that still exist.
-fn lock_webhooks(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<Vec<i64>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    #[derive(QueryableByName)]
-    struct Locked {
-        #[diesel(sql_type = BigInt)]
-        id: i64,
-    }
-    let locked: Vec<Locked> =
-        prepared("SELECT id FROM webhooks WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
-            .bind::<Array<BigInt>, _>(ids)
-            .load(conn)?;
-    Ok(locked.into_iter().map(|l| l.id).collect())
-}
-
-/// Adds to the event counts of webhooks, given as (id, events).
-fn add_event_counts(conn: &mut PgConnection, per_webhook: &[(i64, i64)]) -> QueryResult<usize> {
-    if per_webhook.is_empty() {
-        return Ok(0);
-    }
-    prepared(
-        "UPDATE webhooks w SET event_count = w.event_count + v.events
-         FROM unnest($1::bigint[], $2::bigint[]) AS v(id, events) WHERE w.id = v.id",
-    )
-    .bind::<Array<BigInt>, _>(per_webhook.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-    .bind::<Array<BigInt>, _>(per_webhook.iter().map(|(_, n)| *n).collect::<Vec<_>>())
-    .execute(conn)
 }
