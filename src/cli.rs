@@ -55,6 +55,13 @@ pub enum TenantCommand {
         #[arg(long, value_parser = parse_plan)]
         plan: Plan,
     },
+    /// Set who gets the tenant's alert mails (comma-separated; empty: nobody).
+    Alerts {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        emails: String,
+    },
     /// Switch the tenant's Webhooks tool on (Apps > Tools), or off with `--off`.
     Webhooks {
         #[arg(long)]
@@ -144,6 +151,22 @@ pub fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                 plan.label(),
                 found.slug
             );
+            Ok(())
+        }),
+        Command::Tenant(TenantCommand::Alerts { tenant, emails }) => with_database(&settings, |conn| {
+            let found = find_tenant(conn, &tenant)?;
+            let saved = crate::services::alerts::set_recipients(conn, found.id, &emails, &Actor::system())
+                .map_err(|err| anyhow::anyhow!("--emails: {err}"))?;
+            if saved.is_empty() {
+                println!("Nobody gets the alert mails of {}: {}", found.slug, found.slug);
+            } else {
+                println!(
+                    "Alert mails of {} go to {}: {}",
+                    found.slug,
+                    saved.join(", "),
+                    found.slug
+                );
+            }
             Ok(())
         }),
         Command::Tenant(TenantCommand::Webhooks { tenant, off }) => with_database(&settings, |conn| {

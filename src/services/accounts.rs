@@ -135,6 +135,8 @@ pub struct SignedIn {
     pub user: User,
     pub tenant: Option<Tenant>,
     pub connection: Option<Connection>,
+    /// Alerts the user has not seen under the bell.
+    pub unread_alerts: i64,
 }
 
 /// A signed-in user, their tenant and a partner's connection: what every page needs (one
@@ -145,10 +147,17 @@ pub fn signed_in(conn: &mut PgConnection, user_id: i64) -> Result<SignedIn, AppE
         (Some(id), Some(tenant)) => Some(Connection::find(conn, tenant.id, id)?),
         _ => None,
     };
+    let unread_alerts = match &tenant {
+        Some(tenant) => {
+            crate::models::alert::unread(conn, tenant.id, user.connection_id, user.alerts_seen_id)?
+        }
+        None => 0,
+    };
     Ok(SignedIn {
         user,
         tenant,
         connection,
+        unread_alerts,
     })
 }
 

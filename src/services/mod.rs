@@ -4,6 +4,7 @@
 //! outbox; they know nothing of HTTP, and every error is an [`AppError`].
 
 pub mod accounts;
+pub mod alerts;
 pub mod connections;
 pub mod credentials;
 pub mod dashboard;

@@ -4,6 +4,7 @@
 //! JavaScript. Registered under the web scope by [`crate::routes`].
 
 pub mod admin;
+pub mod alerts;
 pub mod api_keys;
 pub mod api_reference;
 pub mod assets;

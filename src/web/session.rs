@@ -32,6 +32,8 @@ pub struct CurrentUser {
     pub tenant: Option<Tenant>,
     /// A partner's connection: the only webhooks they see and manage.
     pub connection: Option<Connection>,
+    /// Alerts not yet seen, for the bell.
+    pub unread_alerts: i64,
     pub csrf_token: String,
 }
 
@@ -153,6 +155,7 @@ impl CurrentUser {
                     .connection
                     .as_ref()
                     .map(|c| (c.name.clone(), c.external_id.clone())),
+                unread_alerts: self.unread_alerts,
             }),
             csrf_token: self.csrf_token.clone(),
         }
@@ -213,6 +216,7 @@ impl FromRequest for CurrentUser {
                 user,
                 tenant,
                 connection,
+                unread_alerts,
             } = state
                 .db(move |conn| crate::services::accounts::signed_in(conn, user_id))
                 .await
@@ -232,6 +236,7 @@ impl FromRequest for CurrentUser {
                 user,
                 tenant,
                 connection,
+                unread_alerts,
                 csrf_token,
             })
         })

@@ -22,6 +22,8 @@ pub struct ChromeUser {
     pub plan: Option<String>,
     /// A partner's connection: (name, contract ID).
     pub connection: Option<(String, String)>,
+    /// Alerts not yet seen, for the bell.
+    pub unread_alerts: i64,
 }
 
 impl Chrome {

@@ -329,3 +329,46 @@ async fn a_missed_demo_login_is_set_again_from_the_command_line_and_ends_session
     );
     assert!(!short.status.success(), "the password rules apply");
 }
+
+#[actix_web::test]
+async fn the_cli_sets_who_gets_alert_mails() {
+    let db = tokio_block(TestDatabase::new).await;
+    let env = [("DATABASE_URL", db.url.as_str())];
+    let slug = last_word(&hookboard(
+        &[
+            "tenant",
+            "create",
+            "--name",
+            "Fjord Kayak Tours",
+            "--plan",
+            "scale",
+        ],
+        &env,
+        None,
+    ));
+    let out = hookboard(
+        &[
+            "tenant",
+            "alerts",
+            "--tenant",
+            &slug,
+            "--emails",
+            "a@fjord.example,b@fjord.example",
+        ],
+        &env,
+        None,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tenant = Tenant::find_by_slug(&mut db.conn(), &slug).unwrap();
+    assert_eq!(
+        Tenant::alert_emails(&mut db.conn(), tenant.id).unwrap(),
+        ["a@fjord.example", "b@fjord.example"]
+    );
+    let bad = hookboard(
+        &["tenant", "alerts", "--tenant", &slug, "--emails", "nope"],
+        &env,
+        None,
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("nope"));
+}

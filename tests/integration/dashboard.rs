@@ -556,6 +556,12 @@ async fn the_dashboard_in_a_real_browser() {
     assert_eq!(count(&client, "svg#chart-days rect.bar-failed").await, 7);
     assert_eq!(count(&client, "#at-risk tr.at-risk-row").await, 1);
     assert_eq!(count(&client, ".switched-off-row").await, 1);
+    // `HOOKBOARD_SCREENSHOT=docs/dashboard.png` keeps a picture of it for the README.
+    if let Ok(path) = std::env::var("HOOKBOARD_SCREENSHOT") {
+        client.set_window_size(1280, 1100).await.unwrap();
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(path, png).unwrap();
+    }
 
     // Pause is a toggle button, kept in the page.
     click(&client, "#dashboard-pause").await;

@@ -132,7 +132,12 @@ async fn a_partner_gets_404_for_every_route_and_method_outside_its_connection() 
             let status = send(&w.partner, route.method, &path, &token).await;
             let own_collection = matches!(
                 route.path,
-                "/webhooks" | "/webhooks/export.xlsx" | "/webhooks/new" | "/webhooks/filter/test" | "/events"
+                "/webhooks"
+                    | "/webhooks/export.xlsx"
+                    | "/webhooks/new"
+                    | "/webhooks/filter/test"
+                    | "/alerts"
+                    | "/events"
             );
             if own_collection {
                 assert!(status < 500, "{} {path}: {status}", route.method);

@@ -232,3 +232,103 @@ async fn a_mail_server_that_is_down_delays_the_mail_and_nothing_else() {
     assert!(mails[0].subject().contains("disabled"));
     tokio::time::sleep(Duration::from_millis(1)).await;
 }
+
+#[actix_web::test]
+async fn owners_set_the_recipients_and_staff_see_alerts_under_the_bell() {
+    let fx = Fixture::new().await;
+    let owner = fx
+        .app
+        .user_logged_in(
+            &fx.tenant,
+            "ops@alpine.example",
+            hookboard::models::user::Role::Owner,
+        )
+        .await;
+    let page = owner.get("/settings/alerts").await.text().await.unwrap();
+    assert!(
+        page.contains("Mail is off") && page.contains("HOOKBOARD_SMTP_URL"),
+        "{page}"
+    );
+
+    let saved = owner
+        .submit(
+            "/settings/alerts",
+            &[(
+                "emails",
+                "ops@alpine.example\ncto@alpine.example, OPS@alpine.example",
+            )],
+        )
+        .await;
+    assert_eq!(saved.status(), 200);
+    assert!(
+        saved
+            .text()
+            .await
+            .unwrap()
+            .contains("2 addresses get alert mails")
+    );
+    let stored = {
+        let tenant_id = fx.tenant.id;
+        fx.app
+            .with_conn(move |conn| Tenant::alert_emails(conn, tenant_id).unwrap())
+            .await
+    };
+    assert_eq!(stored, ["ops@alpine.example", "cto@alpine.example"]);
+    let refused = owner
+        .submit(
+            "/settings/alerts",
+            &[("emails", "ops@alpine.example, not-an-address")],
+        )
+        .await;
+    assert_eq!(refused.status(), 422);
+    assert!(refused.text().await.unwrap().contains("not-an-address"));
+    let viewer = fx
+        .app
+        .user_logged_in(
+            &fx.tenant,
+            "viewer@alpine.example",
+            hookboard::models::user::Role::Viewer,
+        )
+        .await;
+    assert_eq!(viewer.get("/settings/alerts").await.status(), 403);
+
+    // A 410 switches a webhook off: one alert, under the bell until seen.
+    let gone = Receiver::answering(410);
+    let webhook = fx.webhook(&gone.url).await;
+    fx.publish(&booking("bkg_1")).await;
+    let now = fx.app.clock.now();
+    fx.engine().run_due_once(now).await.unwrap();
+    let home = owner.get("/webhooks").await.text().await.unwrap();
+    assert!(home.contains("class=\"bell-count\">1<"), "{home}");
+    let alerts = owner.get("/alerts").await.text().await.unwrap();
+    assert!(
+        alerts.contains(&format!("/webhooks/{}", webhook.id)) && alerts.contains("disabled"),
+        "{alerts}"
+    );
+    let after = owner.get("/webhooks").await.text().await.unwrap();
+    assert!(!after.contains("bell-count"), "seen: the bell is clear");
+    let other = viewer.get("/webhooks").await.text().await.unwrap();
+    assert!(
+        other.contains("class=\"bell-count\">1<"),
+        "each user has their own bell"
+    );
+}
+
+#[actix_web::test]
+async fn the_settings_page_says_where_mail_goes_when_it_is_on() {
+    let sink = SmtpSink::start();
+    let fx = Fixture::with(&[("HOOKBOARD_SMTP_URL", sink.url.as_str())]).await;
+    let owner = fx
+        .app
+        .user_logged_in(
+            &fx.tenant,
+            "ops@alpine.example",
+            hookboard::models::user::Role::Owner,
+        )
+        .await;
+    let page = owner.get("/settings/alerts").await.text().await.unwrap();
+    assert!(
+        page.contains("Mail is on") && page.contains("hookboard@localhost"),
+        "{page}"
+    );
+}
