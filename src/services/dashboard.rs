@@ -45,6 +45,8 @@ pub struct Bucket {
 #[derive(Debug, Clone)]
 pub struct AtRisk {
     pub webhook: Webhook,
+    /// Failed attempts since its last success (a delivery being retried counts each).
+    pub failed_attempts: i32,
     /// The error of its latest failed delivery.
     pub last_error: Option<String>,
     /// When its next pending delivery is (re)tried.
@@ -154,9 +156,13 @@ pub fn overview_in(
     let due = backlogs.iter().map(|b| b.due).sum();
     let oldest_due = backlogs.iter().filter_map(|b| b.oldest_due).min();
 
+    // At risk: deliveries failed for good in a row, or attempts failing since the last
+    // success (a delivery on its retries: the first sign of trouble).
+    let attempts = Webhook::failing_attempts(conn, &ids)?;
+    let failing = |id: i64| attempts.iter().find(|(w, _)| *w == id).map_or(0, |(_, n)| *n);
     let mut risky: Vec<Webhook> = webhooks
         .iter()
-        .filter(|w| w.status == Status::Active && w.consecutive_failures > 0)
+        .filter(|w| w.status == Status::Active && (w.consecutive_failures > 0 || failing(w.id) > 0))
         .cloned()
         .collect();
     risky.sort_by_key(|w| (std::cmp::Reverse(w.consecutive_failures), w.number));
@@ -165,6 +171,7 @@ pub fn overview_in(
     let at_risk = risky
         .into_iter()
         .map(|webhook| AtRisk {
+            failed_attempts: failing(webhook.id),
             last_error: errors
                 .iter()
                 .find(|e| e.webhook_id == webhook.id)

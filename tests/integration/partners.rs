@@ -162,6 +162,7 @@ async fn a_partner_gets_404_for_every_route_and_method_outside_its_connection() 
         own.clone(),
         format!("{own}/deliveries.xlsx"),
         format!("{own}/edit"),
+        format!("{own}/replay"),
         format!("/deliveries/{}/body", w.our_delivery),
     ] {
         assert_eq!(w.partner.get(&path).await.status(), 200, "{path}");

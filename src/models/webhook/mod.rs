@@ -298,6 +298,24 @@ impl Webhook {
             .and_then(webhooks)
     }
 
+    /// Failed attempts since the last success, by webhook id (a column only the delivery
+    /// worker writes, left out of `schema.rs`): of those with any.
+    pub fn failing_attempts(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<Vec<(i64, i32)>> {
+        #[derive(QueryableByName)]
+        struct Failing {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            id: i64,
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            failing_attempts: i32,
+        }
+        let rows: Vec<Failing> = diesel::sql_query(
+            "SELECT id, failing_attempts FROM webhooks WHERE id = ANY($1) AND failing_attempts > 0",
+        )
+        .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(ids)
+        .load(conn)?;
+        Ok(rows.into_iter().map(|r| (r.id, r.failing_attempts)).collect())
+    }
+
     pub fn count(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<i64> {
         webhooks::table
             .filter(webhooks::tenant_id.eq(tenant_id))

@@ -64,6 +64,8 @@ pub struct AtRiskRow {
     pub number: i32,
     pub url: String,
     pub failures: i32,
+    /// Failed attempts since the last success.
+    pub attempts: i32,
     pub last_error: String,
     pub next_retry: String,
 }
@@ -143,6 +145,7 @@ fn panel(o: Overview, can_switch: bool, csrf_token: &str) -> Panel {
                 number: r.webhook.number,
                 url: r.webhook.url,
                 failures: r.webhook.consecutive_failures,
+                attempts: r.failed_attempts,
                 last_error: r.last_error.unwrap_or_else(|| "—".to_owned()),
                 next_retry: at(r.next_retry).unwrap_or_else(|| "Nothing waiting".to_owned()),
             })

@@ -136,6 +136,24 @@ async fn failing_disabled_re_enabled_recovered_mail_once_per_change_and_publish_
         operational(&ops_receiver, &ops, &fx),
         [("hookboard.webhook.failing".to_owned(), webhook.id)]
     );
+    // The dashboard lists it among the endpoints at risk while it is still retrying.
+    let owner = fx
+        .app
+        .user_logged_in(
+            &fx.tenant,
+            "ops@alpine.example",
+            hookboard::models::user::Role::Owner,
+        )
+        .await;
+    let dashboard = owner.get("/").await.text().await.unwrap();
+    let doc = crate::helpers::html::parse(&dashboard);
+    let rows = crate::helpers::html::select(&doc, "#at-risk tr.at-risk-row");
+    assert_eq!(rows.len(), 1, "{dashboard}");
+    let row = crate::helpers::html::text(&rows[0]);
+    assert!(
+        row.contains("0 of 11") && row.contains("3 failed attempts since the last success"),
+        "{row}"
+    );
 
     // The rest of the retries fail: switched off, once.
     let now = retry_until_done(&fx, &engine, &webhook).await;
