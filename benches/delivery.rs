@@ -368,7 +368,7 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         "lag at {LAG_RATE}/s: p50 {p50:.1} ms, p95 {p95:.1} ms, p99 {p99:.1} ms ({} samples)",
         lags.len()
     );
-    let order = ordering::run(&pool, &tenant, &secrets, &receiver_url, &seen).await?;
+    let order = ordering::run(&pool, &secrets, &receiver_url, &seen).await?;
     let filtering = filters::run(&pool, &secrets, &receiver_url).await?;
     actix_web::rt::task::spawn_blocking(move || handle.shutdown(Duration::from_secs(20))).await?;
     let mut delivery_figures = json!({
