@@ -179,20 +179,3 @@ pub fn recent(
         .select(Alert::as_select())
         .load(conn)
 }
-
-/// How many alerts of the tenant (of one connection for a partner) came after `seen`.
-pub fn unread(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    connection_id: Option<i64>,
-    seen: i64,
-) -> QueryResult<i64> {
-    let mut query = alerts::table
-        .filter(alerts::tenant_id.eq(tenant_id))
-        .filter(alerts::id.gt(seen))
-        .into_boxed();
-    if let Some(id) = connection_id {
-        query = query.filter(alerts::connection_id.eq(id));
-    }
-    query.count().get_result(conn)
-}

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::models::tenant::Tenant;
-use crate::schema::{tenants, users};
+use crate::schema::{alerts, tenants, users};
 use crate::validation::normalize_email;
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
@@ -147,15 +147,27 @@ impl User {
         users::table.find(id).select(User::as_select()).first(conn)
     }
 
-    /// A user and their tenant (none for operators) in one query: every signed-in request
-    /// needs both. The one place the store reads two tables at once (a user belongs to a
-    /// tenant); `tests/integration/layers.rs` names it.
-    pub fn find_with_tenant(conn: &mut PgConnection, id: i64) -> QueryResult<(User, Option<Tenant>)> {
-        users::table
+    /// A user, their tenant (none for operators) and how many of the tenant's alerts they
+    /// have not seen (a partner: of its connection), in one query: every signed-in request
+    /// needs all three. The one place the store reads two tables at once (a user belongs to
+    /// a tenant); `tests/integration/layers.rs` names it.
+    pub fn find_with_tenant(conn: &mut PgConnection, id: i64) -> QueryResult<(User, Option<Tenant>, i64)> {
+        let unread = alerts::table
+            .filter(alerts::tenant_id.nullable().eq(users::tenant_id))
+            .filter(alerts::id.gt(users::alerts_seen_id))
+            .filter(
+                users::connection_id
+                    .is_null()
+                    .or(alerts::connection_id.eq(users::connection_id)),
+            )
+            .count()
+            .single_value();
+        let (user, tenant, unread): (User, Option<Tenant>, Option<i64>) = users::table
             .left_join(tenants::table)
             .filter(users::id.eq(id))
-            .select((User::as_select(), Option::<Tenant>::as_select()))
-            .first(conn)
+            .select((User::as_select(), Option::<Tenant>::as_select(), unread))
+            .first(conn)?;
+        Ok((user, tenant, unread.unwrap_or(0)))
     }
 
     pub fn list_for_tenant(conn: &mut PgConnection, tenant_id: i64) -> QueryResult<Vec<User>> {

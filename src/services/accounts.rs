@@ -139,19 +139,13 @@ pub struct SignedIn {
     pub unread_alerts: i64,
 }
 
-/// A signed-in user, their tenant and a partner's connection: what every page needs (one
-/// query, and a second for partners only).
+/// A signed-in user, their tenant, their unseen alerts and a partner's connection: what
+/// every page needs (one query, and a second for partners only).
 pub fn signed_in(conn: &mut PgConnection, user_id: i64) -> Result<SignedIn, AppError> {
-    let (user, tenant) = User::find_with_tenant(conn, user_id)?;
+    let (user, tenant, unread_alerts) = User::find_with_tenant(conn, user_id)?;
     let connection = match (user.connection_id, &tenant) {
         (Some(id), Some(tenant)) => Some(Connection::find(conn, tenant.id, id)?),
         _ => None,
-    };
-    let unread_alerts = match &tenant {
-        Some(tenant) => {
-            crate::models::alert::unread(conn, tenant.id, user.connection_id, user.alerts_seen_id)?
-        }
-        None => 0,
     };
     Ok(SignedIn {
         user,
