@@ -78,11 +78,7 @@ pub fn compose(alert: &Alert, context: &Context<'_>) -> Mail {
         "[Hookboard] Webhook No {} ({}) {}",
         alert.webhook_number,
         alert.host(),
-        match alert.kind.as_str() {
-            "failing" => "is failing",
-            "disabled" => "was disabled after failures",
-            _ => "has recovered",
-        }
+        alert.headline()
     );
     let what = match alert.kind.as_str() {
         "failing" => "Its last 3 delivery attempts failed. Hookboard keeps retrying on the schedule; \

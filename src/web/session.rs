@@ -19,6 +19,10 @@ use crate::services::{SCALE_PLAN_NOTICE, TOOL_OFF_NOTICE};
 use crate::state::AppState;
 use crate::web::views::{Chrome, ChromeUser};
 
+/// Why a viewer cannot change anything.
+pub const VIEWER_REFUSAL: &str =
+    "Your role (viewer) can look but not change anything. Ask an owner or admin.";
+
 const SIGNED_IN_AT_KEY: &str = "signed_in_at";
 const LAST_SEEN_KEY: &str = "last_seen_at";
 /// How stale `last_seen_at` may get before a request writes it again.
@@ -80,9 +84,7 @@ impl CurrentUser {
         if self.user.role.can_edit() {
             Ok(tenant)
         } else {
-            Err(AppError::forbidden(
-                "Your role (viewer) can look but not change anything. Ask an owner or admin.",
-            ))
+            Err(AppError::forbidden(VIEWER_REFUSAL))
         }
     }
 
@@ -101,9 +103,7 @@ impl CurrentUser {
     pub fn webhooks_editor(&self) -> Result<&Tenant, AppError> {
         let tenant = self.webhooks_tenant()?;
         if !self.manages_webhooks() {
-            return Err(AppError::forbidden(
-                "Your role (viewer) can look but not change anything. Ask an owner or admin.",
-            ));
+            return Err(AppError::forbidden(VIEWER_REFUSAL));
         }
         if tenant.webhooks_enabled {
             Ok(tenant)

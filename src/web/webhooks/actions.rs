@@ -81,9 +81,7 @@ pub async fn reveal_secret(
 ) -> Result<HttpResponse, AppError> {
     let scope = user.webhooks_scope()?;
     if !user.manages_webhooks() {
-        return Err(AppError::forbidden(
-            "Your role (viewer) can look but not change anything. Ask an owner or admin.",
-        ));
+        return Err(AppError::forbidden(crate::web::session::VIEWER_REFUSAL));
     }
     let (webhook, secret) =
         services::credentials::reveal_secret(&state, scope, id.into_inner(), user.actor()).await?;
