@@ -8,7 +8,7 @@ use hookboard::routes::{Access, ROUTES};
 use crate::helpers::{Browser, TestApp};
 
 /// Fills `{id}`-style segments with `id`.
-fn concrete(path: &str, id: i64) -> String {
+pub(crate) fn concrete(path: &str, id: i64) -> String {
     path.split('/')
         .map(|seg| {
             if seg == "{path:.*}" {
@@ -23,7 +23,7 @@ fn concrete(path: &str, id: i64) -> String {
         .join("/")
 }
 
-async fn send(browser: &Browser, method: &str, path: &str, token: &str) -> u16 {
+pub(crate) async fn send(browser: &Browser, method: &str, path: &str, token: &str) -> u16 {
     let url = format!("{}{path}", browser.base);
     let request = match method {
         "get" => browser.client.get(url),

@@ -10,6 +10,7 @@ use hookboard::models::user::{Role, User};
 use hookboard::models::webhook::Webhook;
 use hookboard::routes::{Access, ROUTES};
 
+use crate::access::{concrete, send};
 use crate::cli::{hookboard as run_cli, last_word};
 use crate::helpers::html::{parse, select, text};
 use crate::helpers::{Browser, TestApp, TestDatabase, tokio_block};
@@ -84,31 +85,6 @@ async fn world() -> World {
         their_deliveries,
         our_delivery,
     }
-}
-
-fn concrete(path: &str, id: i64) -> String {
-    path.split('/')
-        .map(|seg| {
-            if seg.starts_with('{') {
-                id.to_string()
-            } else {
-                seg.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-async fn send(browser: &Browser, method: &str, path: &str, token: &str) -> u16 {
-    let url = format!("{}{path}", browser.base);
-    let request = match method {
-        "get" => browser.client.get(url),
-        "post" => browser.client.post(url).form(&[("csrf_token", token)]),
-        "delete" => browser.client.delete(url).header("X-CSRF-Token", token),
-        "patch" => browser.client.patch(url).header("X-CSRF-Token", token),
-        other => panic!("unknown method {other}"),
-    };
-    request.send().await.unwrap().status().as_u16()
 }
 
 #[actix_web::test]

@@ -243,42 +243,39 @@ pub async fn tenant_key(app: &TestApp, tenant: &Tenant) -> String {
         .await
 }
 
-/// A POST to the API with `key`: the status and the JSON answer (null if none).
+/// A request to the API with `key` and an optional JSON body: the status and the JSON
+/// answer (null if none).
+pub async fn call(
+    app: &TestApp,
+    key: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, app.url(path))
+        .bearer_auth(key);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A POST to the API with `key`.
 pub async fn post(app: &TestApp, key: &str, path: &str, body: &Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(app.url(path))
-        .bearer_auth(key)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    call(app, key, reqwest::Method::POST, path, Some(body)).await
 }
 
-/// A PATCH to the API with `key`: the status and the JSON answer (null if none).
+/// A PATCH to the API with `key`.
 pub async fn patch(app: &TestApp, key: &str, path: &str, body: &Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .patch(app.url(path))
-        .bearer_auth(key)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    call(app, key, reqwest::Method::PATCH, path, Some(body)).await
 }
 
-/// A GET from the API with `key`: the status and the JSON answer (null if none).
+/// A GET from the API with `key`.
 pub async fn get(app: &TestApp, key: &str, path: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .get(app.url(path))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    call(app, key, reqwest::Method::GET, path, None).await
 }
 
 /// A booking.created event, with a customer, pricing and localized names.
