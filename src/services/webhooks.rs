@@ -290,14 +290,16 @@ fn changes(
     note("url", json!(before.url), json!(after.url));
     note("description", json!(before.description), json!(after.description));
     note("events", json!(before.events), json!(after.events));
-    let mut contract = |id: Option<i64>| -> Result<Value, AppError> {
-        Ok(match id {
-            Some(id) => json!(Connection::find(conn, after.tenant_id, id)?.external_id),
-            None => Value::Null,
-        })
-    };
-    let (from, to) = (contract(before.connection_id)?, contract(after.connection_id)?);
-    note("connection", from, to);
+    if before.connection_id != after.connection_id {
+        let mut contract = |id: Option<i64>| -> Result<Value, AppError> {
+            Ok(match id {
+                Some(id) => json!(Connection::find(conn, after.tenant_id, id)?.external_id),
+                None => Value::Null,
+            })
+        };
+        let (from, to) = (contract(before.connection_id)?, contract(after.connection_id)?);
+        note("connection", from, to);
+    }
     note(
         "retry_on_error",
         json!(before.retry_on_error),
