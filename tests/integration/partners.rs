@@ -481,3 +481,39 @@ async fn a_partner_in_a_real_browser_sees_its_connection_only() {
     assert!(heading.to_lowercase().contains("not found"), "{heading}");
     client.close().await.unwrap();
 }
+
+#[actix_web::test]
+async fn an_operator_creates_a_partner_on_the_console() {
+    let w = world().await;
+    w.app
+        .create_user(None, "ops@platform.example", Role::Operator)
+        .await;
+    let operator = w.app.logged_in("ops@platform.example").await;
+    let tenant = w.tenant.id.to_string();
+    for (email, connection, status) in [("p1@sunny.example", "", 422), ("p2@sunny.example", "CT-SUN", 200)] {
+        let answer = operator
+            .submit(
+                "/admin/users",
+                &[
+                    ("email", email),
+                    ("role", "partner"),
+                    ("tenant", tenant.as_str()),
+                    ("connection", connection),
+                ],
+            )
+            .await;
+        assert_eq!(answer.status(), status, "{email}");
+        let page = answer.text().await.unwrap();
+        let expected = if status == 200 {
+            "/set-password/"
+        } else {
+            "contract ID"
+        };
+        assert!(page.contains(expected), "{email}: {page}");
+    }
+    let user = w
+        .app
+        .with_conn(|conn| User::find_by_email(conn, "p2@sunny.example").unwrap().unwrap())
+        .await;
+    assert_eq!((user.role, user.connection_id), (Role::Partner, Some(w.sunny.id)));
+}
