@@ -118,6 +118,30 @@ fn measured<T>(work: impl FnOnce() -> T) -> (T, Duration, u64) {
     )
 }
 
+/// Publishes [`LAG_RATE`] events a second for [`LAG_SECONDS`], one by one, the `i`-th
+/// made by `event(i)` just before it goes: the steady traffic the lag figures measure.
+async fn steadily(
+    pool: &hookboard::db::DbPool,
+    tenant: &Tenant,
+    event: impl Fn(u64) -> NewEvent + Send + 'static,
+) -> anyhow::Result<()> {
+    let (pool, tenant) = (pool.clone(), tenant.clone());
+    actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let conn = &mut pool.get()?;
+        let interval = Duration::from_micros(1_000_000 / LAG_RATE);
+        let start = Instant::now();
+        for i in 0..(LAG_RATE * LAG_SECONDS) {
+            let due = start + interval * i as u32;
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            outbox::publish(conn, &tenant, &[event(i)], Clock::now(&SystemClock))?;
+        }
+        Ok(())
+    })
+    .await?
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -330,32 +354,16 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
 
     // Lag at a steady 200 events/s, published one by one.
     seen.lags_us.lock().unwrap().clear();
-    {
-        let (pool, tenant) = (pool.clone(), tenant.clone());
-        actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<()> {
-            let conn = &mut pool.get()?;
-            let interval = Duration::from_micros(1_000_000 / LAG_RATE);
-            let start = Instant::now();
-            for i in 0..(LAG_RATE * LAG_SECONDS) {
-                let due = start + interval * i as u32;
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-                let event = NewEvent {
-                    kind: "booking.created".into(),
-                    data: json!({"sent_ns": now_ns().to_string()}),
-                    occurred_at: None,
-                    connection: None,
-                    language: None,
-                    idempotency_key: None,
-                    ordering_key: None,
-                };
-                outbox::publish(conn, &tenant, &[event], Clock::now(&SystemClock))?;
-            }
-            Ok(())
-        })
-        .await??;
-    }
+    steadily(&pool, &tenant, |_| NewEvent {
+        kind: "booking.created".into(),
+        data: json!({"sent_ns": now_ns().to_string()}),
+        occurred_at: None,
+        connection: None,
+        language: None,
+        idempotency_key: None,
+        ordering_key: None,
+    })
+    .await?;
     actix_web::rt::time::sleep(Duration::from_secs(2)).await;
     let mut lags = seen.lags_us.lock().unwrap().clone();
     lags.sort_unstable();

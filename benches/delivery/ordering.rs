@@ -18,7 +18,7 @@ use hookboard::models::webhook::Webhook;
 use hookboard::validation::webhook::Input;
 use serde_json::json;
 
-use super::{LAG_RATE, LAG_SECONDS, Seen, now_ns, percentile, valid};
+use super::{LAG_RATE, Seen, now_ns, percentile, steadily, valid};
 
 /// Events per rate round, and keys they are spread over.
 const EVENTS: usize = 20_000;
@@ -166,22 +166,10 @@ async fn lag_p95(
     kind: &'static str,
 ) -> anyhow::Result<f64> {
     seen.lags_us.lock().unwrap().clear();
-    let (pool, tenant) = (pool.clone(), tenant.clone());
-    actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let conn = &mut pool.get()?;
-        let interval = Duration::from_micros(1_000_000 / LAG_RATE);
-        let start = Instant::now();
-        for i in 0..(LAG_RATE * LAG_SECONDS) {
-            let due = start + interval * i as u32;
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            }
-            let event = keyed(kind, format!("key-{:04}", i % KEYS as u64));
-            outbox::publish(conn, &tenant, &[event], Clock::now(&SystemClock))?;
-        }
-        Ok(())
+    steadily(pool, tenant, move |i| {
+        keyed(kind, format!("key-{:04}", i % KEYS as u64))
     })
-    .await??;
+    .await?;
     actix_web::rt::time::sleep(Duration::from_secs(2)).await;
     let mut lags = seen.lags_us.lock().unwrap().clone();
     lags.sort_unstable();
