@@ -301,9 +301,9 @@ impl Dispatcher {
                 });
             }
             if !raised.is_empty() {
+                // The alert worker (`delivery::alerts`, polling each second) publishes
+                // their operational events and mails them.
                 crate::models::alert::raise(conn, &raised, now)?;
-                // The alert worker publishes their operational events and mails.
-                crate::models::delivery::notify(conn)?;
             }
 
             // Retries of webhooks that were switched off meanwhile wait, parked.
