@@ -1,0 +1,372 @@
+//! The pages beside the machine's floors (issue #17): a burst of 40 logins next to the
+//! argon2 ceiling measured alone, with the latency of other pages meanwhile; the list page
+//! saturated next to a static file, with where its slow requests fall; and 16 users with
+//! think time on the list page, the webhook page and `/healthz`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use hookboard::db::DbPool;
+use hookboard::models::tenant::Tenant;
+use hookboard::models::user::{NewUser, Role, User};
+use serde_json::json;
+
+use super::{PAGE_CLIENTS, logged_in, percentile};
+
+/// The account of every page client; the login clients have one account each.
+pub const READER: &str = "reader@bench.example";
+pub const PASSWORD: &str = "bench password 1234";
+/// Concurrent login clients of the burst, each logging in again as soon as it is in.
+const LOGIN_CLIENTS: usize = 40;
+/// Clients of each page while the logins run.
+const READERS: usize = 2;
+const THINK: Duration = Duration::from_millis(20);
+const PERIOD: Duration = Duration::from_secs(5);
+/// The static file of the saturated pair: what every page links.
+const STATIC_FILE: &str = "/static/css/hookboard.css";
+/// Requests slower than this are listed with when they started.
+const SLOW: Duration = Duration::from_millis(100);
+
+/// One request: when it started (from the start of its load) and how long it took, in µs.
+#[derive(Clone, Copy)]
+struct Sample {
+    at_us: u64,
+    took_us: u64,
+}
+
+/// Latency of one path under one load.
+pub struct Latency {
+    path: String,
+    per_s: f64,
+    p50: f64,
+    p99: f64,
+    /// Requests slower than [`SLOW`], by start time.
+    slow: Vec<Sample>,
+}
+
+impl Latency {
+    fn of(path: &str, mut samples: Vec<Sample>, period: Duration) -> Latency {
+        let mut took: Vec<u64> = samples.iter().map(|s| s.took_us).collect();
+        took.sort_unstable();
+        samples.retain(|s| s.took_us >= SLOW.as_micros() as u64);
+        samples.sort_unstable_by_key(|s| s.at_us);
+        Latency {
+            path: path.to_owned(),
+            per_s: took.len() as f64 / period.as_secs_f64(),
+            p50: percentile(&took, 0.50),
+            p99: percentile(&took, 0.99),
+            slow: samples,
+        }
+    }
+
+    fn figure(&self) -> String {
+        format!(
+            "{:.0}/s, p50 / p99 {:.1} / {:.1} ms",
+            self.per_s, self.p50, self.p99
+        )
+    }
+
+    /// The slow requests as `start s: ms`, so clusters show.
+    fn slow_requests(&self) -> String {
+        let listed: Vec<String> = self
+            .slow
+            .iter()
+            .take(40)
+            .map(|s| format!("{:.2}s: {:.0}", s.at_us as f64 / 1e6, s.took_us as f64 / 1e3))
+            .collect();
+        format!(
+            "{} over {} ms [{}]",
+            self.slow.len(),
+            SLOW.as_millis(),
+            listed.join(", ")
+        )
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({ "per_s": self.per_s, "p50_ms": self.p50, "p99_ms": self.p99, "slow": self.slow.len() })
+    }
+}
+
+/// The figures of this section.
+pub struct Figures {
+    /// Hashes per second with one thread per core, nothing else running.
+    argon2_per_s: f64,
+    logins_per_s: f64,
+    failed_logins: usize,
+    during_logins: Vec<Latency>,
+    static_saturated: Latency,
+    list_saturated: Latency,
+    /// Checkpoints PostgreSQL began during the saturated pair.
+    checkpoints: i64,
+    with_think_time: Vec<Latency>,
+}
+
+/// Creates the page and login accounts of `tenant`, then measures; the server at `base`
+/// is `hookboard serve` over the bench's database, `webhook` one of its webhooks.
+pub async fn run(pool: &DbPool, tenant: &Tenant, base: &str, webhook: i64) -> anyhow::Result<Figures> {
+    let (setup, tenant_id) = (pool.clone(), tenant.id);
+    actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let hash = hookboard::auth::password::hash(PASSWORD)?;
+        let conn = &mut setup.get()?;
+        for email in (0..LOGIN_CLIENTS).map(login_email).chain([READER.to_owned()]) {
+            User::create(
+                conn,
+                NewUser {
+                    tenant_id: Some(tenant_id),
+                    email: &email,
+                    role: Role::Owner,
+                    password_hash: &hash,
+                    connection_id: None,
+                },
+            )?;
+        }
+        Ok(())
+    })
+    .await??;
+    let reader = logged_in(base, READER).await?;
+    let webhook_page = format!("/webhooks/{webhook}");
+    let pages = ["/webhooks", webhook_page.as_str(), "/healthz"];
+
+    let argon2_per_s = argon2_ceiling().await?;
+    println!("ceiling: {argon2_per_s:.1} argon2 hashes/s (one thread per core)");
+
+    // The burst: every login client logs in again as soon as it is in, for PERIOD; the
+    // rate counts until the last one is in.
+    let done = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let deadline = started + PERIOD;
+    let storm: Vec<_> = (0..LOGIN_CLIENTS)
+        .map(|i| {
+            let (base, done, failed) = (base.to_owned(), done.clone(), failed.clone());
+            actix_web::rt::spawn(async move {
+                while Instant::now() < deadline {
+                    let counter = match logged_in(&base, &login_email(i)).await {
+                        Ok(_) => &done,
+                        Err(_) => &failed,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let during: Vec<_> = pages
+        .iter()
+        .map(|path| load(&reader, base, path, READERS, THINK, PERIOD))
+        .collect();
+    let during_logins = futures_util::future::try_join_all(during).await?;
+    for task in storm {
+        task.await?;
+    }
+    let logins_per_s = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    let failed_logins = failed.load(Ordering::Relaxed);
+    println!(
+        "{LOGIN_CLIENTS} login clients: {logins_per_s:.1} logins/s = {:.0}% of the argon2 ceiling ({failed_logins} failed)",
+        100.0 * logins_per_s / argon2_per_s
+    );
+    for page in &during_logins {
+        println!(
+            "  meanwhile {} ({READERS} clients, {} ms think time): {}",
+            page.path,
+            THINK.as_millis(),
+            page.figure()
+        );
+    }
+
+    // Saturated: a static file, then the list page, the same clients without think time.
+    let checkpoints_before = checkpoints(pool)?;
+    let static_saturated = load(&reader, base, STATIC_FILE, PAGE_CLIENTS, Duration::ZERO, PERIOD).await?;
+    let list_saturated = load(&reader, base, "/webhooks", PAGE_CLIENTS, Duration::ZERO, PERIOD).await?;
+    let checkpoints = checkpoints(pool)? - checkpoints_before;
+    for page in [&static_saturated, &list_saturated] {
+        println!(
+            "saturated {} ({PAGE_CLIENTS} clients): {}; {}",
+            page.path,
+            page.figure(),
+            page.slow_requests()
+        );
+    }
+    println!(
+        "saturated: the list page's p99 is {:.1}x the static file's ({checkpoints} checkpoints meanwhile)",
+        list_saturated.p99 / static_saturated.p99
+    );
+
+    let mut with_think_time = Vec::new();
+    for path in pages {
+        let page = load(&reader, base, path, PAGE_CLIENTS, THINK, PERIOD).await?;
+        println!(
+            "{path}, {PAGE_CLIENTS} clients with {} ms think time: {}",
+            THINK.as_millis(),
+            page.figure()
+        );
+        with_think_time.push(page);
+    }
+    Ok(Figures {
+        argon2_per_s,
+        logins_per_s,
+        failed_logins,
+        during_logins,
+        static_saturated,
+        list_saturated,
+        checkpoints,
+        with_think_time,
+    })
+}
+
+fn login_email(i: usize) -> String {
+    format!("login{i}@bench.example")
+}
+
+/// Hashes per second of one thread per core hashing for [`PERIOD`], with the parameters
+/// logins use.
+async fn argon2_ceiling() -> anyhow::Result<f64> {
+    actix_web::rt::task::spawn_blocking(|| -> anyhow::Result<f64> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let started = Instant::now();
+        let deadline = started + PERIOD;
+        let threads: Vec<_> = (0..cores)
+            .map(|_| {
+                std::thread::spawn(move || -> anyhow::Result<u64> {
+                    let mut hashes = 0;
+                    while Instant::now() < deadline {
+                        hookboard::auth::password::hash(PASSWORD)?;
+                        hashes += 1;
+                    }
+                    Ok(hashes)
+                })
+            })
+            .collect();
+        let mut hashes = 0;
+        for thread in threads {
+            hashes += thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("a hashing thread panicked"))??;
+        }
+        Ok(hashes as f64 / started.elapsed().as_secs_f64())
+    })
+    .await?
+}
+
+/// `clients` tasks sharing `client` (one session) asking for `path` for `period`, each
+/// waiting `think` after every answer.
+async fn load(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    clients: usize,
+    think: Duration,
+    period: Duration,
+) -> anyhow::Result<Latency> {
+    let url = format!("{base}{path}");
+    let started = Instant::now();
+    let deadline = started + period;
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (client, url) = (client.clone(), url.clone());
+            actix_web::rt::spawn(async move {
+                let mut samples = Vec::new();
+                while Instant::now() < deadline {
+                    let sent = Instant::now();
+                    let response = client.get(&url).send().await?;
+                    anyhow::ensure!(response.status() == 200, "{url} answered {}", response.status());
+                    response.bytes().await?;
+                    samples.push(Sample {
+                        at_us: (sent - started).as_micros() as u64,
+                        took_us: sent.elapsed().as_micros() as u64,
+                    });
+                    if !think.is_zero() {
+                        actix_web::rt::time::sleep(think).await;
+                    }
+                }
+                Ok(samples)
+            })
+        })
+        .collect();
+    let mut samples = Vec::new();
+    for task in tasks {
+        samples.extend(task.await??);
+    }
+    Ok(Latency::of(path, samples, period))
+}
+
+/// Checkpoints PostgreSQL has begun since its statistics were reset.
+fn checkpoints(pool: &DbPool) -> anyhow::Result<i64> {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        checkpoints: i64,
+    }
+    let count: Count =
+        diesel::sql_query("SELECT checkpoints_timed + checkpoints_req AS checkpoints FROM pg_stat_bgwriter")
+            .get_result(&mut pool.get()?)?;
+    Ok(count.checkpoints)
+}
+
+impl Figures {
+    pub fn rows(&self) -> String {
+        let mut rows = vec![
+            format!(
+                "| argon2 hashes/s, one thread per core (ceiling) | {:.1} | |",
+                self.argon2_per_s
+            ),
+            format!(
+                "| logins/s, {LOGIN_CLIENTS} clients at once | {:.1} ({} failed) | {:.0}% of the argon2 ceiling; target >= 50% |",
+                self.logins_per_s,
+                self.failed_logins,
+                100.0 * self.logins_per_s / self.argon2_per_s
+            ),
+        ];
+        for page in &self.during_logins {
+            rows.push(format!(
+                "| {} meanwhile, {READERS} clients, {} ms think time | {} | p99 < 50 ms |",
+                page.path,
+                THINK.as_millis(),
+                page.figure()
+            ));
+        }
+        rows.push(format!(
+            "| saturated, {PAGE_CLIENTS} clients: {} / `/webhooks` | {} / {} | {:.1}x ({} slow, {} checkpoints); target <= 3x |",
+            self.static_saturated.path,
+            self.static_saturated.figure(),
+            self.list_saturated.figure(),
+            self.list_saturated.p99 / self.static_saturated.p99,
+            self.list_saturated.slow.len(),
+            self.checkpoints,
+        ));
+        for (page, target) in self.with_think_time.iter().zip(["15", "25", "5"]) {
+            rows.push(format!(
+                "| {}, {PAGE_CLIENTS} clients with {} ms think time | {} | p99 < {target} ms |",
+                page.path,
+                THINK.as_millis(),
+                page.figure()
+            ));
+        }
+        rows.join("\n")
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        let by_path = |pages: &[Latency]| -> serde_json::Map<String, serde_json::Value> {
+            pages.iter().map(|p| (p.path.clone(), p.json())).collect()
+        };
+        json!({
+            "ceiling_argon2_per_s": self.argon2_per_s,
+            "logins": {
+                "clients": LOGIN_CLIENTS,
+                "per_s": self.logins_per_s,
+                "to_argon2_ceiling": self.logins_per_s / self.argon2_per_s,
+                "failed": self.failed_logins,
+                "pages_meanwhile": by_path(&self.during_logins),
+            },
+            "saturated": {
+                "clients": PAGE_CLIENTS,
+                "static_file": self.static_saturated.json(),
+                "list_page": self.list_saturated.json(),
+                "list_to_static_p99": self.list_saturated.p99 / self.static_saturated.p99,
+                "checkpoints": self.checkpoints,
+            },
+            "think_time": { "clients": PAGE_CLIENTS, "think_ms": THINK.as_millis() as u64, "pages": by_path(&self.with_think_time) },
+        })
+    }
+}
