@@ -3,7 +3,8 @@
 //!
 //! Starts a private, durable PostgreSQL (fsync on), a fast local receiver answering 204,
 //! and measures: single-row commit and raw HTTP ceilings, end-to-end deliveries per second,
-//! delivery lag at a steady rate, Excel exports, and the idle memory of `hookboard serve`.
+//! delivery lag at a steady rate, Excel exports, the idle memory of `hookboard serve`, and
+//! its pages and logins under load (`delivery/pages.rs`).
 //! Writes `target/bench/results.json`.
 
 #[path = "delivery/filters.rs"]

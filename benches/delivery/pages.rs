@@ -13,7 +13,7 @@ use hookboard::models::tenant::Tenant;
 use hookboard::models::user::{NewUser, Role, User};
 use serde_json::json;
 
-use super::{PAGE_CLIENTS, logged_in, percentile};
+use super::{PAGE_CLIENTS, csrf_of, logged_in, percentile};
 
 /// The account of every page client; the login clients have one account each.
 pub const READER: &str = "reader@bench.example";
@@ -29,7 +29,8 @@ const STATIC_FILE: &str = "/static/css/hookboard.css";
 /// Requests slower than this are listed with when they started.
 const SLOW: Duration = Duration::from_millis(100);
 
-/// One request: when it started (from the start of its load) and how long it took, in µs.
+/// One request: when it started (since the page clients' session began) and how long it
+/// took, in µs.
 #[derive(Clone, Copy)]
 struct Sample {
     at_us: u64,
@@ -68,7 +69,8 @@ impl Latency {
         )
     }
 
-    /// The slow requests as `start s: ms`, so clusters show.
+    /// The slow requests as `start s: ms`, so clusters show, and whether they line up with
+    /// the session's last-seen time, written again once a minute.
     fn slow_requests(&self) -> String {
         let listed: Vec<String> = self
             .slow
@@ -77,7 +79,7 @@ impl Latency {
             .map(|s| format!("{:.2}s: {:.0}", s.at_us as f64 / 1e6, s.took_us as f64 / 1e3))
             .collect();
         format!(
-            "{} over {} ms [{}]",
+            "{} over {} ms [s after sign-in: ms, {}]",
             self.slow.len(),
             SLOW.as_millis(),
             listed.join(", ")
@@ -98,8 +100,8 @@ pub struct Figures {
     during_logins: Vec<Latency>,
     static_saturated: Latency,
     list_saturated: Latency,
-    /// Checkpoints PostgreSQL began during the saturated pair.
-    checkpoints: i64,
+    /// What PostgreSQL's checkpointer did during the saturated pair.
+    checkpointer: Checkpointer,
     with_think_time: Vec<Latency>,
 }
 
@@ -125,7 +127,11 @@ pub async fn run(pool: &DbPool, tenant: &Tenant, base: &str, webhook: i64) -> an
         Ok(())
     })
     .await??;
-    let reader = logged_in(base, READER).await?;
+    let reader = Reader {
+        client: logged_in(base, READER).await?,
+        base: base.to_owned(),
+        signed_in: Instant::now(),
+    };
     let webhook_page = format!("/webhooks/{webhook}");
     let pages = ["/webhooks", webhook_page.as_str(), "/healthz"];
 
@@ -133,7 +139,9 @@ pub async fn run(pool: &DbPool, tenant: &Tenant, base: &str, webhook: i64) -> an
     println!("ceiling: {argon2_per_s:.1} argon2 hashes/s (one thread per core)");
 
     // The burst: every login client logs in again as soon as it is in, for PERIOD; the
-    // rate counts until the last one is in.
+    // rate counts until the last one is in. Each client keeps its connection: a new HTTP
+    // client per login (root certificates and all) would spend on the load generator's
+    // side the cores the logins are measured against.
     let done = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -142,23 +150,27 @@ pub async fn run(pool: &DbPool, tenant: &Tenant, base: &str, webhook: i64) -> an
         .map(|i| {
             let (base, done, failed) = (base.to_owned(), done.clone(), failed.clone());
             actix_web::rt::spawn(async move {
+                let client = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()?;
                 while Instant::now() < deadline {
-                    let counter = match logged_in(&base, &login_email(i)).await {
+                    let counter = match log_in(&client, &base, &login_email(i)).await {
                         Ok(_) => &done,
                         Err(_) => &failed,
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
+                anyhow::Ok(())
             })
         })
         .collect();
     let during: Vec<_> = pages
         .iter()
-        .map(|path| load(&reader, base, path, READERS, THINK, PERIOD))
+        .map(|path| load(&reader, path, READERS, THINK, PERIOD))
         .collect();
     let during_logins = futures_util::future::try_join_all(during).await?;
     for task in storm {
-        task.await?;
+        task.await??;
     }
     let logins_per_s = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
     let failed_logins = failed.load(Ordering::Relaxed);
@@ -176,10 +188,10 @@ pub async fn run(pool: &DbPool, tenant: &Tenant, base: &str, webhook: i64) -> an
     }
 
     // Saturated: a static file, then the list page, the same clients without think time.
-    let checkpoints_before = checkpoints(pool)?;
-    let static_saturated = load(&reader, base, STATIC_FILE, PAGE_CLIENTS, Duration::ZERO, PERIOD).await?;
-    let list_saturated = load(&reader, base, "/webhooks", PAGE_CLIENTS, Duration::ZERO, PERIOD).await?;
-    let checkpoints = checkpoints(pool)? - checkpoints_before;
+    let checkpointer_before = Checkpointer::now(pool)?;
+    let static_saturated = load(&reader, STATIC_FILE, PAGE_CLIENTS, Duration::ZERO, PERIOD).await?;
+    let list_saturated = load(&reader, "/webhooks", PAGE_CLIENTS, Duration::ZERO, PERIOD).await?;
+    let checkpointer = Checkpointer::now(pool)?.since(&checkpointer_before);
     for page in [&static_saturated, &list_saturated] {
         println!(
             "saturated {} ({PAGE_CLIENTS} clients): {}; {}",
@@ -189,13 +201,14 @@ pub async fn run(pool: &DbPool, tenant: &Tenant, base: &str, webhook: i64) -> an
         );
     }
     println!(
-        "saturated: the list page's p99 is {:.1}x the static file's ({checkpoints} checkpoints meanwhile)",
-        list_saturated.p99 / static_saturated.p99
+        "saturated: the list page's p99 is {:.1}x the static file's; meanwhile {}",
+        list_saturated.p99 / static_saturated.p99,
+        checkpointer.figure()
     );
 
     let mut with_think_time = Vec::new();
     for path in pages {
-        let page = load(&reader, base, path, PAGE_CLIENTS, THINK, PERIOD).await?;
+        let page = load(&reader, path, PAGE_CLIENTS, THINK, PERIOD).await?;
         println!(
             "{path}, {PAGE_CLIENTS} clients with {} ms think time: {}",
             THINK.as_millis(),
@@ -210,13 +223,34 @@ pub async fn run(pool: &DbPool, tenant: &Tenant, base: &str, webhook: i64) -> an
         during_logins,
         static_saturated,
         list_saturated,
-        checkpoints,
+        checkpointer,
         with_think_time,
     })
 }
 
 fn login_email(i: usize) -> String {
     format!("login{i}@bench.example")
+}
+
+/// One login as a new browser would: the form, then the form sent back with the cookies
+/// it came with (no session yet).
+async fn log_in(client: &reqwest::Client, base: &str, email: &str) -> anyhow::Result<()> {
+    let form = client.get(format!("{base}/login")).send().await?;
+    let cookies: Vec<String> = form
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|cookie| Some(cookie.to_str().ok()?.split(';').next()?.to_owned()))
+        .collect();
+    let token = csrf_of(&form.text().await?);
+    let response = client
+        .post(format!("{base}/login"))
+        .header(reqwest::header::COOKIE, cookies.join("; "))
+        .form(&[("email", email), ("password", PASSWORD), ("csrf_token", &token)])
+        .send()
+        .await?;
+    anyhow::ensure!(response.status() == 303, "login failed: {}", response.status());
+    Ok(())
 }
 
 /// Hashes per second of one thread per core hashing for [`PERIOD`], with the parameters
@@ -249,22 +283,27 @@ async fn argon2_ceiling() -> anyhow::Result<f64> {
     .await?
 }
 
-/// `clients` tasks sharing `client` (one session) asking for `path` for `period`, each
-/// waiting `think` after every answer.
+/// The page clients' one session, and when it began.
+struct Reader {
+    client: reqwest::Client,
+    base: String,
+    signed_in: Instant,
+}
+
+/// `clients` tasks of the reader's session asking for `path` for `period`, each waiting
+/// `think` after every answer.
 async fn load(
-    client: &reqwest::Client,
-    base: &str,
+    reader: &Reader,
     path: &str,
     clients: usize,
     think: Duration,
     period: Duration,
 ) -> anyhow::Result<Latency> {
-    let url = format!("{base}{path}");
-    let started = Instant::now();
-    let deadline = started + period;
+    let url = format!("{}{path}", reader.base);
+    let deadline = Instant::now() + period;
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
-            let (client, url) = (client.clone(), url.clone());
+            let (client, url, signed_in) = (reader.client.clone(), url.clone(), reader.signed_in);
             actix_web::rt::spawn(async move {
                 let mut samples = Vec::new();
                 while Instant::now() < deadline {
@@ -273,7 +312,7 @@ async fn load(
                     anyhow::ensure!(response.status() == 200, "{url} answered {}", response.status());
                     response.bytes().await?;
                     samples.push(Sample {
-                        at_us: (sent - started).as_micros() as u64,
+                        at_us: (sent - signed_in).as_micros() as u64,
                         took_us: sent.elapsed().as_micros() as u64,
                     });
                     if !think.is_zero() {
@@ -291,17 +330,42 @@ async fn load(
     Ok(Latency::of(path, samples, period))
 }
 
-/// Checkpoints PostgreSQL has begun since its statistics were reset.
-fn checkpoints(pool: &DbPool) -> anyhow::Result<i64> {
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        checkpoints: i64,
+/// PostgreSQL's checkpointer counters: a checkpoint writes its buffers spread over minutes
+/// and then syncs them, which can hold up every commit meanwhile (a session write, a login).
+#[derive(QueryableByName)]
+struct Checkpointer {
+    /// Checkpoints begun.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    begun: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    buffers_written: i64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    sync_ms: f64,
+}
+
+impl Checkpointer {
+    fn now(pool: &DbPool) -> anyhow::Result<Checkpointer> {
+        Ok(diesel::sql_query(
+            "SELECT checkpoints_timed + checkpoints_req AS begun, buffers_checkpoint AS buffers_written, \
+             checkpoint_sync_time AS sync_ms FROM pg_stat_bgwriter",
+        )
+        .get_result(&mut pool.get()?)?)
     }
-    let count: Count =
-        diesel::sql_query("SELECT checkpoints_timed + checkpoints_req AS checkpoints FROM pg_stat_bgwriter")
-            .get_result(&mut pool.get()?)?;
-    Ok(count.checkpoints)
+
+    fn since(&self, before: &Checkpointer) -> Checkpointer {
+        Checkpointer {
+            begun: self.begun - before.begun,
+            buffers_written: self.buffers_written - before.buffers_written,
+            sync_ms: self.sync_ms - before.sync_ms,
+        }
+    }
+
+    fn figure(&self) -> String {
+        format!(
+            "{} checkpoints begun, {} buffers written by the checkpointer, {:.0} ms syncing",
+            self.begun, self.buffers_written, self.sync_ms
+        )
+    }
 }
 
 impl Figures {
@@ -327,13 +391,13 @@ impl Figures {
             ));
         }
         rows.push(format!(
-            "| saturated, {PAGE_CLIENTS} clients: {} / `/webhooks` | {} / {} | {:.1}x ({} slow, {} checkpoints); target <= 3x |",
+            "| saturated, {PAGE_CLIENTS} clients: {} / `/webhooks` | {} / {} | {:.1}x ({} over {} ms); target <= 3x |",
             self.static_saturated.path,
             self.static_saturated.figure(),
             self.list_saturated.figure(),
             self.list_saturated.p99 / self.static_saturated.p99,
             self.list_saturated.slow.len(),
-            self.checkpoints,
+            SLOW.as_millis(),
         ));
         for (page, target) in self.with_think_time.iter().zip(["15", "25", "5"]) {
             rows.push(format!(
@@ -364,7 +428,11 @@ impl Figures {
                 "static_file": self.static_saturated.json(),
                 "list_page": self.list_saturated.json(),
                 "list_to_static_p99": self.list_saturated.p99 / self.static_saturated.p99,
-                "checkpoints": self.checkpoints,
+                "checkpointer": {
+                    "checkpoints_begun": self.checkpointer.begun,
+                    "buffers_written": self.checkpointer.buffers_written,
+                    "sync_ms": self.checkpointer.sync_ms,
+                },
             },
             "think_time": { "clients": PAGE_CLIENTS, "think_ms": THINK.as_millis() as u64, "pages": by_path(&self.with_think_time) },
         })
