@@ -3,13 +3,16 @@
 //!
 //! Starts a private, durable PostgreSQL (fsync on), a fast local receiver answering 204,
 //! and measures: single-row commit and raw HTTP ceilings, end-to-end deliveries per second,
-//! delivery lag at a steady rate, Excel exports, and the idle memory of `hookboard serve`.
+//! delivery lag at a steady rate, Excel exports, the idle memory of `hookboard serve`, and
+//! its pages and logins under load (`delivery/pages.rs`).
 //! Writes `target/bench/results.json`.
 
 #[path = "delivery/filters.rs"]
 mod filters;
 #[path = "delivery/ordering.rs"]
 mod ordering;
+#[path = "delivery/pages.rs"]
+mod pages;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -432,8 +435,8 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         export_webhooks.0, export_webhooks.1, export_deliveries.0, export_deliveries.1, export_deliveries.2
     );
 
-    // Idle memory of `hookboard serve` on this database, then logins against it.
-    let logins: (f64, f64, f64);
+    // Idle memory of `hookboard serve` on this database, then logins and pages against it.
+    let page_figures: pages::Figures;
     let pages: (PageLoad, PageLoad, PageLoad);
     // The webhook page over a long history: 1,000,000 deliveries of the target webhook
     // over 30 days, each with its attempt (what the page's log and chart read).
@@ -495,8 +498,8 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         }
         actix_web::rt::time::sleep(Duration::from_secs(3)).await;
         let rss = rss_kib(child.id());
-        logins = login_storm(&pool, &tenant, port).await?;
         let base = format!("http://127.0.0.1:{port}");
+        page_figures = pages::run(&pool, &tenant, &base, target.id).await?;
         pages = (
             page_load(&base, "/webhooks", child.id()).await?,
             page_load(&base, &format!("/webhooks/{}", target.id), child.id()).await?,
@@ -583,16 +586,6 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
             format!("{:.1} MiB", idle_kib as f64 / 1024.0),
             String::new(),
         ),
-        (
-            "logins/s (8 clients, argon2id m=19 MiB, t=2)",
-            format!("{:.1}", logins.0),
-            String::new(),
-        ),
-        (
-            "/webhooks p50 / p99 while logins run",
-            format!("{:.1} / {:.1} ms", logins.1, logins.2),
-            String::new(),
-        ),
     ];
     println!("\n| measure | figure | ratio |\n|---|---|---|");
     for (name, figure, ratio) in &table {
@@ -600,12 +593,12 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
     }
     println!("{}", order.rows());
     println!("{}", filtering.rows());
+    println!("{}", page_figures.rows());
     let rest = json!({
         "export_100_webhooks": { "ms": export_webhooks.0.as_secs_f64() * 1000.0, "peak_growth_kib": export_webhooks.1 },
         "export_100000_deliveries": { "s": export_deliveries.0.as_secs_f64(), "peak_growth_kib": export_deliveries.1, "bytes": export_deliveries.2 },
         "idle_rss_kib": idle_kib,
-        "logins_per_s": logins.0,
-        "page_ms_while_logging_in": { "p50": logins.1, "p99": logins.2 },
+        "pages": page_figures.json(),
         "list_page": { "per_s": pages.0.per_second, "p50_ms": pages.0.p50, "p99_ms": pages.0.p99, "clients": PAGE_CLIENTS },
         "webhook_page": { "per_s": pages.1.per_second, "p50_ms": pages.1.p50, "p99_ms": pages.1.p99, "clients": PAGE_CLIENTS, "stored_deliveries": STORED_DELIVERIES },
         "dashboard_page": { "per_s": pages.2.per_second, "p50_ms": pages.2.p50, "p99_ms": pages.2.p99, "clients": PAGE_CLIENTS },
@@ -635,76 +628,13 @@ async fn logged_in(base: &str, email: &str) -> anyhow::Result<reqwest::Client> {
         .post(format!("{base}/login"))
         .form(&[
             ("email", email),
-            ("password", "bench password 1234"),
+            ("password", pages::PASSWORD),
             ("csrf_token", &token),
         ])
         .send()
         .await?;
     anyhow::ensure!(response.status() == 303, "login failed: {}", response.status());
     Ok(client)
-}
-
-/// Logins per second from 8 clients for 5 s, and the latency of a logged-in page meanwhile.
-async fn login_storm(
-    pool: &hookboard::db::DbPool,
-    tenant: &Tenant,
-    port: u16,
-) -> anyhow::Result<(f64, f64, f64)> {
-    use hookboard::models::user::{NewUser, Role, User};
-    let (pool, tenant_id) = (pool.clone(), tenant.id);
-    actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let hash = hookboard::auth::password::hash("bench password 1234")?;
-        let conn = &mut pool.get()?;
-        for i in 0..9 {
-            let email = format!("user{i}@bench.example");
-            User::create(
-                conn,
-                NewUser {
-                    tenant_id: Some(tenant_id),
-                    email: &email,
-                    role: Role::Owner,
-                    password_hash: &hash,
-                    connection_id: None,
-                },
-            )?;
-        }
-        Ok(())
-    })
-    .await??;
-    let base = format!("http://127.0.0.1:{port}");
-    let reader = logged_in(&base, "user8@bench.example").await?;
-    let deadline = Instant::now() + Duration::from_secs(CEILING_SECONDS);
-    let count = Arc::new(AtomicUsize::new(0));
-    let storm: Vec<_> = (0..8)
-        .map(|i| {
-            let (base, count) = (base.clone(), count.clone());
-            actix_web::rt::spawn(async move {
-                while Instant::now() < deadline {
-                    if logged_in(&base, &format!("user{i}@bench.example")).await.is_ok() {
-                        count.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    while Instant::now() < deadline {
-        let started = Instant::now();
-        let response = reader.get(format!("{base}/webhooks")).send().await?;
-        anyhow::ensure!(response.status() == 200, "the page failed: {}", response.status());
-        response.bytes().await?;
-        latencies.push(started.elapsed().as_micros() as u64);
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    }
-    for task in storm {
-        task.await?;
-    }
-    latencies.sort_unstable();
-    Ok((
-        count.load(Ordering::Relaxed) as f64 / CEILING_SECONDS as f64,
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
-    ))
 }
 
 /// Single-row durable commits per second from 8 clients during `period` (table
@@ -807,7 +737,7 @@ struct PageLoad {
 /// [`PAGE_CLIENTS`] logged-in clients asking for `path` as fast as it answers, for
 /// [`CEILING_SECONDS`].
 async fn page_load(base: &str, path: &str, server_pid: u32) -> anyhow::Result<PageLoad> {
-    let client = logged_in(base, "user8@bench.example").await?;
+    let client = logged_in(base, pages::READER).await?;
     let url = format!("{base}{path}");
     // Warm up (first queries, caches) before measuring.
     for _ in 0..5 {

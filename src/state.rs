@@ -42,7 +42,8 @@ impl AppState {
     }
 }
 
-/// Runs blocking work (a transaction, a hash, a DNS lookup) off the async threads.
+/// Runs blocking work (a transaction, a DNS lookup) off the async threads. Password hashes
+/// have threads of their own ([`crate::auth::hashing`]).
 pub async fn blocking<T, F>(work: F) -> Result<T, AppError>
 where
     T: Send + 'static,

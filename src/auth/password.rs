@@ -1,9 +1,8 @@
 //! Password hashing: argon2id with m=19456 KiB, t=2, p=1 (OWASP's recommendation).
-//! Hashing is slow on purpose; call these from the blocking pool. At most one hash per
-//! core runs at a time (19 MiB each), so a flood of logins queues instead of taking the
-//! machine's memory.
+//! Hashing is slow on purpose: requests run these on the hashing threads
+//! ([`crate::auth::hashing::run`]), never on the async or the blocking pool's threads.
 
-use std::sync::{Condvar, LazyLock, Mutex};
+use std::sync::LazyLock;
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -11,37 +10,6 @@ use argon2::{Algorithm, Argon2, Params, Version};
 
 pub const MIN_LENGTH: usize = 12;
 pub const MAX_LENGTH: usize = 128;
-
-/// Admits at most one password hash per core at a time.
-struct Gate {
-    running: Mutex<usize>,
-    freed: Condvar,
-    limit: usize,
-}
-
-struct Permit(&'static Gate);
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        *self.0.running.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
-        self.0.freed.notify_one();
-    }
-}
-
-fn permit() -> Permit {
-    static GATE: LazyLock<Gate> = LazyLock::new(|| Gate {
-        running: Mutex::new(0),
-        freed: Condvar::new(),
-        limit: std::thread::available_parallelism().map_or(2, |n| n.get()),
-    });
-    let gate = &*GATE;
-    let mut running = gate.running.lock().unwrap_or_else(|e| e.into_inner());
-    while *running >= gate.limit {
-        running = gate.freed.wait(running).unwrap_or_else(|e| e.into_inner());
-    }
-    *running += 1;
-    Permit(gate)
-}
 
 fn hasher() -> Argon2<'static> {
     let params = Params::new(19_456, 2, 1, None).expect("valid argon2 parameters");
@@ -66,7 +34,6 @@ pub fn validate(password: &str) -> Result<(), String> {
 
 /// A PHC-format argon2id hash with a fresh random salt.
 pub fn hash(password: &str) -> anyhow::Result<String> {
-    let _permit = permit();
     hasher()
         .hash_password(password.as_bytes())
         .map(|h| h.to_string())
@@ -75,7 +42,6 @@ pub fn hash(password: &str) -> anyhow::Result<String> {
 
 /// Whether `password` matches `stored`. A malformed stored hash never matches.
 pub fn verify(stored: &str, password: &str) -> bool {
-    let _permit = permit();
     PasswordHash::new(stored)
         .is_ok_and(|parsed| hasher().verify_password(password.as_bytes(), &parsed).is_ok())
 }

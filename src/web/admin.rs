@@ -9,7 +9,7 @@ use askama_web::WebTemplate;
 use diesel::Connection as _;
 use serde::Deserialize;
 
-use crate::auth::password;
+use crate::auth::{hashing, password};
 use crate::error::AppError;
 use crate::models::audit::{Actor, AuditEntry};
 use crate::models::session::Sessions;
@@ -251,7 +251,7 @@ pub async fn create_user(
     let now = state.clock.now();
     // Until the link is used the account has a password nobody knows. Hashing runs between
     // two units of database work, never holding a connection.
-    let hash = crate::state::blocking(|| Ok(password::hash(&crate::models::random_hex(32))?)).await?;
+    let hash = hashing::run(|| password::hash(&crate::models::random_hex(32))).await??;
     let invited = state
         .db(move |conn| {
             let account = accounts::NewAccount {

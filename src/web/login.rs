@@ -8,7 +8,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::auth::address_throttle::AddressThrottle;
-use crate::auth::password;
+use crate::auth::{hashing, password};
 use crate::error::AppError;
 use crate::models::session::Sessions;
 use crate::models::user::{PasswordCheck, User};
@@ -98,7 +98,7 @@ pub struct LoginForm {
 }
 
 /// A login: the client address and then the account are throttled before any password
-/// is hashed; argon2 runs on a blocking thread without a pooled connection, between the
+/// is hashed; argon2 runs on a hashing thread without a pooled connection, between the
 /// claim and the write.
 pub async fn submit(
     req: HttpRequest,
@@ -127,7 +127,7 @@ pub async fn submit(
                 Ok(Some(User::claim_password_check(conn, user.id, now)?))
             })
             .await?;
-        let checked = web::block(move || match claim {
+        let checked = hashing::run(move || match claim {
             Some(PasswordCheck::Check { user, attempt }) => {
                 let matches = password::verify(&user.password_hash, &typed);
                 Some((user, attempt, matches))

@@ -7,7 +7,7 @@ use askama_web::WebTemplate;
 use diesel::Connection as _;
 use serde::Deserialize;
 
-use crate::auth::password;
+use crate::auth::{hashing, password};
 use crate::error::AppError;
 use crate::models::audit::AuditEntry;
 use crate::models::session::Sessions;
@@ -97,7 +97,7 @@ pub async fn change_password(
         return refuse(PASSWORD_CHECKS_PAUSED);
     };
     let current = form.current_password;
-    let matches = web::block(move || password::verify(&stored.password_hash, &current)).await?;
+    let matches = hashing::run(move || password::verify(&stored.password_hash, &current)).await?;
     state.metrics.record_password_check();
     if !matches {
         return refuse("The current password is not right.");
@@ -109,7 +109,7 @@ pub async fn change_password(
         return refuse(PASSWORD_CHECKS_PAUSED);
     }
     let new_password = form.new_password;
-    let hash = web::block(move || password::hash(&new_password)).await??;
+    let hash = hashing::run(move || password::hash(&new_password)).await??;
     state
         .db(move |conn| {
             conn.transaction(|conn| {

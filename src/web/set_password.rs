@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::auth::password;
+use crate::auth::{hashing, password};
 use crate::error::AppError;
 use crate::services::password_links;
 use crate::state::AppState;
@@ -113,7 +113,7 @@ pub async fn submit(
             Some(message),
         );
     }
-    let hash = crate::state::blocking(move || Ok(password::hash(&form.password)?)).await?;
+    let hash = hashing::run(move || password::hash(&form.password)).await??;
     let now = state.clock.now();
     match state
         .db(move |conn| password_links::redeem(conn, &token, &hash, now))

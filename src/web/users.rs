@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::auth::password;
+use crate::auth::{hashing, password};
 use crate::error::AppError;
 use crate::models::connection::Connection;
 use crate::models::user::Role;
@@ -126,7 +126,7 @@ pub async fn invite(
         let role = role_of(&form.role)?;
         // Until the link is used the login has a password nobody knows; hashed off the
         // database connection.
-        let hash = crate::state::blocking(|| Ok(password::hash(&crate::models::random_hex(32))?)).await?;
+        let hash = hashing::run(|| password::hash(&crate::models::random_hex(32))).await??;
         let issued = state
             .db(move |conn| {
                 users::invite(
