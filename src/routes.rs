@@ -12,6 +12,13 @@ fn in_api(path: &str) -> bool {
         .is_some_and(|rest| rest.starts_with('/'))
 }
 
+/// Routes that never read a session: health checks, metrics and static files answer
+/// without a trip to the session store (a logged-in browser sends its cookie with every
+/// stylesheet and script).
+fn sessionless(path: &str) -> bool {
+    matches!(path, "/healthz" | "/metrics" | "/favicon.ico") || path.starts_with("/static/")
+}
+
 /// Who may use a route. The route table below is the single source of truth: it both
 /// registers the routes and lets the tests walk every route with every role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,10 +58,22 @@ macro_rules! route_table {
             $( Route { method: stringify!($method), path: $path, access: Access::$access } ),*
         ];
 
-        /// Registers the pages: every route of [`ROUTES`] outside [`API_SCOPE`].
+        /// Registers the pages: every route of [`ROUTES`] outside [`API_SCOPE`] that
+        /// reads the session.
         pub fn configure_web(cfg: &mut web::ServiceConfig) {
-            $( if !in_api($path) { cfg.route($path, web::$method().to($handler)); } )*
+            $( if !in_api($path) && !sessionless($path) { cfg.route($path, web::$method().to($handler)); } )*
             cfg.default_service(web::to(crate::web::not_found));
+        }
+
+        /// Registers the routes that read no session, each refusing NUL like the pages.
+        pub fn configure_sessionless(cfg: &mut web::ServiceConfig) {
+            $( if sessionless($path) {
+                cfg.service(
+                    web::resource($path)
+                        .wrap(actix_web::middleware::from_fn(crate::web::refuse_nul))
+                        .route(web::$method().to($handler)),
+                );
+            } )*
         }
 
         /// Registers the JSON API inside [`API_SCOPE`], with paths relative to it.

@@ -98,6 +98,7 @@ pub fn build_server(state: AppState, listener: TcpListener) -> anyhow::Result<Se
         App::new()
             .app_data(state.clone())
             .service(api_scope)
+            .configure(routes::configure_sessionless)
             .service(web_scope)
             .wrap(
                 DefaultHeaders::new()

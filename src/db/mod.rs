@@ -58,6 +58,9 @@ pub fn connect(url: &str, size: u32) -> anyhow::Result<DbPool> {
     Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
+        // A connection the server closed is found at check-out, not by a failed query
+        // (diesel cannot tell a closed one otherwise); `/healthz` relies on this.
+        .test_on_check_out(true)
         .connection_timeout(Duration::from_secs(10))
         .build(manager)
         .with_context(|| format!("cannot connect to the database at {}", redact_url(url)))
