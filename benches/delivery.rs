@@ -9,6 +9,8 @@
 
 #[path = "delivery/filters.rs"]
 mod filters;
+#[path = "delivery/history.rs"]
+mod history;
 #[path = "delivery/ordering.rs"]
 mod ordering;
 #[path = "delivery/pages.rs"]
@@ -40,6 +42,9 @@ const LAG_SECONDS: u64 = 10;
 const CEILING_SECONDS: u64 = 5;
 /// Deliveries stored for the page figures (spread over 30 days, one attempt each).
 const STORED_DELIVERIES: i64 = 1_000_000;
+/// The retention of the worker and `serve`: longer than the history, so that only the
+/// history section's own pass removes any of it.
+const RETENTION_DAYS: &str = "3650";
 /// Concurrent logged-in clients for the page figures.
 const PAGE_CLIENTS: usize = 16;
 
@@ -190,6 +195,7 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
     let pool = hookboard::db::connect(&url, 16)?;
     let mut setup = pool.get()?;
     hookboard::db::run_migrations(&mut setup)?;
+    history::reserve(&mut setup)?;
     drop(setup);
     hookboard::delivery::http::install_crypto();
 
@@ -267,65 +273,18 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         .await??
     };
 
-    let settings = hookboard::settings::Settings::from_lookup(|name| match name {
-        "DATABASE_URL" => Some(url.clone()),
-        "HOOKBOARD_ALLOW_PRIVATE_TARGETS" => Some("127.0.0.0/8".into()),
-        "HOOKBOARD_SECRET_KEY" => Some("07".repeat(32)),
-        // The dispatcher's own settings may be varied for a run.
-        "HOOKBOARD_WORKER_CONCURRENCY" => std::env::var(name).ok(),
-        _ => None,
-    })?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let worker = Dispatcher::new(
-        pool.clone(),
-        &settings,
-        secrets.clone(),
-        clock.clone(),
-        Arc::new(Metrics::default()),
-    )?;
-    let handle = dispatcher::start(worker, &url);
+    let handle = start_dispatcher(&pool, &url, &secrets)?;
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;
 
     // End to end: 20,000 events in batches of 500, until all have arrived; three rounds
     // after a warm-up, the median counts (one round moves by a tenth from run to run on
     // this machine).
-    // A round first that is not counted: the statements get prepared and the write-ahead
-    // log grows to the size the next rounds recycle, as on a server that has been up.
-    let warm_up = end_to_end(&pool, &tenant, &seen).await?;
-    println!(
-        "end to end, warm-up round: {:.0}/s (not counted)",
-        warm_up.per_second()
+    let empty_history = rounds(&pool, &url, &tenant, &seen).await?;
+    let (per_second, ratio, round_ceiling) = (
+        empty_history.per_second,
+        empty_history.ratio,
+        empty_history.round_ceiling,
     );
-    // Each round right after a checkpoint and a commit ceiling of its own. The machine's
-    // load drifts over a run, and a ratio means something only next to a ceiling measured
-    // at the same time. Without the checkpoint, later rounds ran out of recycled log
-    // segments and measured PostgreSQL creating new ones (14.9k, 13.1k, 12.7k deliveries/s
-    // in a row, also with VACUUM between rounds), which a server that has been up does not.
-    let mut rounds = Vec::new();
-    for round in 1..=ROUNDS {
-        diesel::sql_query("CHECKPOINT").execute(&mut pool.get()?)?;
-        let ceiling = commit_ceiling(&url, Duration::from_secs(2)).await?;
-        let r = end_to_end(&pool, &tenant, &seen).await?;
-        println!(
-            "end to end, round {round}: {EVENTS} deliveries in {:.2?} = {:.0}/s = {:.2}x the {ceiling:.0} commits/s \
-             just before (publishing took {:.2?}, {} delivered meanwhile; then {:.0}/s)",
-            r.took,
-            r.per_second(),
-            r.per_second() / ceiling,
-            r.published,
-            r.during,
-            (EVENTS - r.during) as f64 / (r.took - r.published).as_secs_f64()
-        );
-        rounds.push((r, ceiling));
-    }
-    let round_figures: Vec<serde_json::Value> = rounds
-        .iter()
-        .map(|(r, ceiling)| json!({ "deliveries_per_s": r.per_second(), "ceiling_commits_per_s": ceiling }))
-        .collect();
-    rounds.sort_by(|a, b| (a.0.per_second() / a.1).total_cmp(&(b.0.per_second() / b.1)));
-    let (median, round_ceiling) = &rounds[rounds.len() / 2];
-    let (per_second, round_ceiling) = (median.per_second(), *round_ceiling);
-    let ratio = per_second / round_ceiling;
     let hot: (i64, i64) = {
         #[derive(QueryableByName)]
         struct Updates {
@@ -389,7 +348,7 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         "ceiling_commits_per_s": commits,
         "ceiling_raw_http_per_s": raw_http,
         "deliveries_per_s": per_second,
-        "deliveries_per_s_rounds": round_figures,
+        "deliveries_per_s_rounds": &empty_history.figures,
         "ratio_to_commits": ratio,
         "lag_ms": { "p50": p50, "p95": p95, "p99": p99, "rate_per_s": LAG_RATE },
     });
@@ -473,29 +432,7 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
     };
     println!("stored {STORED_DELIVERIES} deliveries with their attempts in {seeded:.1?}");
     let idle_kib = {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hookboard"))
-            .arg("serve")
-            .env("DATABASE_URL", &url)
-            .env("HOOKBOARD_BIND", format!("127.0.0.1:{port}"))
-            .env("HOOKBOARD_SECRET_KEY", "07".repeat(32))
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .spawn()?;
-        let client = reqwest::Client::new();
-        let started = Instant::now();
-        while client
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "hookboard serve did not start"
-            );
-            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-        }
+        let (child, port) = serve(&url).await?;
         actix_web::rt::time::sleep(Duration::from_secs(3)).await;
         let rss = rss_kib(child.id());
         let base = format!("http://127.0.0.1:{port}");
@@ -506,11 +443,7 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
             // The operations dashboard (SPEC 9a): aggregates of the same stored traffic.
             page_load(&base, "/", child.id()).await?,
         );
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )?;
-        child.wait()?;
+        stop(child)?;
         rss
     };
     println!(
@@ -594,10 +527,14 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
     println!("{}", order.rows());
     println!("{}", filtering.rows());
     println!("{}", page_figures.rows());
+    // Cost with history last: it writes gigabytes the sections above should not read.
+    let history = history::run(&pool, &url, &tenant, target.id, &seen, &secrets).await?;
+    println!("{}", history.rows(&empty_history, [&pages.0, &pages.1, &pages.2]));
     let rest = json!({
         "export_100_webhooks": { "ms": export_webhooks.0.as_secs_f64() * 1000.0, "peak_growth_kib": export_webhooks.1 },
         "export_100000_deliveries": { "s": export_deliveries.0.as_secs_f64(), "peak_growth_kib": export_deliveries.1, "bytes": export_deliveries.2 },
         "idle_rss_kib": idle_kib,
+        "history": history.json(),
         "pages": page_figures.json(),
         "list_page": { "per_s": pages.0.per_second, "p50_ms": pages.0.p50, "p99_ms": pages.0.p99, "clients": PAGE_CLIENTS },
         "webhook_page": { "per_s": pages.1.per_second, "p50_ms": pages.1.p50, "p99_ms": pages.1.p99, "clients": PAGE_CLIENTS, "stored_deliveries": STORED_DELIVERIES },
@@ -794,4 +731,131 @@ fn valid(input: Input) -> hookboard::validation::webhook::Valid {
         resolve: false,
     };
     webhook::validate(input, &world).expect("the bench's webhooks are valid")
+}
+
+/// The delivery worker on the bench's database, allowed to send to the loopback receiver.
+fn start_dispatcher(
+    pool: &hookboard::db::DbPool,
+    url: &str,
+    secrets: &SecretBox,
+) -> anyhow::Result<dispatcher::Handle> {
+    let settings = hookboard::settings::Settings::from_lookup(|name| match name {
+        "DATABASE_URL" => Some(url.to_owned()),
+        "HOOKBOARD_ALLOW_PRIVATE_TARGETS" => Some("127.0.0.0/8".into()),
+        "HOOKBOARD_SECRET_KEY" => Some("07".repeat(32)),
+        // Retention runs when the history section asks, not on the worker's schedule.
+        "HOOKBOARD_RETENTION_DAYS" => Some(RETENTION_DAYS.into()),
+        // The dispatcher's own settings may be varied for a run.
+        "HOOKBOARD_WORKER_CONCURRENCY" => std::env::var(name).ok(),
+        _ => None,
+    })?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let worker = Dispatcher::new(
+        pool.clone(),
+        &settings,
+        secrets.clone(),
+        clock.clone(),
+        Arc::new(Metrics::default()),
+    )?;
+    Ok(dispatcher::start(worker, url))
+}
+
+/// The end-to-end figure: the median of [`ROUNDS`] rounds after a warm-up, each beside a
+/// commit ceiling of its own.
+struct Rounds {
+    per_second: f64,
+    /// The median round's deliveries/s over its ceiling.
+    ratio: f64,
+    round_ceiling: f64,
+    figures: Vec<serde_json::Value>,
+}
+
+async fn rounds(
+    pool: &hookboard::db::DbPool,
+    url: &str,
+    tenant: &Tenant,
+    seen: &web::Data<Seen>,
+) -> anyhow::Result<Rounds> {
+    // A round first that is not counted: the statements get prepared and the write-ahead
+    // log grows to the size the next rounds recycle, as on a server that has been up.
+    let warm_up = end_to_end(pool, tenant, seen).await?;
+    println!(
+        "end to end, warm-up round: {:.0}/s (not counted)",
+        warm_up.per_second()
+    );
+    // Each round right after a checkpoint and a commit ceiling of its own. The machine's
+    // load drifts over a run, and a ratio means something only next to a ceiling measured
+    // at the same time. Without the checkpoint, later rounds ran out of recycled log
+    // segments and measured PostgreSQL creating new ones (14.9k, 13.1k, 12.7k deliveries/s
+    // in a row, also with VACUUM between rounds), which a server that has been up does not.
+    let mut rounds = Vec::new();
+    for round in 1..=ROUNDS {
+        diesel::sql_query("CHECKPOINT").execute(&mut pool.get()?)?;
+        let ceiling = commit_ceiling(url, Duration::from_secs(2)).await?;
+        let r = end_to_end(pool, tenant, seen).await?;
+        println!(
+            "end to end, round {round}: {EVENTS} deliveries in {:.2?} = {:.0}/s = {:.2}x the {ceiling:.0} commits/s \
+             just before (publishing took {:.2?}, {} delivered meanwhile; then {:.0}/s)",
+            r.took,
+            r.per_second(),
+            r.per_second() / ceiling,
+            r.published,
+            r.during,
+            (EVENTS - r.during) as f64 / (r.took - r.published).as_secs_f64()
+        );
+        rounds.push((r, ceiling));
+    }
+    let round_figures: Vec<serde_json::Value> = rounds
+        .iter()
+        .map(|(r, ceiling)| json!({ "deliveries_per_s": r.per_second(), "ceiling_commits_per_s": ceiling }))
+        .collect();
+    rounds.sort_by(|a, b| (a.0.per_second() / a.1).total_cmp(&(b.0.per_second() / b.1)));
+    let (median, round_ceiling) = &rounds[rounds.len() / 2];
+    let (per_second, round_ceiling) = (median.per_second(), *round_ceiling);
+    let ratio = per_second / round_ceiling;
+    Ok(Rounds {
+        per_second,
+        ratio,
+        round_ceiling,
+        figures: round_figures,
+    })
+}
+
+/// `hookboard serve` on the bench's database, once it answers.
+async fn serve(url: &str) -> anyhow::Result<(std::process::Child, u16)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_hookboard"))
+        .arg("serve")
+        .env("DATABASE_URL", url)
+        .env("HOOKBOARD_BIND", format!("127.0.0.1:{port}"))
+        .env("HOOKBOARD_SECRET_KEY", "07".repeat(32))
+        .env("HOOKBOARD_RETENTION_DAYS", RETENTION_DAYS)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while client
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .is_err()
+    {
+        if started.elapsed() > Duration::from_secs(30) {
+            stop(child)?;
+            anyhow::bail!("hookboard serve did not start within 30 s");
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok((child, port))
+}
+
+/// Stops a `hookboard serve` started by [`serve`] and waits for it.
+fn stop(mut child: std::process::Child) -> anyhow::Result<()> {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )?;
+    child.wait()?;
+    Ok(())
 }

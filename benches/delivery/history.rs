@@ -1,0 +1,261 @@
+//! Cost with history: the same figures over an empty history and over 30 days of a busy
+//! tenant (`HOOKBOARD_BENCH_HISTORY` deliveries with an attempt each, 20,000,000 unless
+//! set), and what retention's pass over that history takes and frees.
+//!
+//! The measured traffic runs on ids above [`RESERVED`] (see [`reserve`]); the history is
+//! written later below it, dated over the 30 days before the last one.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Timestamptz};
+use hookboard::db::DbPool;
+use hookboard::models::tenant::Tenant;
+
+/// Ids below this wait for the history.
+const RESERVED: i64 = 1_000_000_000;
+const DAYS: i64 = 30;
+
+/// How many deliveries the history holds.
+pub fn size() -> i64 {
+    std::env::var("HOOKBOARD_BENCH_HISTORY")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(20_000_000)
+}
+
+/// Moves the delivery sequence past the ids kept for the history, before any traffic.
+pub fn reserve(conn: &mut PgConnection) -> anyhow::Result<()> {
+    diesel::sql_query(format!("SELECT setval('deliveries_id_seq', {RESERVED})")).execute(conn)?;
+    Ok(())
+}
+
+/// Bytes of `deliveries` and `delivery_attempts`, tables and indexes.
+fn history_bytes(conn: &mut PgConnection) -> anyhow::Result<i64> {
+    #[derive(QueryableByName)]
+    struct Bytes {
+        #[diesel(sql_type = BigInt)]
+        bytes: i64,
+    }
+    let bytes: Bytes = diesel::sql_query(
+        "SELECT pg_total_relation_size('deliveries') + pg_total_relation_size('delivery_attempts') AS bytes",
+    )
+    .get_result(conn)?;
+    Ok(bytes.bytes)
+}
+
+/// What seeding took.
+pub struct Seeded {
+    pub deliveries: i64,
+    pub took: Duration,
+    pub bytes: i64,
+}
+
+/// Writes [`size`] deliveries of the tenant's webhooks, each with its attempt, spread over
+/// the 30 days before the last one, a partition a day (day 0 is 31 days old).
+pub async fn seed(pool: &DbPool, tenant: &Tenant) -> anyhow::Result<Seeded> {
+    let (pool, tenant_id, total) = (pool.clone(), tenant.id, size());
+    actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<Seeded> {
+        let conn = &mut pool.get()?;
+        let started = Instant::now();
+        let per_day = total / DAYS;
+        let now = Utc::now();
+        for day in 0..DAYS {
+            let lower = 1 + day * per_day;
+            let day_start = now - chrono::Duration::days(DAYS + 1 - day);
+            diesel::sql_query(
+                "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
+                                         last_status_code, created_at, updated_at, completed_at, next_attempt_at)
+                 SELECT $1 + g, $3, w.ids[1 + g % array_length(w.ids, 1)], (SELECT id FROM events LIMIT 1),
+                        'booking.created', 'succeeded', 1, 204, t, t, t, t
+                 FROM generate_series(0, $2 - 1) g
+                 CROSS JOIN (SELECT array_agg(id ORDER BY id) AS ids FROM webhooks WHERE tenant_id = $3) w
+                 CROSS JOIN LATERAL (SELECT $4 + g * (interval '1 day' / $2) AS t) s",
+            )
+            .bind::<BigInt, _>(lower)
+            .bind::<BigInt, _>(per_day)
+            .bind::<BigInt, _>(tenant_id)
+            .bind::<Timestamptz, _>(day_start)
+            .execute(conn)?;
+            // Through the table's trigger, so the hourly aggregates hold the history too.
+            diesel::sql_query(
+                "INSERT INTO delivery_attempts (delivery_id, tenant_id, webhook_id, attempt_number, started_at, duration_ms,
+                                                status_code, succeeded, request_headers, response_headers)
+                 SELECT id, tenant_id, webhook_id, 1, created_at, 3, 204, true, '{}', '{}'
+                 FROM deliveries WHERE id >= $1 AND id < $1 + $2",
+            )
+            .bind::<BigInt, _>(lower)
+            .bind::<BigInt, _>(per_day)
+            .execute(conn)?;
+        }
+        // A month-old history has long been vacuumed (hint bits, visibility map).
+        diesel::sql_query("VACUUM (ANALYZE) deliveries, delivery_attempts").execute(conn)?;
+        Ok(Seeded {
+            deliveries: per_day * DAYS,
+            took: started.elapsed(),
+            bytes: history_bytes(conn)?,
+        })
+    })
+    .await?
+}
+
+/// Retention's pass over the history: the oldest day is past it.
+pub struct Retention {
+    pub took: Duration,
+    pub bytes_before: i64,
+    pub bytes_after: i64,
+    pub attempts: usize,
+}
+
+pub async fn retention(pool: &DbPool) -> anyhow::Result<Retention> {
+    let pool = pool.clone();
+    actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<Retention> {
+        let conn = &mut pool.get()?;
+        let bytes_before = history_bytes(conn)?;
+        let started = Instant::now();
+        let attempts =
+            hookboard::models::delivery::clean_up(conn, Utc::now() - chrono::Duration::days(DAYS))?;
+        let took = started.elapsed();
+        Ok(Retention {
+            took,
+            bytes_before,
+            bytes_after: history_bytes(conn)?,
+            attempts,
+        })
+    })
+    .await?
+}
+
+fn gib(bytes: i64) -> f64 {
+    bytes as f64 / (1u64 << 30) as f64
+}
+
+impl Retention {
+    pub fn row(&self) -> String {
+        format!(
+            "| retention's pass: the oldest day past it ({} attempts and their deliveries) | {:.1} s, one DELETE transaction | history {:.2} GiB before, {:.2} GiB after (the space stays with the tables) |",
+            self.attempts,
+            self.took.as_secs_f64(),
+            gib(self.bytes_before),
+            gib(self.bytes_after),
+        )
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "s": self.took.as_secs_f64(),
+            "attempts": self.attempts,
+            "bytes_before": self.bytes_before,
+            "bytes_after": self.bytes_after,
+        })
+    }
+}
+
+impl Seeded {
+    pub fn row(&self) -> String {
+        format!(
+            "| history written: {} deliveries with their attempts over 30 days | {:.0} s | {:.2} GiB |",
+            self.deliveries,
+            self.took.as_secs_f64(),
+            gib(self.bytes)
+        )
+    }
+}
+
+/// The figures over the history, beside those over the empty one of the same run.
+pub struct Figures {
+    seeded: Seeded,
+    rounds: super::Rounds,
+    /// `/webhooks`, the target webhook's page, the dashboard.
+    pages: [super::PageLoad; 3],
+    retention: Retention,
+}
+
+/// Writes the history, then measures the delivery rate and the pages again over it, then
+/// retention.
+pub async fn run(
+    pool: &DbPool,
+    url: &str,
+    tenant: &Tenant,
+    target_id: i64,
+    seen: &actix_web::web::Data<super::Seen>,
+    secrets: &hookboard::crypto::SecretBox,
+) -> anyhow::Result<Figures> {
+    let seeded = seed(pool, tenant).await?;
+    println!(
+        "history: {} deliveries with their attempts in {:.0?}, {:.2} GiB",
+        seeded.deliveries,
+        seeded.took,
+        gib(seeded.bytes)
+    );
+    let handle = super::start_dispatcher(pool, url, secrets)?;
+    let rounds = super::rounds(pool, url, tenant, seen).await;
+    actix_web::rt::task::spawn_blocking(move || handle.shutdown(Duration::from_secs(20))).await?;
+    let rounds = rounds?;
+    let (child, port) = super::serve(url).await?;
+    let base = format!("http://127.0.0.1:{port}");
+    let pid = child.id();
+    let pages = async {
+        Ok::<_, anyhow::Error>([
+            super::page_load(&base, "/webhooks", pid).await?,
+            super::page_load(&base, &format!("/webhooks/{target_id}"), pid).await?,
+            super::page_load(&base, "/", pid).await?,
+        ])
+    }
+    .await;
+    super::stop(child)?;
+    let pages = pages?;
+    let retention = retention(pool).await?;
+    Ok(Figures {
+        seeded,
+        rounds,
+        pages,
+        retention,
+    })
+}
+
+impl Figures {
+    /// The table's rows, each beside the same figure over the empty history.
+    pub fn rows(&self, empty: &super::Rounds, empty_pages: [&super::PageLoad; 3]) -> String {
+        let mut rows = vec![self.seeded.row()];
+        rows.push(format!(
+            "| deliveries/s over the history, median of 3 | {:.0} ({:.2}x the commits/s just before) | {:+.0}% against {:.2}x over the empty history; target within 10% |",
+            self.rounds.per_second,
+            self.rounds.ratio,
+            (self.rounds.ratio / empty.ratio - 1.0) * 100.0,
+            empty.ratio
+        ));
+        for (name, (with, without)) in ["/webhooks", "webhook page", "dashboard `/`"]
+            .iter()
+            .zip(self.pages.iter().zip(empty_pages))
+        {
+            rows.push(format!(
+                "| {name} over the history, 16 clients: p50 / p99 | {:.1} / {:.1} ms | p99 {:+.0}% against {:.1} ms; target within 10% |",
+                with.p50,
+                with.p99,
+                (with.p99 / without.p99 - 1.0) * 100.0,
+                without.p99
+            ));
+        }
+        rows.push(self.retention.row());
+        rows.join("\n")
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "deliveries": self.seeded.deliveries,
+            "seed_s": self.seeded.took.as_secs_f64(),
+            "bytes": self.seeded.bytes,
+            "deliveries_per_s": self.rounds.per_second,
+            "ratio_to_commits": self.rounds.ratio,
+            "rounds": self.rounds.figures,
+            "pages_p99_ms": {
+                "list_page": self.pages[0].p99,
+                "webhook_page": self.pages[1].p99,
+                "dashboard_page": self.pages[2].p99,
+            },
+            "retention": self.retention.json(),
+        })
+    }
+}
