@@ -672,42 +672,26 @@ struct PageLoad {
 }
 
 /// [`PAGE_CLIENTS`] logged-in clients asking for `path` as fast as it answers, for
-/// [`CEILING_SECONDS`].
+/// [`CEILING_SECONDS`] (`pages::load` without think time), and the server's memory then.
 async fn page_load(base: &str, path: &str, server_pid: u32) -> anyhow::Result<PageLoad> {
-    let client = logged_in(base, pages::READER).await?;
-    let url = format!("{base}{path}");
+    let reader = pages::Reader::sign_in(base).await?;
     // Warm up (first queries, caches) before measuring.
     for _ in 0..5 {
-        client.get(&url).send().await?.bytes().await?;
+        reader
+            .client
+            .get(format!("{base}{path}"))
+            .send()
+            .await?
+            .bytes()
+            .await?;
     }
-    let deadline = Instant::now() + Duration::from_secs(CEILING_SECONDS);
-    let tasks: Vec<_> = (0..PAGE_CLIENTS)
-        .map(|_| {
-            let (client, url) = (client.clone(), url.clone());
-            actix_web::rt::spawn(async move {
-                let mut latencies = Vec::new();
-                while Instant::now() < deadline {
-                    let started = Instant::now();
-                    let response = client.get(&url).send().await?;
-                    anyhow::ensure!(response.status() == 200, "{url} answered {}", response.status());
-                    response.bytes().await?;
-                    latencies.push(started.elapsed().as_micros() as u64);
-                }
-                Ok(latencies)
-            })
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await??);
-    }
-    let rss_kib = rss_kib(server_pid);
-    latencies.sort_unstable();
+    let period = Duration::from_secs(CEILING_SECONDS);
+    let latency = pages::load(&reader, path, PAGE_CLIENTS, Duration::ZERO, period).await?;
     let load = PageLoad {
-        per_second: latencies.len() as f64 / CEILING_SECONDS as f64,
-        p50: percentile(&latencies, 0.5),
-        p99: percentile(&latencies, 0.99),
-        rss_kib,
+        per_second: latency.per_s,
+        p50: latency.p50,
+        p99: latency.p99,
+        rss_kib: rss_kib(server_pid),
     };
     println!(
         "{path}: {:.0}/s, p50 {:.1} ms, p99 {:.1} ms with {PAGE_CLIENTS} clients",

@@ -40,9 +40,9 @@ struct Sample {
 /// Latency of one path under one load.
 pub struct Latency {
     path: String,
-    per_s: f64,
-    p50: f64,
-    p99: f64,
+    pub per_s: f64,
+    pub p50: f64,
+    pub p99: f64,
     /// Requests slower than [`SLOW`], by start time.
     slow: Vec<Sample>,
 }
@@ -127,11 +127,7 @@ pub async fn run(pool: &DbPool, tenant: &Tenant, base: &str, webhook: i64) -> an
         Ok(())
     })
     .await??;
-    let reader = Reader {
-        client: logged_in(base, READER).await?,
-        base: base.to_owned(),
-        signed_in: Instant::now(),
-    };
+    let reader = Reader::sign_in(base).await?;
     let webhook_page = format!("/webhooks/{webhook}");
     let pages = ["/webhooks", webhook_page.as_str(), "/healthz"];
 
@@ -284,15 +280,26 @@ async fn argon2_ceiling() -> anyhow::Result<f64> {
 }
 
 /// The page clients' one session, and when it began.
-struct Reader {
-    client: reqwest::Client,
+pub struct Reader {
+    pub client: reqwest::Client,
     base: String,
     signed_in: Instant,
 }
 
+impl Reader {
+    /// The session of [`READER`], signed in now.
+    pub async fn sign_in(base: &str) -> anyhow::Result<Reader> {
+        Ok(Reader {
+            client: logged_in(base, READER).await?,
+            base: base.to_owned(),
+            signed_in: Instant::now(),
+        })
+    }
+}
+
 /// `clients` tasks of the reader's session asking for `path` for `period`, each waiting
 /// `think` after every answer.
-async fn load(
+pub async fn load(
     reader: &Reader,
     path: &str,
     clients: usize,
