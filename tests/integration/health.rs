@@ -108,3 +108,32 @@ async fn every_page_has_an_icon_and_favicon_ico_is_served() {
         assert!(icon.text().await.unwrap().starts_with("<svg"), "{path}");
     }
 }
+
+/// Static files read no session: with every pooled connection taken, a signed-in browser
+/// (its session cookie sent along) still gets its stylesheet, where reading the session
+/// would wait for a connection and fail.
+#[actix_web::test]
+async fn a_signed_in_browser_gets_static_files_without_a_database_connection() {
+    use hookboard::models::tenant::Plan;
+    use hookboard::models::user::Role;
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Alpine Tours", Plan::Scale).await;
+    app.create_user(Some(&tenant), "ana@alpine.example", Role::Owner)
+        .await;
+    let browser = app.logged_in("ana@alpine.example").await;
+    let (taken, all_taken) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let pool = app.pool.clone();
+    let holder = std::thread::spawn(move || {
+        let held: Vec<_> = (0..pool.max_size()).map(|_| pool.get().unwrap()).collect();
+        taken.send(()).unwrap();
+        released.recv().ok();
+        drop(held);
+    });
+    all_taken.recv().unwrap();
+    let response = browser.get("/static/css/hookboard.css").await;
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains('{'), "the stylesheet");
+}
