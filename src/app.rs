@@ -182,6 +182,8 @@ fn seed_demo(conn: &mut diesel::PgConnection) -> anyhow::Result<()> {
     }
     let demo_password = format!("demo-{}", random_hex(8));
     let hash = password::hash(&demo_password)?;
+    // Only logins, on the hashing threads, keep argon2 memory around.
+    password::release_memory();
     // Both or neither: a tenant without its owner would never be seeded again.
     let tenant = conn.transaction(|conn| -> anyhow::Result<_> {
         let system = Actor::system();

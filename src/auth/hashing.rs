@@ -10,6 +10,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError, mpsc};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -19,6 +20,10 @@ type Job = Box<dyn FnOnce() + Send>;
 /// about a tenth of a core that a page also wants. An unprivileged process may always lower
 /// its own priority.
 const NICE: i32 = 10;
+
+/// How long a hashing thread keeps its argon2 memory without a job: a burst of logins
+/// reuses it, an idle server gives it back.
+const KEEP_MEMORY: Duration = Duration::from_secs(60);
 
 /// Runs `work` (a hash, a check) on a hashing thread and answers what it returns.
 pub async fn run<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
@@ -47,8 +52,17 @@ fn start() -> mpsc::Sender<Job> {
             .spawn(move || {
                 lower_priority();
                 loop {
-                    let next = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
-                    let Ok(job) = next else { return };
+                    let waiting = jobs.lock().unwrap_or_else(PoisonError::into_inner);
+                    let next = match waiting.recv_timeout(KEEP_MEMORY) {
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            // No login for a while: the argon2 memory goes back.
+                            crate::auth::password::release_memory();
+                            waiting.recv().ok()
+                        }
+                        next => next.ok(),
+                    };
+                    drop(waiting);
+                    let Some(job) = next else { return };
                     // A panic is reported by the hook and answers an error to its caller
                     // (the answer is dropped); the thread stays for the next job.
                     let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
