@@ -2,9 +2,11 @@
 //! `delivery_attempts` (migrations `webhook_hours` and `dashboard_aggregates`): attempts
 //! per webhook and hour, their durations in buckets, and failed attempts per event type.
 //! The operations dashboard reads these instead of the attempts, so its cost depends on
-//! the number of webhooks and hours, never on the traffic.
+//! the number of webhooks and hours, never on the traffic. Hours that are over are also
+//! summed per tenant ([`roll_up`], migration `tenant_hours`), so a tenant's week costs
+//! one row an hour however many webhooks it has.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, SmallInt, Text, Timestamptz};
 
@@ -57,6 +59,70 @@ pub fn hour_totals(
     .bind::<Array<BigInt>, _>(webhook_ids)
     .bind::<Timestamptz, _>(since)
     .load(conn)
+}
+
+/// The attempts of a tenant's webhooks by hour from `since`, as [`hour_totals`] of
+/// `webhook_ids` (all the tenant's webhooks) gives them: the hours rolled up from
+/// `tenant_hours`, the later ones from the webhooks' rows. One snapshot reads both sides of
+/// the roll-up's mark, which moves with the rows it covers. Hours rolled up keep the
+/// attempts of webhooks deleted since.
+pub fn tenant_hour_totals(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    webhook_ids: &[i64],
+    since: DateTime<Utc>,
+) -> QueryResult<Vec<HourTotal>> {
+    diesel::sql_query(
+        "SELECT a.hour, sum(a.succeeded)::int8 AS succeeded, sum(a.failed)::int8 AS failed
+         FROM tenant_hours_rolled r
+         CROSS JOIN LATERAL (
+             SELECT t.hour, t.succeeded, t.failed FROM tenant_hours t
+             WHERE t.tenant_id = $1 AND t.hour >= $3 AND t.hour < r.until
+           UNION ALL
+             SELECT h.hour, h.succeeded, h.failed FROM webhook_hours h
+             WHERE h.webhook_id = ANY($2) AND h.hour >= greatest($3, r.until)
+         ) a
+         GROUP BY a.hour ORDER BY a.hour",
+    )
+    .bind::<BigInt, _>(tenant_id)
+    .bind::<Array<BigInt>, _>(webhook_ids)
+    .bind::<Timestamptz, _>(since)
+    .load(conn)
+}
+
+/// How long after an hour is over it gets rolled up: an attempt is counted in the hour
+/// it started, and recorded when its request ends, within a timeout of seconds.
+const ROLL_UP_AFTER: Duration = Duration::hours(1);
+
+/// Sums the webhooks' hours per tenant into `tenant_hours`, for the hours over by
+/// [`ROLL_UP_AFTER`] at `now` and not rolled up yet, and moves the mark past them. Workers
+/// sharing the database take turns (the mark's row lock). Returns the tenant hours written.
+pub fn roll_up(conn: &mut PgConnection, now: DateTime<Utc>) -> QueryResult<usize> {
+    let until = (now - ROLL_UP_AFTER)
+        .duration_trunc(Duration::hours(1))
+        .unwrap_or(now);
+    conn.transaction(|conn| {
+        // The lock first, in a statement of its own: the next one's snapshot then sees the
+        // mark as the worker before us left it.
+        diesel::sql_query("SELECT 1 FROM tenant_hours_rolled FOR UPDATE").execute(conn)?;
+        // The sums replace what a row may hold, so even a pass over hours done before
+        // writes only what the webhooks' rows say.
+        let written = diesel::sql_query(
+            "INSERT INTO tenant_hours (tenant_id, hour, succeeded, failed)
+             SELECT w.tenant_id, h.hour, sum(h.succeeded), sum(h.failed)
+             FROM webhook_hours h JOIN webhooks w ON w.id = h.webhook_id
+             WHERE h.hour >= (SELECT until FROM tenant_hours_rolled) AND h.hour < $1
+             GROUP BY w.tenant_id, h.hour
+             ON CONFLICT (tenant_id, hour) DO UPDATE
+             SET succeeded = EXCLUDED.succeeded, failed = EXCLUDED.failed",
+        )
+        .bind::<Timestamptz, _>(until)
+        .execute(conn)?;
+        diesel::sql_query("UPDATE tenant_hours_rolled SET until = greatest(until, $1)")
+            .bind::<Timestamptz, _>(until)
+            .execute(conn)?;
+        Ok(written)
+    })
 }
 
 /// Attempts of these webhooks by latency bucket from `since`.

@@ -124,7 +124,11 @@ pub fn overview_in(
         .unwrap_or(day_starts[0]);
     let day_before = hour_starts[0];
 
-    let attempts = hourly::hour_totals(conn, &ids, since)?;
+    // A tenant's staff see all its webhooks: their hours are summed per tenant once over.
+    let attempts = match scope.connection_id {
+        None => hourly::tenant_hour_totals(conn, scope.tenant_id, &ids, since)?,
+        Some(_) => hourly::hour_totals(conn, &ids, since)?,
+    };
     let pending = Delivery::pending_by_hour(conn, &ids, since, PENDING_PER_WEBHOOK)?;
     let mut hours: Vec<Bucket> = hour_starts.iter().map(|&start| empty(start)).collect();
     let mut days: Vec<Bucket> = day_starts.iter().map(|&start| empty(start)).collect();

@@ -593,3 +593,90 @@ async fn the_dashboard_in_a_real_browser() {
     assert!(errors(&client).await.is_empty(), "{:?}", errors(&client).await);
     client.close().await.unwrap();
 }
+
+/// The tenant's week reads the hours that are over from their roll-up per tenant
+/// (`models::hourly::roll_up`, the worker's housekeeping): the same figures before and
+/// after it, the rolled-up hours no longer read from the webhooks' rows, each hour rolled
+/// up once, and the retention taking the tenant's hours too.
+#[actix_web::test]
+async fn the_week_reads_the_same_once_its_hours_are_rolled_up_per_tenant() {
+    let (app, tenant, owner) = spawn().await;
+    let seed = |url: &'static str| seed_webhook(&app, &tenant, url, &["booking.created"], true);
+    let (a, b) = (
+        seed("https://crm.example/a").await,
+        seed("https://crm.example/b").await,
+    );
+    // Hours that are over by more than an hour (3 days and 5 hours ago) and hours that
+    // are not (90 and 10 minutes ago, at 10:30).
+    let sent = test_delivery(&app, &tenant, &a).await;
+    attempts(
+        &app,
+        sent,
+        &[(3 * 24 * 60, 20, false), (5 * 60, 20, false), (90, 20, true)],
+        "succeeded",
+        None,
+    )
+    .await;
+    let sent = test_delivery(&app, &tenant, &b).await;
+    attempts(
+        &app,
+        sent,
+        &[(3 * 24 * 60 + 5, 20, true), (10, 20, true)],
+        "succeeded",
+        None,
+    )
+    .await;
+    let figures = |html: &str| {
+        [
+            ("table-hours", 1),
+            ("table-hours", 2),
+            ("table-days", 1),
+            ("table-days", 2),
+        ]
+        .map(|(table, column_index)| column(html, table, column_index))
+    };
+    // Succeeded and failed in 24 hours, then in 7 days.
+    let expected = [2, 1, 3, 2];
+    assert_eq!(figures(&page(&owner).await), expected);
+
+    let roll_up =
+        |at: DateTime<Utc>| app.with_conn(move |conn| hookboard::models::hourly::roll_up(conn, at).unwrap());
+    assert_eq!(
+        roll_up(now()).await,
+        2,
+        "the tenant's hours at 10:00 three days ago and at 05:00"
+    );
+    assert_eq!(roll_up(now()).await, 0, "an hour is rolled up once");
+    assert_eq!(figures(&page(&owner).await), expected);
+    // Without the webhooks' rows of the rolled-up hours (before 09:00) the week reads the
+    // same: those hours come from the tenant's rows.
+    let removed = app
+        .with_conn(|conn| {
+            diesel::sql_query("DELETE FROM webhook_hours WHERE hour < '2026-11-28T09:00:00Z'")
+                .execute(conn)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(removed, 3);
+    assert_eq!(figures(&page(&owner).await), expected);
+
+    // The retention takes the tenant's hours with the webhooks'.
+    let tenant_hours = || {
+        app.with_conn(|conn| {
+            use diesel::dsl::sql;
+            diesel::select(sql::<diesel::sql_types::BigInt>(
+                "(SELECT count(*) FROM tenant_hours)",
+            ))
+            .get_result::<i64>(conn)
+            .unwrap()
+        })
+    };
+    assert_eq!(tenant_hours().await, 2);
+    app.with_conn(|conn| hookboard::models::delivery::clean_up(conn, now() - Duration::days(1)).unwrap())
+        .await;
+    assert_eq!(
+        tenant_hours().await,
+        1,
+        "the hour three days ago is past a day's retention"
+    );
+}

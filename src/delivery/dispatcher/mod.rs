@@ -156,14 +156,16 @@ impl Dispatcher {
         })
     }
 
-    /// Housekeeping on the worker's schedule: delivery history past the retention, and
-    /// sessions past their expiry. Returns the attempts deleted.
+    /// Housekeeping on the worker's schedule: the hours that are over summed per tenant,
+    /// delivery history past the retention, and sessions past their expiry. Returns the
+    /// attempts deleted.
     pub fn clean_up(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
         let mut conn = self.pool.get()?;
         let sessions = crate::models::session::Sessions::purge_expired(&mut conn, now)?;
         if sessions > 0 {
             tracing::info!(sessions, "expired sessions purged");
         }
+        crate::models::hourly::roll_up(&mut conn, now)?;
         Ok(crate::models::delivery::clean_up(
             &mut conn,
             now - self.retention,

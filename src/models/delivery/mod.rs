@@ -340,7 +340,7 @@ pub fn clean_up(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryResult<u
     conn.transaction(|conn| {
         let attempts = diesel::delete(delivery_attempts::table.filter(delivery_attempts::started_at.lt(before))).execute(conn)?;
         // The hourly aggregates the trigger keeps with them (see `models::hourly`).
-        for table in ["webhook_hours", "webhook_latency_hours", "webhook_failure_hours"] {
+        for table in ["webhook_hours", "webhook_latency_hours", "webhook_failure_hours", "tenant_hours"] {
             diesel::sql_query(format!("DELETE FROM {table} WHERE hour < $1"))
                 .bind::<Timestamptz, _>(before)
                 .execute(conn)?;
