@@ -65,6 +65,13 @@ fn deliveries_only() -> bool {
     std::env::var("BENCH").is_ok_and(|v| v == "deliveries")
 }
 
+/// `BENCH=history make bench`: only the ceilings and the delivery rate, over an empty
+/// history and then over the history section's (`HOOKBOARD_BENCH_HISTORY`), for working on
+/// the cost of history.
+fn history_only() -> bool {
+    std::env::var("BENCH").is_ok_and(|v| v == "history")
+}
+
 fn now_ns() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
 }
@@ -183,6 +190,8 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all("target/bench")?;
     let file = if deliveries_only() {
         "target/bench/deliveries.json"
+    } else if history_only() {
+        "target/bench/history.json"
     } else {
         "target/bench/results.json"
     };
@@ -314,6 +323,24 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         hot.0, hot.1
     );
 
+    if history_only() {
+        actix_web::rt::task::spawn_blocking(move || handle.shutdown(Duration::from_secs(20))).await?;
+        let history = history::run(&pool, &url, &tenant, target.id, &seen, &secrets).await?;
+        println!(
+            "\n| measure | figure | ratio |\n|---|---|---|\n| single-row commits/s (ceiling) | {commits:.0} | |\n| deliveries/s end to end (median of {ROUNDS}) | {per_second:.0} | {ratio:.2}x the {round_ceiling:.0} commits/s just before |"
+        );
+        println!("{}", history.rows(&empty_history, &[]));
+        return Ok(json!({
+            "ceiling_commits_per_s": commits,
+            "deliveries_per_s": per_second,
+            "deliveries_per_s_rounds": &empty_history.figures,
+            "ratio_to_commits": ratio,
+            "wal_bytes_per_delivery": empty_history.wal_per_delivery,
+            "blocks_per_delivery": { "hit": empty_history.blocks_hit_per_delivery, "read": empty_history.blocks_read_per_delivery },
+            "history": history.json(),
+        }));
+    }
+
     // Lag at a steady 200 events/s, published one by one.
     seen.lags_us.lock().unwrap().clear();
     steadily(&pool, &tenant, |_| NewEvent {
@@ -349,6 +376,8 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         "ceiling_raw_http_per_s": raw_http,
         "deliveries_per_s": per_second,
         "deliveries_per_s_rounds": &empty_history.figures,
+        "wal_bytes_per_delivery": empty_history.wal_per_delivery,
+        "blocks_per_delivery": { "hit": empty_history.blocks_hit_per_delivery, "read": empty_history.blocks_read_per_delivery },
         "ratio_to_commits": ratio,
         "lag_ms": { "p50": p50, "p95": p95, "p99": p99, "rate_per_s": LAG_RATE },
     });
@@ -529,7 +558,10 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
     println!("{}", page_figures.rows());
     // Cost with history last: it writes gigabytes the sections above should not read.
     let history = history::run(&pool, &url, &tenant, target.id, &seen, &secrets).await?;
-    println!("{}", history.rows(&empty_history, [&pages.0, &pages.1, &pages.2]));
+    println!(
+        "{}",
+        history.rows(&empty_history, &[&pages.0, &pages.1, &pages.2])
+    );
     let rest = json!({
         "export_100_webhooks": { "ms": export_webhooks.0.as_secs_f64() * 1000.0, "peak_growth_kib": export_webhooks.1 },
         "export_100000_deliveries": { "s": export_deliveries.0.as_secs_f64(), "peak_growth_kib": export_deliveries.1, "bytes": export_deliveries.2 },
@@ -752,6 +784,36 @@ struct Rounds {
     ratio: f64,
     round_ceiling: f64,
     figures: Vec<serde_json::Value>,
+    /// Write-ahead log per delivery over the counted rounds, bytes.
+    wal_per_delivery: f64,
+    /// Blocks of the delivery tables and their indexes per delivery over the counted
+    /// rounds: found in shared buffers, read from the operating system.
+    blocks_hit_per_delivery: f64,
+    blocks_read_per_delivery: f64,
+}
+
+/// Where the write-ahead log and the delivery tables' block counters stand.
+#[derive(QueryableByName)]
+struct IoMark {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    wal: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    hit: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    read: i64,
+}
+
+fn io_mark(pool: &hookboard::db::DbPool) -> anyhow::Result<IoMark> {
+    Ok(diesel::sql_query(
+        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::int8 AS wal,
+                COALESCE(sum(COALESCE(heap_blks_hit, 0) + COALESCE(idx_blks_hit, 0)
+                             + COALESCE(toast_blks_hit, 0) + COALESCE(tidx_blks_hit, 0)), 0)::int8 AS hit,
+                COALESCE(sum(COALESCE(heap_blks_read, 0) + COALESCE(idx_blks_read, 0)
+                             + COALESCE(toast_blks_read, 0) + COALESCE(tidx_blks_read, 0)), 0)::int8 AS read
+         FROM pg_statio_user_tables
+         WHERE relname IN ('deliveries', 'delivery_attempts', 'events')",
+    )
+    .get_result(&mut pool.get()?)?)
 }
 
 async fn rounds(
@@ -773,22 +835,42 @@ async fn rounds(
     // segments and measured PostgreSQL creating new ones (14.9k, 13.1k, 12.7k deliveries/s
     // in a row, also with VACUUM between rounds), which a server that has been up does not.
     let mut rounds = Vec::new();
+    let (mut wal, started) = (0, io_mark(pool)?);
     for round in 1..=ROUNDS {
         diesel::sql_query("CHECKPOINT").execute(&mut pool.get()?)?;
         let ceiling = commit_ceiling(url, Duration::from_secs(2)).await?;
+        let before = io_mark(pool)?.wal;
         let r = end_to_end(pool, tenant, seen).await?;
+        let written = io_mark(pool)?.wal - before;
+        wal += written;
         println!(
             "end to end, round {round}: {EVENTS} deliveries in {:.2?} = {:.0}/s = {:.2}x the {ceiling:.0} commits/s \
-             just before (publishing took {:.2?}, {} delivered meanwhile; then {:.0}/s)",
+             just before (publishing took {:.2?}, {} delivered meanwhile; then {:.0}/s; {:.2} KB of WAL a delivery)",
             r.took,
             r.per_second(),
             r.per_second() / ceiling,
             r.published,
             r.during,
-            (EVENTS - r.during) as f64 / (r.took - r.published).as_secs_f64()
+            (EVENTS - r.during) as f64 / (r.took - r.published).as_secs_f64(),
+            written as f64 / EVENTS as f64 / 1000.0
         );
         rounds.push((r, ceiling));
     }
+    // The block counters are flushed by each backend at most once a second, and by an idle
+    // one within 10 s: read them once the last round's have all come in.
+    actix_web::rt::time::sleep(Duration::from_secs(11)).await;
+    let ended = io_mark(pool)?;
+    let delivered = (EVENTS * ROUNDS) as f64;
+    let (wal_per_delivery, blocks_hit_per_delivery, blocks_read_per_delivery) = (
+        wal as f64 / delivered,
+        (ended.hit - started.hit) as f64 / delivered,
+        (ended.read - started.read) as f64 / delivered,
+    );
+    println!(
+        "end to end, the {ROUNDS} rounds: {:.2} KB of WAL a delivery; delivery tables' blocks a delivery: \
+         {blocks_hit_per_delivery:.1} in shared buffers, {blocks_read_per_delivery:.2} read from the system",
+        wal_per_delivery / 1000.0
+    );
     let round_figures: Vec<serde_json::Value> = rounds
         .iter()
         .map(|(r, ceiling)| json!({ "deliveries_per_s": r.per_second(), "ceiling_commits_per_s": ceiling }))
@@ -802,6 +884,9 @@ async fn rounds(
         ratio,
         round_ceiling,
         figures: round_figures,
+        wal_per_delivery,
+        blocks_hit_per_delivery,
+        blocks_read_per_delivery,
     })
 }
 

@@ -37,7 +37,7 @@ fn params() -> Params {
     Params::new(19_456, 2, 1, None).expect("valid argon2 parameters")
 }
 
-/// argon2 memory kept for the next hash: one buffer per hash running at once, at most.
+/// argon2 memory kept for the next hash: at most one buffer per hash running at once.
 static SPARE_MEMORY: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
 
 /// Hashes `password` with `salt` into `out` on kept memory, grown to what `params` need.
@@ -61,7 +61,11 @@ fn hash_into(
         out,
         &mut memory[..blocks],
     );
-    spare().push(memory);
+    // Kept only at the size of today's parameters: a stored hash naming more memory (never
+    // written by Hookboard) gets its buffer for that check alone.
+    if memory.len() == self::params().block_count() {
+        spare().push(memory);
+    }
     hashed
 }
 
