@@ -122,7 +122,7 @@ pub struct Retention {
     pub took: Duration,
     pub bytes_before: i64,
     pub bytes_after: i64,
-    pub attempts: usize,
+    pub cleaned: hookboard::models::delivery::Cleaned,
 }
 
 pub async fn retention(pool: &DbPool) -> anyhow::Result<Retention> {
@@ -131,14 +131,13 @@ pub async fn retention(pool: &DbPool) -> anyhow::Result<Retention> {
         let conn = &mut pool.get()?;
         let bytes_before = history_bytes(conn)?;
         let started = Instant::now();
-        let attempts =
-            hookboard::models::delivery::clean_up(conn, Utc::now() - chrono::Duration::days(DAYS))?;
+        let cleaned = hookboard::models::delivery::clean_up(conn, Utc::now() - chrono::Duration::days(DAYS))?;
         let took = started.elapsed();
         Ok(Retention {
             took,
             bytes_before,
             bytes_after: history_bytes(conn)?,
-            attempts,
+            cleaned,
         })
     })
     .await?
@@ -151,9 +150,12 @@ fn gib(bytes: i64) -> f64 {
 impl Retention {
     pub fn row(&self) -> String {
         format!(
-            "| retention's pass: the oldest day past it ({} attempts and their deliveries) | {:.1} s, one DELETE transaction | history {:.2} GiB before, {:.2} GiB after (the space stays with the tables) |",
-            self.attempts,
+            "| retention's pass: the oldest day past it ({} attempts, {} deliveries) | {:.1} s in {} transactions, the longest {:.0} ms | history {:.2} GiB before, {:.2} GiB after (the space stays with the tables, for the next days' rows) |",
+            self.cleaned.attempts,
+            self.cleaned.deliveries,
             self.took.as_secs_f64(),
+            self.cleaned.transactions,
+            self.cleaned.longest.as_secs_f64() * 1000.0,
             gib(self.bytes_before),
             gib(self.bytes_after),
         )
@@ -162,7 +164,10 @@ impl Retention {
     pub fn json(&self) -> serde_json::Value {
         serde_json::json!({
             "s": self.took.as_secs_f64(),
-            "attempts": self.attempts,
+            "attempts": self.cleaned.attempts,
+            "deliveries": self.cleaned.deliveries,
+            "transactions": self.cleaned.transactions,
+            "longest_transaction_ms": self.cleaned.longest.as_secs_f64() * 1000.0,
             "bytes_before": self.bytes_before,
             "bytes_after": self.bytes_after,
         })

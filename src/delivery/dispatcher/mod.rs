@@ -166,10 +166,8 @@ impl Dispatcher {
             tracing::info!(sessions, "expired sessions purged");
         }
         crate::models::hourly::roll_up(&mut conn, now)?;
-        Ok(crate::models::delivery::clean_up(
-            &mut conn,
-            now - self.retention,
-        )?)
+        let cleaned = crate::models::delivery::clean_up(&mut conn, now - self.retention)?;
+        Ok(cleaned.attempts)
     }
 
     /// One pass of the alert worker at `now` (tests drive it with a moved clock).

@@ -82,6 +82,71 @@ async fn attempts_older_than_the_retention_are_cleaned_up() {
     assert_eq!(fx.row_counts().await, (0, 0, 0));
 }
 
+/// A busy day past the retention goes in transactions of at most 10,000 rows, not one
+/// long DELETE; what still waits stays however old, and so does what is newer.
+#[actix_web::test]
+async fn the_retention_deletes_a_busy_day_in_short_transactions_and_keeps_what_waits() {
+    let fx = Fixture::new().await;
+    let receiver = Receiver::answering(200);
+    let webhook = fx.webhook(&receiver.url).await;
+    let (tenant_id, webhook_id, now) = (fx.tenant.id, webhook.id, fx.app.clock.now());
+    let cleaned = fx
+        .app
+        .with_conn(move |conn| {
+            // 25,000 events 40 days old, each with a delivery and its attempt: 5 deliveries
+            // still pending and 5 parked, the rest succeeded; then 100 of yesterday.
+            diesel::sql_query(
+                "INSERT INTO events (id, tenant_id, event_type, occurred_at, body, created_at)
+                 SELECT 'E' || lpad(g::text, 6, '0'), $1, 'booking.created', t, '{}', t
+                 FROM generate_series(1, 25100) g,
+                      LATERAL (SELECT $2 - CASE WHEN g > 25000 THEN interval '1 day' ELSE interval '40 days' END AS t) s",
+            )
+            .bind::<diesel::sql_types::BigInt, _>(tenant_id)
+            .bind::<diesel::sql_types::Timestamptz, _>(now)
+            .execute(conn)
+            .unwrap();
+            diesel::sql_query(
+                "INSERT INTO deliveries (tenant_id, webhook_id, event_id, event_type, status, attempt_count,
+                                         created_at, updated_at, completed_at, next_attempt_at)
+                 SELECT tenant_id, $1, id, event_type, st, 1, created_at, created_at,
+                        CASE WHEN st = 'succeeded' THEN created_at END, created_at
+                 FROM events,
+                      LATERAL (SELECT CASE WHEN id <= 'E000005' THEN 'pending'
+                                           WHEN id <= 'E000010' THEN 'parked'
+                                           ELSE 'succeeded' END AS st) s
+                 ORDER BY id",
+            )
+            .bind::<diesel::sql_types::BigInt, _>(webhook_id)
+            .execute(conn)
+            .unwrap();
+            diesel::sql_query(
+                "INSERT INTO delivery_attempts (delivery_id, tenant_id, webhook_id, attempt_number, started_at,
+                                                duration_ms, status_code, succeeded, request_headers, response_headers)
+                 SELECT id, tenant_id, webhook_id, 1, created_at, 3, 204, true, '{}', '{}' FROM deliveries",
+            )
+            .execute(conn)
+            .unwrap();
+            hookboard::models::delivery::clean_up(conn, now - chrono::Duration::days(30)).unwrap()
+        })
+        .await;
+    assert_eq!(
+        (cleaned.attempts, cleaned.deliveries, cleaned.events),
+        (25_000, 24_990, 24_990)
+    );
+    // Attempts 10,000 + 10,000 + 5,000; the hourly aggregates; deliveries and events each
+    // walked 10,000 + 10,000 + 5,100 (the last batch reaches yesterday's, and stops).
+    assert_eq!(cleaned.transactions, 10, "{cleaned:?}");
+    assert_eq!(fx.row_counts().await, (100, 110, 110));
+    let again = fx
+        .app
+        .with_conn(move |conn| {
+            hookboard::models::delivery::clean_up(conn, now - chrono::Duration::days(30)).unwrap()
+        })
+        .await;
+    assert_eq!((again.attempts, again.deliveries, again.events), (0, 0, 0));
+    assert_eq!(fx.row_counts().await, (100, 110, 110));
+}
+
 /// The dispatcher's statements are prepared once per connection (diesel leaves hand-written
 /// SQL unprepared, so PostgreSQL parsed and planned each one on every call): the claim is
 /// planned for each call, as its best plan depends on the queue; the result statements
