@@ -3,18 +3,20 @@
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Int8, Nullable, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Int8, Timestamptz};
 use serde::Serialize;
 
 mod dashboard;
 mod log;
 mod replay;
+mod retention;
 mod status;
 
 use crate::schema::{deliveries, delivery_attempts};
 pub use dashboard::Backlog;
 pub use log::{LOG_PAGE_SIZE, LogEntry, LogFilter, LogPage};
 pub use replay::ReplayScope;
+pub use retention::{Cleaned, clean_up};
 pub use status::{DeliveryStatus, OUTCOMES};
 
 /// The channel the dispatcher listens on; a notification means "new work is due".
@@ -332,170 +334,6 @@ impl Delivery {
             })
             .collect())
     }
-}
-
-/// Rows the retention deletes in one transaction, at most: none of its transactions holds
-/// a busy day's rows locked, or the vacuum's horizon back, for long. (One DELETE of a day
-/// of 670,000 deliveries and attempts took 7 to 9 s in `make bench`.)
-const RETENTION_BATCH: i64 = 10_000;
-
-/// What a pass of the retention deleted, in how many transactions.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Cleaned {
-    pub attempts: usize,
-    pub deliveries: usize,
-    pub events: usize,
-    pub transactions: usize,
-    /// The longest of them.
-    pub longest: std::time::Duration,
-}
-
-impl Cleaned {
-    /// Runs one of the pass's transactions, timed.
-    fn batch<T>(
-        &mut self,
-        conn: &mut PgConnection,
-        work: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
-    ) -> QueryResult<T> {
-        let started = std::time::Instant::now();
-        let done = conn.transaction(work)?;
-        self.transactions += 1;
-        self.longest = self.longest.max(started.elapsed());
-        Ok(done)
-    }
-}
-
-/// Deletes what is older than the retention, in transactions of at most
-/// [`RETENTION_BATCH`] rows: attempts, finished deliveries, and events no delivery waits
-/// for any more.
-///
-/// Attempts are found by their start time. Deliveries and events are walked in id order (ids
-/// grow with creation) from the oldest, up to the first batch holding one created after
-/// `before`: a delivery created after it cannot have completed before it, and one still
-/// waiting, however old, stays. A row created just before the limit but numbered after a
-/// newer one is left for the next pass.
-pub fn clean_up(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryResult<Cleaned> {
-    let mut cleaned = Cleaned::default();
-    loop {
-        let deleted = cleaned.batch(conn, |conn| {
-            diesel::sql_query(
-                "DELETE FROM delivery_attempts WHERE id IN (
-                     SELECT id FROM delivery_attempts WHERE started_at < $1 LIMIT $2)",
-            )
-            .bind::<Timestamptz, _>(before)
-            .bind::<BigInt, _>(RETENTION_BATCH)
-            .execute(conn)
-        })?;
-        cleaned.attempts += deleted;
-        if (deleted as i64) < RETENTION_BATCH {
-            break;
-        }
-    }
-    // The hourly aggregates the trigger keeps with them (see `models::hourly`): an hour a
-    // row, a small table.
-    cleaned.batch(conn, |conn| {
-        for table in [
-            "webhook_hours",
-            "webhook_latency_hours",
-            "webhook_failure_hours",
-            "tenant_hours",
-        ] {
-            diesel::sql_query(format!("DELETE FROM {table} WHERE hour < $1"))
-                .bind::<Timestamptz, _>(before)
-                .execute(conn)?;
-        }
-        Ok(())
-    })?;
-    let mut after = 0_i64;
-    loop {
-        // Their attempts started before they completed, so the first loop took them; any
-        // left (a clock set back meanwhile) go with them, as no foreign key cascades
-        // (migration checked_by_writers).
-        let walk: DeliveryWalk = cleaned.batch(conn, |conn| {
-            diesel::sql_query(
-                "WITH batch AS (
-                     SELECT id, status, created_at, completed_at FROM deliveries
-                     WHERE id > $2 ORDER BY id LIMIT $3
-                 ), gone AS (
-                     DELETE FROM deliveries d USING batch b
-                     WHERE d.id = b.id AND b.status IN ('succeeded', 'failed', 'cancelled')
-                       AND b.completed_at < $1
-                     RETURNING d.id
-                 ), attempts AS (
-                     DELETE FROM delivery_attempts WHERE delivery_id IN (SELECT id FROM gone)
-                 )
-                 SELECT count(*) AS walked, max(b.id) AS last,
-                        bool_and(b.created_at < $1) AS all_old,
-                        (SELECT count(*) FROM gone) AS deleted
-                 FROM batch b",
-            )
-            .bind::<Timestamptz, _>(before)
-            .bind::<BigInt, _>(after)
-            .bind::<BigInt, _>(RETENTION_BATCH)
-            .get_result(conn)
-        })?;
-        cleaned.deliveries += walk.deleted as usize;
-        match walk.last {
-            Some(last) if walk.walked == RETENTION_BATCH && walk.all_old == Some(true) => after = last,
-            _ => break,
-        }
-    }
-    let mut after = String::new();
-    loop {
-        let walk: EventWalk = cleaned.batch(conn, |conn| {
-            diesel::sql_query(
-                "WITH batch AS (
-                     SELECT id, created_at FROM events WHERE id > $2 ORDER BY id LIMIT $3
-                 ), gone AS (
-                     DELETE FROM events e USING batch b
-                     WHERE e.id = b.id AND b.created_at < $1
-                       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
-                     RETURNING e.id
-                 )
-                 SELECT count(*) AS walked, max(b.id) AS last,
-                        bool_and(b.created_at < $1) AS all_old,
-                        (SELECT count(*) FROM gone) AS deleted
-                 FROM batch b",
-            )
-            .bind::<Timestamptz, _>(before)
-            .bind::<Text, _>(&after)
-            .bind::<BigInt, _>(RETENTION_BATCH)
-            .get_result(conn)
-        })?;
-        cleaned.events += walk.deleted as usize;
-        match walk.last {
-            Some(last) if walk.walked == RETENTION_BATCH && walk.all_old == Some(true) => after = last,
-            _ => break,
-        }
-    }
-    Ok(cleaned)
-}
-
-/// One batch of the retention's walk over deliveries in id order.
-#[derive(QueryableByName)]
-struct DeliveryWalk {
-    #[diesel(sql_type = BigInt)]
-    walked: i64,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    last: Option<i64>,
-    /// Whether every delivery of the batch was created before the limit.
-    #[diesel(sql_type = Nullable<Bool>)]
-    all_old: Option<bool>,
-    #[diesel(sql_type = BigInt)]
-    deleted: i64,
-}
-
-/// One batch of the retention's walk over events in id order.
-#[derive(QueryableByName)]
-struct EventWalk {
-    #[diesel(sql_type = BigInt)]
-    walked: i64,
-    #[diesel(sql_type = Nullable<Text>)]
-    last: Option<String>,
-    #[diesel(sql_type = Nullable<Bool>)]
-    all_old: Option<bool>,
-    #[diesel(sql_type = BigInt)]
-    deleted: i64,
 }
 
 #[derive(QueryableByName)]
