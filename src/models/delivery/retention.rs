@@ -106,9 +106,9 @@ pub fn clean_up(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryResult<C
             .get_result(conn)
         })?;
         cleaned.deliveries += walk.deleted as usize;
-        match walk.last {
-            Some(last) if walk.walked == RETENTION_BATCH && walk.all_old == Some(true) => after = last,
-            _ => break,
+        match next_start(walk.walked, walk.all_old, walk.last) {
+            Some(last) => after = last,
+            None => break,
         }
     }
     let mut after = String::new();
@@ -134,12 +134,18 @@ pub fn clean_up(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryResult<C
             .get_result(conn)
         })?;
         cleaned.events += walk.deleted as usize;
-        match walk.last {
-            Some(last) if walk.walked == RETENTION_BATCH && walk.all_old == Some(true) => after = last,
-            _ => break,
+        match next_start(walk.walked, walk.all_old, walk.last) {
+            Some(last) => after = last,
+            None => break,
         }
     }
     Ok(cleaned)
+}
+
+/// Where a walk in id order goes on after a batch (`walked` rows, the last of them `last`):
+/// after its last row, while the batch was full and all of it older than the limit.
+fn next_start<Id>(walked: i64, all_old: Option<bool>, last: Option<Id>) -> Option<Id> {
+    last.filter(|_| walked == RETENTION_BATCH && all_old == Some(true))
 }
 
 /// One batch of the retention's walk over deliveries in id order.
