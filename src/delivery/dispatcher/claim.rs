@@ -111,22 +111,26 @@ impl Dispatcher {
                      ) c
                      ORDER BY c.turn, w.webhook_id
                      LIMIT $7
-                 ), picked AS (
-                     -- By primary key (`= ANY(ARRAY(...))`), never a join the planner
-                     -- could turn into a scan of the whole table when its estimates are off.
-                     SELECT d.id FROM deliveries d
+                 ), picked AS MATERIALIZED (
+                     -- Locked by primary key (`= ANY(ARRAY(...))`), never a join the
+                     -- planner could turn into a scan of the whole table when its estimates
+                     -- are off, and with no condition on the status here (see `by_key`).
+                     SELECT d.id, d.webhook_id, d.status, d.claimed_until, d.ordering_key FROM deliveries d
                      WHERE d.id = ANY(ARRAY(SELECT t.id FROM turns t))
-                       AND d.status = 'pending'
-                       AND (d.claimed_until IS NULL OR d.claimed_until < $1)
+                     FOR UPDATE OF d SKIP LOCKED
+                 ), claimable AS (
+                     -- What the locks returned is each row as it is now: one finished or
+                     -- claimed elsewhere since the statement began is left.
+                     SELECT p.id FROM picked p
+                     WHERE p.status = 'pending' AND (p.claimed_until IS NULL OR p.claimed_until < $1)
                        -- One claim at a time per key, until this transaction ends: see
                        -- `keep_order`.
-                       AND (d.ordering_key IS NULL
-                            OR pg_try_advisory_xact_lock(hashtextextended(d.ordering_key, d.webhook_id)))
-                     FOR UPDATE OF d SKIP LOCKED
+                       AND (p.ordering_key IS NULL
+                            OR pg_try_advisory_xact_lock(hashtextextended(p.ordering_key, p.webhook_id)))
                  )
                  UPDATE deliveries d SET claimed_by = $2, claimed_until = $8
                  FROM events e
-                 WHERE d.id = ANY(ARRAY(SELECT p.id FROM picked p)) AND e.id = d.event_id
+                 WHERE d.id = ANY(ARRAY(SELECT c.id FROM claimable c)) AND e.id = d.event_id
                  RETURNING d.id, d.webhook_id, d.tenant_id, d.event_id, e.event_type, d.attempt_count,
                            COALESCE(d.body, e.body) AS body, e.language, d.ordering_key")
             .bind::<Timestamptz, _>(now)

@@ -62,6 +62,13 @@ pub(super) enum Planning {
 /// due delivery took a fifth of the database's CPU in `make bench` once; a claim planned
 /// on an empty table read the whole due index for every claim later, 8.7 ms instead of
 /// 1.4 ms over 20,000 due deliveries.)
+///
+/// A statement that finds deliveries by id checks their status on the rows it found (in a
+/// step after the lookup), never beside the id. With `status = 'pending'` next to
+/// `id = ANY(...)` the planner may read the whole due index (partial, on what is pending)
+/// and filter it by id instead: to statistics from a vacuum while little was waiting, that
+/// index looks empty however many deliveries wait now. Over a month of history (5,000,000
+/// finished deliveries, 20,000 waiting) such a claim took 27 ms where by key it took 2.4 ms.
 pub(super) fn by_key<R>(
     conn: &mut PgConnection,
     planning: Planning,

@@ -38,8 +38,11 @@ impl Dispatcher {
         self.update_held(
             &mut conn,
             ids,
-            "UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL
-                 WHERE id = ANY($1) AND claimed_by = $2 AND status = 'pending'",
+            "WITH held AS MATERIALIZED (
+                 SELECT id, claimed_by, status FROM deliveries WHERE id = ANY($1) FOR NO KEY UPDATE
+             )
+             UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL
+             WHERE id = ANY(ARRAY(SELECT id FROM held WHERE claimed_by = $2 AND status = 'pending'))",
             |statement| statement,
         )
     }
@@ -52,14 +55,19 @@ impl Dispatcher {
         self.update_held(
             &mut conn,
             ids,
-            "UPDATE deliveries SET claimed_until = $3
-                 WHERE id = ANY($1) AND claimed_by = $2 AND status = 'pending'",
+            "WITH held AS MATERIALIZED (
+                 SELECT id, claimed_by, status FROM deliveries WHERE id = ANY($1) FOR NO KEY UPDATE
+             )
+             UPDATE deliveries SET claimed_until = $3
+             WHERE id = ANY(ARRAY(SELECT id FROM held WHERE claimed_by = $2 AND status = 'pending'))",
             |statement| statement.bind::<Timestamptz, _>(until),
         )
     }
 
     /// Runs `sql` on deliveries this worker holds, `$1` bound to their `ids` and `$2` to the
-    /// worker (`more` binds the rest), after share-locking their webhooks.
+    /// worker (`more` binds the rest), after share-locking their webhooks. The statements
+    /// lock the rows by id first and check the holder and status on what the locks return
+    /// (see [`by_key`]).
     fn update_held<'a>(
         &'a self,
         conn: &mut PgConnection,

@@ -315,8 +315,12 @@ impl Dispatcher {
                 .collect();
             if !retrying.is_empty() {
                 prepared(
-                    "UPDATE deliveries SET status = 'parked' WHERE id = ANY($1) AND status = 'pending'
-                       AND webhook_id IN (SELECT id FROM webhooks WHERE status <> 'active')",
+                    "WITH retrying AS MATERIALIZED (
+                         SELECT id, webhook_id, status FROM deliveries WHERE id = ANY($1) FOR NO KEY UPDATE
+                     )
+                     UPDATE deliveries SET status = 'parked'
+                     WHERE id = ANY(ARRAY(SELECT r.id FROM retrying r JOIN webhooks w ON w.id = r.webhook_id
+                                          WHERE r.status = 'pending' AND w.status <> 'active'))",
                 )
                 .bind::<Array<BigInt>, _>(retrying)
                 .execute(conn)?;
