@@ -72,6 +72,12 @@ fn history_only() -> bool {
     std::env::var("BENCH").is_ok_and(|v| v == "history")
 }
 
+/// `BENCH=pages make bench`: only the ceilings, the delivery rate (its events are the
+/// pages' history too), then logins and pages, for working on the pages.
+fn pages_only() -> bool {
+    std::env::var("BENCH").is_ok_and(|v| v == "pages")
+}
+
 fn now_ns() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
 }
@@ -192,6 +198,8 @@ fn main() -> anyhow::Result<()> {
         "target/bench/deliveries.json"
     } else if history_only() {
         "target/bench/history.json"
+    } else if pages_only() {
+        "target/bench/pages.json"
     } else {
         "target/bench/results.json"
     };
@@ -341,6 +349,28 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         }));
     }
 
+    if pages_only() {
+        actix_web::rt::task::spawn_blocking(move || handle.shutdown(Duration::from_secs(20))).await?;
+        let (idle_kib, page_figures, pages) = page_section(&pool, &url, &tenant, target.id).await?;
+        println!("\n| measure | figure | ratio |\n|---|---|---|");
+        for (name, page) in [
+            ("/webhooks", &pages.0),
+            ("webhook page", &pages.1),
+            ("dashboard `/`", &pages.2),
+        ] {
+            println!(
+                "| {name}, {PAGE_CLIENTS} clients | {:.0}/s, p50 / p99 {:.1} / {:.1} ms | |",
+                page.per_second, page.p50, page.p99
+            );
+        }
+        println!(
+            "| idle memory, hookboard serve | {:.1} MiB | |",
+            idle_kib as f64 / 1024.0
+        );
+        println!("{}", page_figures.rows());
+        return Ok(json!({ "pages": page_figures.json(), "idle_rss_kib": idle_kib }));
+    }
+
     // Lag at a steady 200 events/s, published one by one.
     seen.lags_us.lock().unwrap().clear();
     steadily(&pool, &tenant, |_| NewEvent {
@@ -423,62 +453,7 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         export_webhooks.0, export_webhooks.1, export_deliveries.0, export_deliveries.1, export_deliveries.2
     );
 
-    // Idle memory of `hookboard serve` on this database, then logins and pages against it.
-    let page_figures: pages::Figures;
-    let pages: (PageLoad, PageLoad, PageLoad);
-    // The webhook page over a long history: 1,000,000 deliveries of the target webhook
-    // over 30 days, each with its attempt (what the page's log and chart read).
-    let seeded = {
-        let (pool, tenant_id, webhook_id) = (pool.clone(), tenant.id, target.id);
-        actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<Duration> {
-            let conn = &mut pool.get()?;
-            let started = Instant::now();
-            diesel::sql_query(
-                "INSERT INTO deliveries (tenant_id, webhook_id, event_id, status, attempt_count, last_status_code, created_at, completed_at, next_attempt_at)
-                 SELECT $1, $2, (SELECT id FROM events LIMIT 1), 'succeeded', 1, 204, t, t, t
-                 FROM (SELECT now() - (g * interval '30 days' / $3) AS t
-                       FROM generate_series(1, $3 - (SELECT count(*) FROM deliveries WHERE webhook_id = $2)) g) s",
-            )
-            .bind::<diesel::sql_types::BigInt, _>(tenant_id)
-            .bind::<diesel::sql_types::BigInt, _>(webhook_id)
-            .bind::<diesel::sql_types::BigInt, _>(STORED_DELIVERIES)
-            .execute(conn)?;
-            diesel::sql_query(
-                "INSERT INTO delivery_attempts (delivery_id, tenant_id, webhook_id, attempt_number, started_at, duration_ms, status_code, succeeded, request_headers, response_headers)
-                 SELECT d.id, d.tenant_id, d.webhook_id, 1, d.created_at, 3, 204, true, '{}', '{}'
-                 FROM deliveries d
-                 WHERE d.webhook_id = $1 AND NOT EXISTS (SELECT 1 FROM delivery_attempts a WHERE a.delivery_id = d.id)",
-            )
-            .bind::<diesel::sql_types::BigInt, _>(webhook_id)
-            .execute(conn)?;
-            // A month-old history has long been vacuumed: hint bits and the visibility map
-            // set, as autovacuum leaves them, so the page load does not pay for the seeding.
-            diesel::sql_query("VACUUM (ANALYZE) deliveries, delivery_attempts").execute(conn)?;
-            diesel::sql_query("ANALYZE").execute(conn)?;
-            Ok(started.elapsed())
-        })
-        .await??
-    };
-    println!("stored {STORED_DELIVERIES} deliveries with their attempts in {seeded:.1?}");
-    let idle_kib = {
-        let (child, port) = serve(&url).await?;
-        actix_web::rt::time::sleep(Duration::from_secs(3)).await;
-        let rss = rss_kib(child.id());
-        let base = format!("http://127.0.0.1:{port}");
-        page_figures = pages::run(&pool, &tenant, &base, target.id).await?;
-        pages = (
-            page_load(&base, "/webhooks", child.id()).await?,
-            page_load(&base, &format!("/webhooks/{}", target.id), child.id()).await?,
-            // The operations dashboard (SPEC 9a): aggregates of the same stored traffic.
-            page_load(&base, "/", child.id()).await?,
-        );
-        stop(child)?;
-        rss
-    };
-    println!(
-        "idle memory of hookboard serve: {:.1} MiB",
-        idle_kib as f64 / 1024.0
-    );
+    let (idle_kib, page_figures, pages) = page_section(&pool, &url, &tenant, target.id).await?;
 
     let table = [
         (
@@ -577,6 +552,73 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
         all.extend(rest);
     }
     Ok(delivery_figures)
+}
+
+/// The page figures against `hookboard serve` on this database: its idle memory (KiB),
+/// then logins and pages under load ([`pages::run`]), then `/webhooks`, the target webhook's
+/// page and the dashboard saturated, once the target webhook holds a long history.
+async fn page_section(
+    pool: &hookboard::db::DbPool,
+    url: &str,
+    tenant: &Tenant,
+    target_id: i64,
+) -> anyhow::Result<(u64, pages::Figures, (PageLoad, PageLoad, PageLoad))> {
+    // The webhook page over a long history: 1,000,000 deliveries of the target webhook
+    // over 30 days, each with its attempt (what the page's log and chart read).
+    let seeded = {
+        let (pool, tenant_id, webhook_id) = (pool.clone(), tenant.id, target_id);
+        actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<Duration> {
+            let conn = &mut pool.get()?;
+            let started = Instant::now();
+            diesel::sql_query(
+                "INSERT INTO deliveries (tenant_id, webhook_id, event_id, status, attempt_count, last_status_code, created_at, completed_at, next_attempt_at)
+                 SELECT $1, $2, (SELECT id FROM events LIMIT 1), 'succeeded', 1, 204, t, t, t
+                 FROM (SELECT now() - (g * interval '30 days' / $3) AS t
+                       FROM generate_series(1, $3 - (SELECT count(*) FROM deliveries WHERE webhook_id = $2)) g) s",
+            )
+            .bind::<diesel::sql_types::BigInt, _>(tenant_id)
+            .bind::<diesel::sql_types::BigInt, _>(webhook_id)
+            .bind::<diesel::sql_types::BigInt, _>(STORED_DELIVERIES)
+            .execute(conn)?;
+            diesel::sql_query(
+                "INSERT INTO delivery_attempts (delivery_id, tenant_id, webhook_id, attempt_number, started_at, duration_ms, status_code, succeeded, request_headers, response_headers)
+                 SELECT d.id, d.tenant_id, d.webhook_id, 1, d.created_at, 3, 204, true, '{}', '{}'
+                 FROM deliveries d
+                 WHERE d.webhook_id = $1 AND NOT EXISTS (SELECT 1 FROM delivery_attempts a WHERE a.delivery_id = d.id)",
+            )
+            .bind::<diesel::sql_types::BigInt, _>(webhook_id)
+            .execute(conn)?;
+            // A month-old history has long been vacuumed: hint bits and the visibility map
+            // set, as autovacuum leaves them, so the page load does not pay for the seeding.
+            diesel::sql_query("VACUUM (ANALYZE) deliveries, delivery_attempts").execute(conn)?;
+            diesel::sql_query("ANALYZE").execute(conn)?;
+            Ok(started.elapsed())
+        })
+        .await??
+    };
+    println!("stored {STORED_DELIVERIES} deliveries with their attempts in {seeded:.1?}");
+    let (child, port) = serve(url).await?;
+    actix_web::rt::time::sleep(Duration::from_secs(3)).await;
+    let idle_kib = rss_kib(child.id());
+    println!(
+        "idle memory of hookboard serve: {:.1} MiB",
+        idle_kib as f64 / 1024.0
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let measured = async {
+        let figures = pages::run(pool, tenant, &base, target_id).await?;
+        let saturated = (
+            page_load(&base, "/webhooks", child.id()).await?,
+            page_load(&base, &format!("/webhooks/{target_id}"), child.id()).await?,
+            // The operations dashboard (SPEC 9a): aggregates of the same stored traffic.
+            page_load(&base, "/", child.id()).await?,
+        );
+        anyhow::Ok((figures, saturated))
+    }
+    .await;
+    stop(child)?;
+    let (figures, saturated) = measured?;
+    Ok((idle_kib, figures, saturated))
 }
 
 fn csrf_of(html: &str) -> String {
