@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use hookboard::clock::Clock;
 
@@ -204,4 +205,129 @@ async fn the_dispatchers_statements_are_prepared_once_per_connection() {
         );
     }
     assert_eq!(receiver.requests().len(), 6);
+}
+
+/// A backlog is claimed by primary key even when the statistics say nothing waits. With
+/// `status = 'pending'` beside the ids, PostgreSQL read the whole due index on every
+/// claim and filtered it by id instead (to a vacuum taken while nothing waited, that index
+/// looks empty), so a backlog cost its length squared to claim: 27 ms a claim over 20,000
+/// waiting deliveries and a month of history, and 104,521 entries of the due index read to
+/// claim 1,000 deliveries here (28,060 by key).
+#[actix_web::test]
+async fn a_backlog_is_claimed_by_key_when_the_statistics_say_nothing_waits() {
+    let fx = Fixture::new().await;
+    let receiver = Receiver::answering(204);
+    fx.webhook(&receiver.url).await;
+    fx.publish_many(1).await;
+    assert_eq!(fx.run_due().await.succeeded, 1);
+    // One connection, so that the claim is prepared in the session inspected below.
+    let pool = hookboard::db::connect(&fx.app.database_url, 1).unwrap();
+    // Finished deliveries, vacuumed and analyzed while nothing waits.
+    let setup = pool.clone();
+    crate::helpers::tokio_block(move || {
+        let conn = &mut setup.get().unwrap();
+        diesel::sql_query(
+            "INSERT INTO deliveries (tenant_id, webhook_id, event_id, event_type, status, attempt_count,
+                                     last_status_code, created_at, completed_at, next_attempt_at)
+             SELECT tenant_id, webhook_id, event_id, event_type, status, attempt_count, last_status_code,
+                    created_at, completed_at, next_attempt_at
+             FROM deliveries CROSS JOIN generate_series(1, 20000)",
+        )
+        .execute(conn)
+        .unwrap();
+        diesel::sql_query("VACUUM (ANALYZE) deliveries")
+            .execute(conn)
+            .unwrap();
+    })
+    .await;
+    fx.publish_many(1_000).await;
+    let engine = fx.engine_on(pool.clone(), true, "2s");
+    let summary = engine.run_due_once(fx.app.clock.now()).await.unwrap();
+    assert_eq!(summary.succeeded, 1_000);
+    drop(engine);
+
+    // The claim's plan, made as the dispatcher makes it: every read of the due index
+    // starts at a webhook (an index condition), none reads it whole.
+    #[derive(QueryableByName)]
+    struct Plan {
+        #[diesel(sql_type = diesel::sql_types::Json, column_name = "QUERY PLAN")]
+        plan: serde_json::Value,
+    }
+    let plan = crate::helpers::tokio_block(move || {
+        let conn = &mut pool.get().unwrap();
+        conn.transaction(|conn| {
+            // The claim as prepared: diesel gives each placeholder's occurrence a parameter
+            // of its own, so the values go by the parameters' types.
+            let claim: Statement = diesel::sql_query(
+                "SELECT name, parameter_types::text[] AS types FROM pg_prepared_statements
+                 WHERE statement LIKE 'WITH RECURSIVE busy AS%'",
+            )
+            .get_result(conn)?;
+            let values: Vec<&str> = claim
+                .types
+                .iter()
+                .map(|kind| match kind.as_str() {
+                    "timestamp with time zone" => "now()",
+                    "text" => "'worker'",
+                    "bigint[]" | "integer[]" => "'{}'",
+                    "bigint" => "8",
+                    other => panic!("a parameter of type {other} in the claim"),
+                })
+                .collect();
+            conn.batch_execute(
+                "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
+                 SET LOCAL plan_cache_mode = force_custom_plan",
+            )?;
+            diesel::sql_query(format!(
+                "EXPLAIN (FORMAT JSON) EXECUTE {}({})",
+                claim.name,
+                values.join(", ")
+            ))
+            .get_result::<Plan>(conn)
+        })
+        .unwrap()
+        .plan
+    })
+    .await;
+    let mut due_index_reads = Vec::new();
+    reads_of(&plan, "deliveries_due_by_webhook_idx", &mut due_index_reads);
+    assert!(
+        !due_index_reads.is_empty(),
+        "the claim reads the due index: {plan:#}"
+    );
+    for read in due_index_reads {
+        assert!(
+            read.get("Index Cond").is_some(),
+            "the due index read whole: {read:#}"
+        );
+    }
+}
+
+/// A prepared statement's name and parameter types.
+#[derive(QueryableByName)]
+struct Statement {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+    #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Text>)]
+    types: Vec<String>,
+}
+
+/// The nodes of an EXPLAIN (FORMAT JSON) plan that read `index`.
+fn reads_of<'a>(plan: &'a serde_json::Value, index: &str, found: &mut Vec<&'a serde_json::Value>) {
+    match plan {
+        serde_json::Value::Object(node) => {
+            if node.get("Index Name").and_then(|name| name.as_str()) == Some(index) {
+                found.push(plan);
+            }
+            for value in node.values() {
+                reads_of(value, index, found);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                reads_of(item, index, found);
+            }
+        }
+        _ => {}
+    }
 }
