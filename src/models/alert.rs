@@ -162,6 +162,20 @@ pub fn mail_done(
         .execute(conn)
 }
 
+/// Deletes the alerts raised before `before` (the retention's limit) that are settled:
+/// their operational event published, their mail sent or given up. The bell and `/alerts`
+/// keep what the delivery history they point to still shows. A few rows per webhook and
+/// change of state: one statement.
+pub fn clean_up(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryResult<usize> {
+    diesel::delete(
+        alerts::table
+            .filter(alerts::created_at.lt(before))
+            .filter(alerts::published_at.is_not_null())
+            .filter(alerts::mail_due_at.is_null()),
+    )
+    .execute(conn)
+}
+
 /// The latest alerts of a tenant (of one connection's webhooks for a partner).
 pub fn recent(
     conn: &mut PgConnection,

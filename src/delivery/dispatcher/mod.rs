@@ -157,8 +157,8 @@ impl Dispatcher {
     }
 
     /// Housekeeping on the worker's schedule: the hours that are over summed per tenant,
-    /// delivery history past the retention, and sessions past their expiry. Returns the
-    /// attempts deleted.
+    /// delivery history and settled alerts past the retention, and sessions past their
+    /// expiry. Returns the attempts deleted.
     pub fn clean_up(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
         let mut conn = self.pool.get()?;
         let sessions = crate::models::session::Sessions::purge_expired(&mut conn, now)?;
@@ -167,6 +167,10 @@ impl Dispatcher {
         }
         crate::models::hourly::roll_up(&mut conn, now)?;
         let cleaned = crate::models::delivery::clean_up(&mut conn, now - self.retention)?;
+        let alerts = crate::models::alert::clean_up(&mut conn, now - self.retention)?;
+        if alerts > 0 {
+            tracing::info!(alerts, "alerts past the retention deleted");
+        }
         Ok(cleaned.attempts)
     }
 

@@ -4,6 +4,7 @@
 //! mail and nothing else.
 
 use hookboard::clock::Clock;
+use hookboard::models::alert;
 use hookboard::models::tenant::Tenant;
 use hookboard::models::webhook::{Status, Webhook};
 use hookboard::services::webhooks::Parked;
@@ -345,5 +346,61 @@ async fn the_settings_page_says_where_mail_goes_when_it_is_on() {
     assert!(
         page.contains("Mail is on") && page.contains("hookboard@localhost"),
         "{page}"
+    );
+}
+
+/// Settled alerts (event published, mail sent or given up) go with the delivery history
+/// past the retention; one whose event is not published yet, or one raised since, stays.
+#[actix_web::test]
+async fn settled_alerts_past_the_retention_go_with_the_history() {
+    let fx = Fixture::new().await;
+    let failing = Receiver::answering(410);
+    let webhook = fx.webhook(&failing.url).await;
+    fx.publish(&booking("bkg_1")).await;
+    let now = fx.app.clock.now();
+    let engine = fx.engine();
+    engine.run_due_once(now).await.unwrap();
+    // Switched off at once: its alert is published, and its mail given up (mail is off).
+    let done = engine.run_alerts_once(now).await.unwrap();
+    assert_eq!((done.published, done.mailed, done.unsent), (1, 0, 1));
+    // Raised as long ago but not published yet, and raised a month later.
+    let later = now + chrono::Duration::days(31);
+    fx.app
+        .with_conn(move |conn| {
+            let raised = |reason: &str| alert::Raised {
+                tenant_id: webhook.tenant_id,
+                webhook_id: webhook.id,
+                webhook_number: webhook.number,
+                url: webhook.url.clone(),
+                connection_id: None,
+                kind: "recovered",
+                state: "ok",
+                reason: reason.to_owned(),
+                consecutive_failures: 0,
+            };
+            alert::raise(conn, &[raised("unpublished")], now).unwrap();
+            alert::raise(conn, &[raised("recent")], later).unwrap();
+        })
+        .await;
+
+    engine.clean_up(later).unwrap();
+    let left: Vec<(String, String)> = fx
+        .app
+        .with_conn(|conn| {
+            use diesel::prelude::*;
+            use hookboard::schema::alerts;
+            alerts::table
+                .order(alerts::id)
+                .select((alerts::kind, alerts::reason))
+                .load(conn)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(
+        left,
+        [
+            ("recovered".to_owned(), "unpublished".to_owned()),
+            ("recovered".to_owned(), "recent".to_owned())
+        ]
     );
 }
