@@ -1,16 +1,23 @@
 //! The threads that check and hash passwords: one per core, below the rest of Hookboard's
-//! scheduling priority.
+//! scheduling priority, all but one pacing themselves.
 //!
 //! A hash takes a core for tens of milliseconds and 19 MiB on purpose. On the blocking pool
 //! at normal priority a burst of logins took both cores, and every page waited its turn
 //! behind the hashes. Here at most one hash per core runs at a time (a flood queues instead
-//! of taking the machine's memory), pages win the CPU whenever both want it, and logins
-//! still get the whole machine while the pages are idle. A handler awaits its answer; no
-//! thread is parked waiting for a turn.
-
+//! of taking the machine's memory), pages win the CPU whenever both want it, and a handler
+//! awaits its answer; no thread is parked waiting for a turn.
+//!
+//! Priority alone did not keep the pages quick during a burst: with every core hashing back
+//! to back, 40 clients logging in again and again on 2 cores, the pages' p99 meanwhile was
+//! 38 to 95 ms in `make bench` (p50 2 to 4 ms), at nice 10 as under `SCHED_IDLE`, though
+//! a page's threads then take the CPU at once. The tail follows how much of the machine
+//! hashes: with one thread hashing it was 9 to 10 ms, but logins fell to 50% of the
+//! machine's argon2 ceiling. So the first thread hashes back to back and the others rest
+//! after each hash as long as it took ([`rest_after`]): on 2 cores logins ran at 56% of the
+//! ceiling and the pages' p99 at 7 to 24 ms (`BENCH=pages make bench`).
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -65,12 +72,21 @@ fn start() -> mpsc::Sender<Job> {
                     let Some(job) = next else { return };
                     // A panic is reported by the hook and answers an error to its caller
                     // (the answer is dropped); the thread stays for the next job.
+                    let began = Instant::now();
                     let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
+                    // After the answer: a lone login never waits for a rest.
+                    std::thread::sleep(rest_after(i, began.elapsed()));
                 }
             })
             .expect("the password hashing threads start");
     }
     queue
+}
+
+/// How long hashing thread `thread` rests after a hash that took `took`: the first never,
+/// the others as long as the hash took (see the module's documentation).
+fn rest_after(thread: usize, took: Duration) -> Duration {
+    if thread == 0 { Duration::ZERO } else { took }
 }
 
 /// Sets the calling thread's nice value to [`NICE`]: on Linux, nice is per thread.
