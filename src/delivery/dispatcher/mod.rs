@@ -166,8 +166,9 @@ impl Dispatcher {
             tracing::info!(sessions, "expired sessions purged");
         }
         crate::models::hourly::roll_up(&mut conn, now)?;
-        let cleaned = crate::models::delivery::clean_up(&mut conn, now - self.retention)?;
-        let alerts = crate::models::alert::clean_up(&mut conn, now - self.retention)?;
+        let before = now - self.retention;
+        let cleaned = crate::models::delivery::clean_up(&mut conn, before)?;
+        let alerts = crate::models::alert::clean_up(&mut conn, before)?;
         if alerts > 0 {
             tracing::info!(alerts, "alerts past the retention deleted");
         }
