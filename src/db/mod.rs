@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use diesel::PgConnection;
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::settings::Settings;
@@ -62,8 +63,24 @@ pub fn connect(url: &str, size: u32) -> anyhow::Result<DbPool> {
         // (diesel cannot tell a closed one otherwise); `/healthz` relies on this.
         .test_on_check_out(true)
         .connection_timeout(Duration::from_secs(10))
+        .connection_customizer(Box::new(SessionSettings))
         .build(manager)
         .with_context(|| format!("cannot connect to the database at {}", redact_url(url)))
+}
+
+/// What every pooled connection sets when it is opened.
+///
+/// No JIT compilation: Hookboard's statements read a few rows by index, and compiling one
+/// takes 10-200 ms, which PostgreSQL starts on a cost estimate alone (a table it has no
+/// statistics for is guessed at thousands of rows).
+#[derive(Debug)]
+struct SessionSettings;
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute("SET jit = off")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
 }
 
 /// Runs the migrations that have not run yet.

@@ -680,3 +680,81 @@ async fn the_week_reads_the_same_once_its_hours_are_rolled_up_per_tenant() {
         "the hour three days ago is past a day's retention"
     );
 }
+
+/// The tenant's week is planned as the few rows it reads even before PostgreSQL has any
+/// statistics of the roll-up's one-row mark. Joined to that table, unanalysed and so
+/// guessed at 2,200 rows, a month of webhook hours made the plan's cost millions: past the
+/// bar where PostgreSQL compiles a statement (JIT), which took 90-200 ms for a 1 ms read
+/// on the bench's history. And the pool's connections never compile statements.
+#[actix_web::test]
+async fn the_week_is_planned_as_what_it_reads_before_its_mark_has_statistics() {
+    let (app, tenant, _owner) = spawn().await;
+    let seed = |url: &'static str| seed_webhook(&app, &tenant, url, &["booking.created"], true);
+    let (a, b) = (
+        seed("https://crm.example/a").await,
+        seed("https://crm.example/b").await,
+    );
+    #[derive(QueryableByName)]
+    struct Plan {
+        #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+        plan: String,
+    }
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+    }
+    let tenant_id = tenant.id;
+    let (cost, bar, jit, analysed) = app
+        .with_conn(move |conn| {
+            // Two webhooks' hours for the last 20,000 hours, as ANALYZE reads them.
+            diesel::sql_query(
+                "INSERT INTO webhook_hours (webhook_id, hour, succeeded)
+                 SELECT w, date_trunc('hour', now()) - g * interval '1 hour', 1
+                 FROM unnest(ARRAY[$1, $2]) w CROSS JOIN generate_series(1, 20000) g",
+            )
+            .bind::<diesel::sql_types::BigInt, _>(a.id)
+            .bind::<diesel::sql_types::BigInt, _>(b.id)
+            .execute(conn)
+            .unwrap();
+            diesel::sql_query("ANALYZE webhook_hours").execute(conn).unwrap();
+            let setting = |conn: &mut PgConnection, sql: &str| {
+                diesel::sql_query(sql).get_result::<Setting>(conn).unwrap().value
+            };
+            let analysed = setting(
+                conn,
+                "SELECT (reltuples >= 0)::text AS value FROM pg_class WHERE relname = 'tenant_hours_rolled'",
+            );
+            let jit = setting(conn, "SELECT current_setting('jit') AS value");
+            let bar = setting(
+                conn,
+                "SELECT reset_val AS value FROM pg_settings WHERE name = 'jit_above_cost'",
+            );
+            diesel::sql_query(format!(
+                "PREPARE week(int8, int8[], timestamptz) AS {}",
+                hookboard::models::hourly::TENANT_HOUR_TOTALS
+            ))
+            .execute(conn)
+            .unwrap();
+            let plan: Plan = diesel::sql_query(format!(
+                "EXPLAIN (FORMAT JSON) EXECUTE week({}, ARRAY[{}, {}], now() - interval '7 days')",
+                tenant_id, a.id, b.id
+            ))
+            .get_result(conn)
+            .unwrap();
+            diesel::sql_query("DEALLOCATE week").execute(conn).unwrap();
+            let plan: serde_json::Value = serde_json::from_str(&plan.plan).unwrap();
+            let cost = plan[0]["Plan"]["Total Cost"].as_f64().unwrap();
+            (cost, bar.parse::<f64>().unwrap(), jit, analysed)
+        })
+        .await;
+    assert_eq!(
+        analysed, "false",
+        "the mark has no statistics yet in a new database"
+    );
+    assert!(
+        cost < bar,
+        "the week's plan costs {cost}, past {bar}, where PostgreSQL compiles it"
+    );
+    assert_eq!(jit, "off", "the pool's connections compile no statement");
+}
