@@ -1,7 +1,8 @@
 //! The pages beside the machine's floors (issue #17): a burst of 40 logins next to the
 //! argon2 ceiling measured alone, with the latency of other pages meanwhile; the list page
-//! saturated next to a static file, with where its slow requests fall; and 16 users with
-//! think time on the list page, the webhook page and `/healthz`.
+//! saturated next to a static file, one after the other and at once, with where its slow
+//! requests fall; and 16 users with think time on the list page, the webhook page and
+//! `/healthz`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -100,6 +101,9 @@ pub struct Figures {
     during_logins: Vec<Latency>,
     static_saturated: Latency,
     list_saturated: Latency,
+    /// The same pair at once: the issue's reading, where the static file's tail is the
+    /// machine's and the list page's excess over it is the page's own.
+    together: [Latency; 2],
     /// What PostgreSQL's checkpointer did during the saturated pair.
     checkpointer: Checkpointer,
     with_think_time: Vec<Latency>,
@@ -187,6 +191,12 @@ pub async fn run(pool: &DbPool, tenant: &Tenant, base: &str, webhook: i64) -> an
     let checkpointer_before = Checkpointer::now(pool)?;
     let static_saturated = load(&reader, STATIC_FILE, PAGE_CLIENTS, Duration::ZERO, PERIOD).await?;
     let list_saturated = load(&reader, "/webhooks", PAGE_CLIENTS, Duration::ZERO, PERIOD).await?;
+    let together = futures_util::future::try_join(
+        load(&reader, STATIC_FILE, PAGE_CLIENTS, Duration::ZERO, PERIOD),
+        load(&reader, "/webhooks", PAGE_CLIENTS, Duration::ZERO, PERIOD),
+    )
+    .await?;
+    let together = [together.0, together.1];
     let checkpointer = Checkpointer::now(pool)?.since(&checkpointer_before);
     for page in [&static_saturated, &list_saturated] {
         println!(
@@ -196,9 +206,18 @@ pub async fn run(pool: &DbPool, tenant: &Tenant, base: &str, webhook: i64) -> an
             page.slow_requests()
         );
     }
+    for page in &together {
+        println!(
+            "saturated together, {PAGE_CLIENTS} clients each: {} {}; {}",
+            page.path,
+            page.figure(),
+            page.slow_requests()
+        );
+    }
     println!(
-        "saturated: the list page's p99 is {:.1}x the static file's; meanwhile {}",
+        "saturated: the list page's p99 is {:.1}x the static file's one after the other, {:.1}x at once; meanwhile {}",
         list_saturated.p99 / static_saturated.p99,
+        together[1].p99 / together[0].p99,
         checkpointer.figure()
     );
 
@@ -219,6 +238,7 @@ pub async fn run(pool: &DbPool, tenant: &Tenant, base: &str, webhook: i64) -> an
         during_logins,
         static_saturated,
         list_saturated,
+        together,
         checkpointer,
         with_think_time,
     })
@@ -406,6 +426,16 @@ impl Figures {
             self.list_saturated.slow.len(),
             SLOW.as_millis(),
         ));
+        let [static_file, list] = &self.together;
+        rows.push(format!(
+            "| saturated at once, {PAGE_CLIENTS} clients each: {} / `/webhooks` | {} / {} | {:.1}x ({} over {} ms); target <= 3x |",
+            static_file.path,
+            static_file.figure(),
+            list.figure(),
+            list.p99 / static_file.p99,
+            list.slow.len(),
+            SLOW.as_millis(),
+        ));
         for (page, target) in self.with_think_time.iter().zip(["15", "25", "5"]) {
             rows.push(format!(
                 "| {}, {PAGE_CLIENTS} clients with {} ms think time | {} | p99 < {target} ms |",
@@ -435,6 +465,11 @@ impl Figures {
                 "static_file": self.static_saturated.json(),
                 "list_page": self.list_saturated.json(),
                 "list_to_static_p99": self.list_saturated.p99 / self.static_saturated.p99,
+                "together": {
+                    "static_file": self.together[0].json(),
+                    "list_page": self.together[1].json(),
+                    "list_to_static_p99": self.together[1].p99 / self.together[0].p99,
+                },
                 "checkpointer": {
                     "checkpoints_begun": self.checkpointer.begun,
                     "buffers_written": self.checkpointer.buffers_written,
