@@ -9,6 +9,7 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
 
+use crate::db::prepared::prepared;
 use crate::schema::alerts;
 
 #[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
@@ -124,7 +125,7 @@ pub fn claim_mail(
     lease_until: DateTime<Utc>,
     limit: i64,
 ) -> QueryResult<Vec<Alert>> {
-    diesel::sql_query(
+    prepared(
         "UPDATE alerts SET mail_claimed_until = $2
          WHERE id = ANY(ARRAY(
              SELECT id FROM alerts

@@ -10,6 +10,8 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, SmallInt, Text, Timestamptz};
 
+use crate::db::prepared::prepared;
+
 /// The upper bounds (milliseconds, exclusive) of the latency buckets, in the order of
 /// `attempt_latency_bucket` in the migration: bucket `i` holds durations under
 /// `LATENCY_BOUNDS_MS[i]`, the last bucket those of 60 s and more.
@@ -51,7 +53,7 @@ pub fn hour_totals(
     webhook_ids: &[i64],
     since: DateTime<Utc>,
 ) -> QueryResult<Vec<HourTotal>> {
-    diesel::sql_query(
+    prepared(
         "SELECT hour, sum(succeeded)::int8 AS succeeded, sum(failed)::int8 AS failed
          FROM webhook_hours WHERE webhook_id = ANY($1) AND hour >= $2
          GROUP BY hour ORDER BY hour",
@@ -72,7 +74,7 @@ pub fn tenant_hour_totals(
     webhook_ids: &[i64],
     since: DateTime<Utc>,
 ) -> QueryResult<Vec<HourTotal>> {
-    diesel::sql_query(TENANT_HOUR_TOTALS)
+    prepared(TENANT_HOUR_TOTALS)
         .bind::<BigInt, _>(tenant_id)
         .bind::<Array<BigInt>, _>(webhook_ids)
         .bind::<Timestamptz, _>(since)
@@ -135,7 +137,7 @@ pub fn latency_buckets(
     webhook_ids: &[i64],
     since: DateTime<Utc>,
 ) -> QueryResult<Vec<LatencyBucket>> {
-    diesel::sql_query(
+    prepared(
         "SELECT bucket, sum(attempts)::int8 AS attempts
          FROM webhook_latency_hours WHERE webhook_id = ANY($1) AND hour >= $2
          GROUP BY bucket ORDER BY bucket",
@@ -153,7 +155,7 @@ pub fn failing_types(
     since: DateTime<Utc>,
     limit: i64,
 ) -> QueryResult<Vec<FailingType>> {
-    diesel::sql_query(
+    prepared(
         "SELECT event_type, sum(failed)::int8 AS failed
          FROM webhook_failure_hours WHERE webhook_id = ANY($1) AND hour >= $2
          GROUP BY event_type ORDER BY failed DESC, event_type LIMIT $3",

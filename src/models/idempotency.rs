@@ -3,6 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 
+use crate::db::prepared::prepared;
 use crate::schema::idempotency_keys;
 
 /// How long a key's first answer is replayed.
@@ -49,7 +50,7 @@ impl StoredAnswer {
         now: DateTime<Utc>,
     ) -> QueryResult<Reservation> {
         use diesel::sql_types::{BigInt, Integer, Text, Timestamptz};
-        let taken = diesel::sql_query(
+        let taken = prepared(
             "INSERT INTO idempotency_keys (tenant_id, key, request_hash, status, body, created_at)
              VALUES ($1, $2, $3, $4, '', $5)
              ON CONFLICT (tenant_id, key) DO UPDATE

@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
 
 use super::Delivery;
+use crate::db::prepared::prepared;
 
 /// The waiting deliveries of one webhook.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
@@ -51,7 +52,7 @@ impl Delivery {
         webhook_ids: &[i64],
         now: DateTime<Utc>,
     ) -> QueryResult<Vec<Backlog>> {
-        diesel::sql_query(
+        prepared(
             "SELECT webhook_id,
                     count(*) FILTER (WHERE next_attempt_at <= $2) AS due,
                     min(next_attempt_at) FILTER (WHERE next_attempt_at <= $2) AS oldest_due,
@@ -74,7 +75,7 @@ impl Delivery {
         since: DateTime<Utc>,
         per_webhook: i64,
     ) -> QueryResult<Vec<PendingHour>> {
-        diesel::sql_query(
+        prepared(
             "SELECT date_trunc('hour', p.created_at, 'UTC') AS hour, count(*) AS pending
              FROM unnest($1::int8[]) AS w(id)
              CROSS JOIN LATERAL (
@@ -91,9 +92,14 @@ impl Delivery {
     }
 
     /// The last error of each of these webhooks' latest failed delivery (one index probe
-    /// per webhook); webhooks without a failed delivery are absent.
+    /// per webhook); webhooks without a failed delivery are absent. Without webhooks it
+    /// asks nothing: PostgreSQL would plan the statement anew for an empty list every time
+    /// (a plan for no rows is cheaper than the one it keeps for any list).
     pub fn last_errors(conn: &mut PgConnection, webhook_ids: &[i64]) -> QueryResult<Vec<LastError>> {
-        diesel::sql_query(
+        if webhook_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        prepared(
             "SELECT w.id AS webhook_id, l.last_error
              FROM unnest($1::int8[]) AS w(id)
              CROSS JOIN LATERAL (

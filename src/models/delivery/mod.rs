@@ -12,6 +12,7 @@ mod replay;
 mod retention;
 mod status;
 
+use crate::db::prepared::prepared;
 use crate::schema::{deliveries, delivery_attempts};
 pub use dashboard::Backlog;
 pub use log::{LOG_PAGE_SIZE, LogEntry, LogFilter, LogPage};
@@ -295,7 +296,7 @@ impl Delivery {
             #[diesel(sql_type = BigInt)]
             keys: i64,
         }
-        diesel::sql_query(
+        prepared(
             "SELECT count(*) AS keys FROM (
                  SELECT ordering_key FROM deliveries
                  WHERE webhook_id = $1 AND status = 'pending' AND ordering_key IS NOT NULL
@@ -316,7 +317,7 @@ impl Delivery {
         let current_hour = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
         let since = current_hour - Duration::hours(23);
         // Kept per hour by a trigger on delivery_attempts (migration webhook_hours).
-        let rows: Vec<HourRow> = diesel::sql_query(
+        let rows: Vec<HourRow> = prepared(
             "SELECT hour, succeeded, failed FROM webhook_hours WHERE webhook_id = $1 AND hour >= $2",
         )
         .bind::<Int8, _>(webhook_id)
@@ -348,7 +349,7 @@ struct QueueRow {
 
 /// The queue as `/metrics` shows it: due now, the age of the oldest due, parked.
 pub fn queue_gauges(conn: &mut PgConnection, now: DateTime<Utc>) -> QueryResult<crate::metrics::QueueGauges> {
-    let row: QueueRow = diesel::sql_query(
+    let row: QueueRow = prepared(
         "SELECT count(*) FILTER (WHERE status = 'pending' AND next_attempt_at <= $1) AS due,
                 COALESCE(EXTRACT(EPOCH FROM $1 - min(next_attempt_at) FILTER (WHERE status = 'pending' AND next_attempt_at <= $1)), 0)::float8 AS oldest,
                 count(*) FILTER (WHERE status = 'parked') AS parked

@@ -13,6 +13,7 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 
 use crate::crypto::{SecretBox, new_signing_secret};
+use crate::db::prepared::prepared;
 use crate::schema::{tenants, webhooks};
 use crate::validation::webhook::{MAX_WEBHOOKS_PER_TENANT, Valid};
 pub use credentials::API_KEY_PREFIX;
@@ -308,11 +309,10 @@ impl Webhook {
             #[diesel(sql_type = diesel::sql_types::Integer)]
             failing_attempts: i32,
         }
-        let rows: Vec<Failing> = diesel::sql_query(
-            "SELECT id, failing_attempts FROM webhooks WHERE id = ANY($1) AND failing_attempts > 0",
-        )
-        .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(ids)
-        .load(conn)?;
+        let rows: Vec<Failing> =
+            prepared("SELECT id, failing_attempts FROM webhooks WHERE id = ANY($1) AND failing_attempts > 0")
+                .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(ids)
+                .load(conn)?;
         Ok(rows.into_iter().map(|r| (r.id, r.failing_attempts)).collect())
     }
 
