@@ -197,11 +197,10 @@ pub async fn test(
     id: web::Path<i64>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = caller.writer()?.clone();
+    let tenant_id = caller.writer()?.id;
     let body: TestBody = read_json(&req, payload).await?;
     let actor = super::webhooks::actor(&caller);
-    let sent =
-        services::deliveries::send_test(&state, &tenant, None, id.into_inner(), body.kind, actor).await?;
+    let sent = services::deliveries::send_test(&state, tenant_id, id.into_inner(), body.kind, actor).await?;
     Ok(HttpResponse::Accepted().json(TestSent {
         id: sent.event_id,
         delivery: sent.delivery_id,

@@ -201,33 +201,29 @@ pub struct TestSent {
 /// the same way.
 pub async fn send_test(
     state: &AppState,
-    tenant: &Tenant,
-    connection_id: Option<i64>,
+    scope: impl Into<Scope>,
     id: i64,
     kind: String,
     actor: Actor,
 ) -> Result<TestSent, AppError> {
-    let (tenant, now) = (tenant.clone(), state.clock.now());
+    let (scope, now) = (scope.into(), state.clock.now());
     state
-        .db(move |conn| send_test_in(conn, &tenant, connection_id, id, &kind, &actor, now))
+        .db(move |conn| send_test_in(conn, scope, id, &kind, &actor, now))
         .await
 }
 
-/// [`send_test`] on a connection the caller holds (tests). `connection_id` is a partner's
-/// connection: only its webhooks may be sent to.
+/// [`send_test`] on a connection the caller holds (tests). A partner's scope sends only to
+/// its connection's webhooks.
 pub fn send_test_in(
     conn: &mut PgConnection,
-    tenant: &Tenant,
-    connection_id: Option<i64>,
+    scope: impl Into<Scope>,
     id: i64,
     kind: &str,
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<TestSent, AppError> {
-    let scope = Scope {
-        tenant_id: tenant.id,
-        connection_id,
-    };
+    let scope = scope.into();
+    let tenant = Tenant::find(conn, scope.tenant_id)?;
     let webhook = Webhook::find(conn, scope, id)?;
     let event_type = EventType::find(conn, kind)?.ok_or_else(|| {
         AppError::validation("type", format!("`{kind}` is not an event type of the catalog."))
@@ -246,7 +242,7 @@ pub fn send_test_in(
         ordering_key: None,
     };
     conn.transaction(|conn| {
-        let accepted = outbox::publish_to(conn, tenant, webhook.clone(), &event, now)?;
+        let accepted = outbox::publish_to(conn, &tenant, webhook.clone(), &event, now)?;
         let delivery = Delivery::of_event(conn, tenant.id, webhook.id, &accepted.id)?;
         record(
             conn,

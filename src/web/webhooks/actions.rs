@@ -173,11 +173,10 @@ pub async fn send_test(
     id: web::Path<i64>,
     form: web::Form<TestForm>,
 ) -> Result<HttpResponse, AppError> {
-    let tenant = user.webhooks_editor()?.clone();
+    user.webhooks_editor()?;
     let id = id.into_inner();
-    let partner = user.scope()?.connection_id;
     let sent =
-        services::deliveries::send_test(&state, &tenant, partner, id, form.into_inner().kind, user.actor())
+        services::deliveries::send_test(&state, user.scope()?, id, form.into_inner().kind, user.actor())
             .await?;
     let message = format!(
         "Test event {} is on its way to webhook No {}.",

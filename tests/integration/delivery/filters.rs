@@ -131,7 +131,7 @@ async fn a_test_event_sent_to_one_webhook_on_purpose_is_not_filtered() {
     let (tenant, id, now) = (fx.tenant.clone(), webhook.id, fx.app.clock.now());
     fx.app
         .with_conn(move |conn| {
-            send_test_in(conn, &tenant, None, id, "booking.created", &Actor::system(), now).unwrap()
+            send_test_in(conn, tenant.id, id, "booking.created", &Actor::system(), now).unwrap()
         })
         .await;
     assert_eq!(

@@ -85,8 +85,7 @@ pub async fn test_delivery(app: &TestApp, tenant: &Tenant, webhook: &Webhook) ->
     app.with_conn(move |conn| {
         send_test_in(
             conn,
-            &tenant,
-            None,
+            tenant.id,
             webhook.id,
             "booking.created",
             &Actor::system(),
