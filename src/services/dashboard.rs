@@ -129,7 +129,11 @@ pub fn overview_in(
         None => hourly::tenant_hour_totals(conn, scope.tenant_id, &ids, since)?,
         Some(_) => hourly::hour_totals(conn, &ids, since)?,
     };
-    let pending = Delivery::pending_by_hour(conn, &ids, since, PENDING_PER_WEBHOOK)?;
+    // The backlog first: the pending deliveries by hour are then read only of the webhooks
+    // that have any (usually none), one index probe fewer per webhook.
+    let backlogs = Delivery::backlogs(conn, &ids, now)?;
+    let waiting: Vec<i64> = backlogs.iter().map(|b| b.webhook_id).collect();
+    let pending = Delivery::pending_by_hour(conn, &waiting, since, PENDING_PER_WEBHOOK)?;
     let mut hours: Vec<Bucket> = hour_starts.iter().map(|&start| empty(start)).collect();
     let mut days: Vec<Bucket> = day_starts.iter().map(|&start| empty(start)).collect();
     for a in &attempts {
@@ -156,7 +160,6 @@ pub fn overview_in(
     let latency = hourly::latency_buckets(conn, &ids, day_before)?;
     let failing_types = hourly::failing_types(conn, &ids, day_before, TOP_FAILING_TYPES)?;
 
-    let backlogs = Delivery::backlogs(conn, &ids, now)?;
     let due = backlogs.iter().map(|b| b.due).sum();
     let oldest_due = backlogs.iter().filter_map(|b| b.oldest_due).min();
 

@@ -75,6 +75,9 @@ impl Delivery {
         since: DateTime<Utc>,
         per_webhook: i64,
     ) -> QueryResult<Vec<PendingHour>> {
+        if webhook_ids.is_empty() {
+            return Ok(Vec::new());
+        }
         prepared(
             "SELECT date_trunc('hour', p.created_at, 'UTC') AS hour, count(*) AS pending
              FROM unnest($1::int8[]) AS w(id)
