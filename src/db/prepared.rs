@@ -3,9 +3,12 @@
 //! diesel's `sql_query` marks every statement unsafe to cache, because its text may be
 //! built at run time, so PostgreSQL parses, analyses and plans it again on every call. For
 //! the statements run for every delivery (claims, results, publishing) that was the largest
-//! single cost in the profile of `make bench`: about a fifth of the database's CPU.
+//! single cost in the profile of `make bench`: about a fifth of the database's CPU; for the
+//! dashboard's reads, 0.75 ms of planning in a load of about 3 ms.
 //! [`prepared`] takes a fixed text and its bind values; diesel keeps the statement prepared
-//! per connection, keyed by its text and bind types.
+//! per connection, keyed by its text and bind types. Hand-written SQL run per request, per
+//! page load or per delivery goes through it; `sql_query` is for statements whose text is
+//! built at run time or that run rarely (start-up checks, retention, the hourly roll-up).
 
 use std::marker::PhantomData;
 
