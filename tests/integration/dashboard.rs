@@ -242,6 +242,38 @@ async fn the_dashboard_counts_what_was_sent_failed_and_waits() {
     assert_eq!(select(&doc, "svg#chart-hours desc").len(), 1);
 }
 
+/// The pending deliveries of the charts are read only of the webhooks with a backlog; a
+/// quiet webhook between two waiting ones takes nothing away from either.
+#[actix_web::test]
+async fn pending_deliveries_are_counted_of_every_webhook_that_has_a_backlog() {
+    let (app, tenant, owner) = spawn().await;
+    // Two waiting on the first webhook, none on the second, four on the third.
+    for (url, waiting) in [
+        ("https://a.example/in", 2),
+        ("https://quiet.example/in", 0),
+        ("https://c.example/in", 4),
+    ] {
+        let webhook = seed_webhook(&app, &tenant, url, &["booking.created"], true).await;
+        let sent = test_delivery(&app, &tenant, &webhook).await;
+        attempts(&app, sent, &[(30, 20, true)], "succeeded", None).await;
+        for _ in 0..waiting {
+            let pending = test_delivery(&app, &tenant, &webhook).await;
+            due_at(
+                &app,
+                pending,
+                now() - Duration::minutes(20),
+                now() - Duration::minutes(5),
+            )
+            .await;
+        }
+    }
+    let html = page(&owner).await;
+    assert_eq!(column(&html, "table-hours", 3), 6, "pending in 24 h");
+    assert_eq!(column(&html, "table-days", 3), 6, "pending in 7 days");
+    assert_eq!(column(&html, "table-hours", 1), 3, "succeeded in 24 h");
+    assert_eq!(text_of(&html, "#backlog-due"), "6 due");
+}
+
 #[actix_web::test]
 async fn the_dashboard_names_endpoints_at_risk_and_what_was_switched_off() {
     let (app, tenant, owner) = spawn().await;
