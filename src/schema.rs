@@ -202,6 +202,7 @@ diesel::table! {
         hour -> Timestamptz,
         succeeded -> Int8,
         failed -> Int8,
+        tenant_id -> Int8,
     }
 }
 

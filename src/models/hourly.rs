@@ -4,7 +4,10 @@
 //! The operations dashboard reads these instead of the attempts, so its cost depends on
 //! the number of webhooks and hours, never on the traffic. Hours that are over are also
 //! summed per tenant ([`roll_up`], migration `tenant_hours`), so a tenant's week costs
-//! one row an hour however many webhooks it has.
+//! one row an hour however many webhooks it has, and every aggregate row carries its
+//! tenant, so a tenant's latest hours are one range of an index ([`Whose::Tenant`]).
+
+use std::ops::Range;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use diesel::prelude::*;
@@ -46,53 +49,56 @@ pub struct FailingType {
     pub failed: i64,
 }
 
-/// Attempts of these webhooks by hour from `since` (whole UTC hours), summed over the
-/// webhooks; hours without attempts are absent.
+/// Whose attempts a read of the aggregates sums.
+#[derive(Debug, Clone, Copy)]
+pub enum Whose<'a> {
+    /// A tenant's: all its webhooks, one range of the aggregates' tenant index however
+    /// many webhooks it has (migration `tenant_aggregate_reads`).
+    Tenant(i64),
+    /// Some webhooks' (a partner's dashboard, a webhook's page): one probe of each
+    /// webhook's key.
+    Webhooks(&'a [i64]),
+}
+
+/// Attempts by hour from `since` (whole UTC hours), summed over the webhooks; hours
+/// without attempts are absent.
 pub fn hour_totals(
     conn: &mut PgConnection,
-    webhook_ids: &[i64],
+    whose: Whose<'_>,
     since: DateTime<Utc>,
 ) -> QueryResult<Vec<HourTotal>> {
-    prepared(
-        "SELECT hour, sum(succeeded)::int8 AS succeeded, sum(failed)::int8 AS failed
-         FROM webhook_hours WHERE webhook_id = ANY($1) AND hour >= $2
-         GROUP BY hour ORDER BY hour",
-    )
-    .bind::<Array<BigInt>, _>(webhook_ids)
-    .bind::<Timestamptz, _>(since)
-    .load(conn)
-}
-
-/// The attempts of a tenant's webhooks by hour from `since`, as [`hour_totals`] of
-/// `webhook_ids` (all the tenant's webhooks) gives them: the hours rolled up from
-/// `tenant_hours`, the later ones from the webhooks' rows. One snapshot reads both sides of
-/// the roll-up's mark, which moves with the rows it covers. Hours rolled up keep the
-/// attempts of webhooks deleted since.
-pub fn tenant_hour_totals(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    webhook_ids: &[i64],
-    since: DateTime<Utc>,
-) -> QueryResult<Vec<HourTotal>> {
-    prepared(TENANT_HOUR_TOTALS)
-        .bind::<BigInt, _>(tenant_id)
+    match whose {
+        Whose::Tenant(tenant_id) => prepared(TENANT_HOUR_TOTALS)
+            .bind::<BigInt, _>(tenant_id)
+            .bind::<Timestamptz, _>(since)
+            .load(conn),
+        Whose::Webhooks(webhook_ids) => prepared(
+            "SELECT hour, sum(succeeded)::int8 AS succeeded, sum(failed)::int8 AS failed
+             FROM webhook_hours WHERE webhook_id = ANY($1) AND hour >= $2
+             GROUP BY hour ORDER BY hour",
+        )
         .bind::<Array<BigInt>, _>(webhook_ids)
         .bind::<Timestamptz, _>(since)
-        .load(conn)
+        .load(conn),
+    }
 }
 
-/// The statement of [`tenant_hour_totals`] (its plan is tested): the tenant, the webhooks,
-/// since when. The mark is read as a value, not joined: until it is analysed (a one-row
-/// table rarely is) PostgreSQL guesses a table at 2,200 rows, and a join multiplied the
-/// webhooks' hours by that guess into a plan worth compiling (JIT, 100 ms and more).
+/// The statement of a tenant's [`hour_totals`] (its plan is tested): the tenant, since
+/// when. The hours rolled up come from `tenant_hours`, the later ones from the webhooks'
+/// rows; one snapshot reads both sides of the roll-up's mark, which moves with the rows it
+/// covers. Hours rolled up keep the attempts of webhooks deleted since.
+///
+/// The mark is read as a value, not joined: until it is analysed (a one-row table rarely
+/// is) PostgreSQL guesses a table at 2,200 rows, and a join multiplied the webhooks' hours
+/// by that guess into a plan worth compiling (JIT, 100 ms and more).
 pub const TENANT_HOUR_TOTALS: &str =
     "SELECT a.hour, sum(a.succeeded)::int8 AS succeeded, sum(a.failed)::int8 AS failed
      FROM (
          SELECT t.hour, t.succeeded, t.failed FROM tenant_hours t
-         WHERE t.tenant_id = $1 AND t.hour >= $3 AND t.hour < (SELECT until FROM tenant_hours_rolled)
+         WHERE t.tenant_id = $1 AND t.hour >= $2 AND t.hour < (SELECT until FROM tenant_hours_rolled)
        UNION ALL
          SELECT h.hour, h.succeeded, h.failed FROM webhook_hours h
-         WHERE h.webhook_id = ANY($2) AND h.hour >= greatest($3, (SELECT until FROM tenant_hours_rolled))
+         WHERE h.tenant_id = $1 AND h.hour >= greatest($2, (SELECT until FROM tenant_hours_rolled))
      ) a
      GROUP BY a.hour ORDER BY a.hour";
 
@@ -115,10 +121,10 @@ pub fn roll_up(conn: &mut PgConnection, now: DateTime<Utc>) -> QueryResult<usize
         // writes only what the webhooks' rows say.
         let written = diesel::sql_query(
             "INSERT INTO tenant_hours (tenant_id, hour, succeeded, failed)
-             SELECT w.tenant_id, h.hour, sum(h.succeeded), sum(h.failed)
-             FROM webhook_hours h JOIN webhooks w ON w.id = h.webhook_id
+             SELECT h.tenant_id, h.hour, sum(h.succeeded), sum(h.failed)
+             FROM webhook_hours h
              WHERE h.hour >= (SELECT until FROM tenant_hours_rolled) AND h.hour < $1
-             GROUP BY w.tenant_id, h.hour
+             GROUP BY h.tenant_id, h.hour
              ON CONFLICT (tenant_id, hour) DO UPDATE
              SET succeeded = EXCLUDED.succeeded, failed = EXCLUDED.failed",
         )
@@ -131,39 +137,70 @@ pub fn roll_up(conn: &mut PgConnection, now: DateTime<Utc>) -> QueryResult<usize
     })
 }
 
-/// Attempts of these webhooks by latency bucket from `since`.
+/// Attempts by latency bucket in the hours `within`.
+///
+/// The hours are bounded on both sides, here and in [`failing_types`]: PostgreSQL plans a
+/// prepared statement once for any values when that plan looks as cheap as one made for
+/// the values, and for `hour >= $2` alone it guesses a third of the table, which made it
+/// plan the statement anew at every load (0.06 ms, more than reading the rows, over a
+/// month of one tenant's history in `make bench`).
 pub fn latency_buckets(
     conn: &mut PgConnection,
-    webhook_ids: &[i64],
-    since: DateTime<Utc>,
+    whose: Whose<'_>,
+    within: Range<DateTime<Utc>>,
 ) -> QueryResult<Vec<LatencyBucket>> {
-    prepared(
-        "SELECT bucket, sum(attempts)::int8 AS attempts
-         FROM webhook_latency_hours WHERE webhook_id = ANY($1) AND hour >= $2
-         GROUP BY bucket ORDER BY bucket",
-    )
-    .bind::<Array<BigInt>, _>(webhook_ids)
-    .bind::<Timestamptz, _>(since)
-    .load(conn)
+    match whose {
+        Whose::Tenant(tenant_id) => prepared(
+            "SELECT bucket, sum(attempts)::int8 AS attempts
+             FROM webhook_latency_hours WHERE tenant_id = $1 AND hour >= $2 AND hour < $3
+             GROUP BY bucket ORDER BY bucket",
+        )
+        .bind::<BigInt, _>(tenant_id)
+        .bind::<Timestamptz, _>(within.start)
+        .bind::<Timestamptz, _>(within.end)
+        .load(conn),
+        Whose::Webhooks(webhook_ids) => prepared(
+            "SELECT bucket, sum(attempts)::int8 AS attempts
+             FROM webhook_latency_hours WHERE webhook_id = ANY($1) AND hour >= $2 AND hour < $3
+             GROUP BY bucket ORDER BY bucket",
+        )
+        .bind::<Array<BigInt>, _>(webhook_ids)
+        .bind::<Timestamptz, _>(within.start)
+        .bind::<Timestamptz, _>(within.end)
+        .load(conn),
+    }
 }
 
-/// The event types with the most failed attempts of these webhooks from `since`, most
-/// first, at most `limit`.
+/// The event types with the most failed attempts in the hours `within`, most first, at
+/// most `limit`.
 pub fn failing_types(
     conn: &mut PgConnection,
-    webhook_ids: &[i64],
-    since: DateTime<Utc>,
+    whose: Whose<'_>,
+    within: Range<DateTime<Utc>>,
     limit: i64,
 ) -> QueryResult<Vec<FailingType>> {
-    prepared(
-        "SELECT event_type, sum(failed)::int8 AS failed
-         FROM webhook_failure_hours WHERE webhook_id = ANY($1) AND hour >= $2
-         GROUP BY event_type ORDER BY failed DESC, event_type LIMIT $3",
-    )
-    .bind::<Array<BigInt>, _>(webhook_ids)
-    .bind::<Timestamptz, _>(since)
-    .bind::<BigInt, _>(limit)
-    .load(conn)
+    match whose {
+        Whose::Tenant(tenant_id) => prepared(
+            "SELECT event_type, sum(failed)::int8 AS failed
+             FROM webhook_failure_hours WHERE tenant_id = $1 AND hour >= $2 AND hour < $3
+             GROUP BY event_type ORDER BY failed DESC, event_type LIMIT $4",
+        )
+        .bind::<BigInt, _>(tenant_id)
+        .bind::<Timestamptz, _>(within.start)
+        .bind::<Timestamptz, _>(within.end)
+        .bind::<BigInt, _>(limit)
+        .load(conn),
+        Whose::Webhooks(webhook_ids) => prepared(
+            "SELECT event_type, sum(failed)::int8 AS failed
+             FROM webhook_failure_hours WHERE webhook_id = ANY($1) AND hour >= $2 AND hour < $3
+             GROUP BY event_type ORDER BY failed DESC, event_type LIMIT $4",
+        )
+        .bind::<Array<BigInt>, _>(webhook_ids)
+        .bind::<Timestamptz, _>(within.start)
+        .bind::<Timestamptz, _>(within.end)
+        .bind::<BigInt, _>(limit)
+        .load(conn),
+    }
 }
 
 /// The upper bound (ms) of the bucket that holds the `quantile` of the attempts (0.95 for

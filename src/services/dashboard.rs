@@ -20,7 +20,7 @@ use diesel::PgConnection;
 use super::AppError;
 use crate::delivery::retry::MAX_CONSECUTIVE_FAILURES;
 use crate::models::delivery::Delivery;
-use crate::models::hourly::{self, FailingType};
+use crate::models::hourly::{self, FailingType, Whose};
 use crate::models::webhook::{Scope, Status, Webhook};
 use crate::state::AppState;
 
@@ -124,11 +124,13 @@ pub fn overview_in(
         .unwrap_or(day_starts[0]);
     let day_before = hour_starts[0];
 
-    // A tenant's staff see all its webhooks: their hours are summed per tenant once over.
-    let attempts = match scope.connection_id {
-        None => hourly::tenant_hour_totals(conn, scope.tenant_id, &ids, since)?,
-        Some(_) => hourly::hour_totals(conn, &ids, since)?,
+    // A tenant's staff see all its webhooks: their hours are read per tenant, one range of
+    // an index however many webhooks it has; a partner's, per webhook.
+    let whose = match scope.connection_id {
+        None => Whose::Tenant(scope.tenant_id),
+        Some(_) => Whose::Webhooks(&ids),
     };
+    let attempts = hourly::hour_totals(conn, whose, since)?;
     // The backlog first: the pending deliveries by hour are then read only of the webhooks
     // that have any (usually none), one index probe fewer per webhook.
     let backlogs = Delivery::backlogs(conn, &ids, now)?;
@@ -157,8 +159,10 @@ pub fn overview_in(
         .iter()
         .fold((0, 0), |(ok, failed), h| (ok + h.succeeded, failed + h.failed));
     let success_rate = (ok + failed > 0).then(|| ok as f64 / (ok + failed) as f64);
-    let latency = hourly::latency_buckets(conn, &ids, day_before)?;
-    let failing_types = hourly::failing_types(conn, &ids, day_before, TOP_FAILING_TYPES)?;
+    // The last 24 hours, the current one included.
+    let day = day_before..day_before + Duration::hours(24);
+    let latency = hourly::latency_buckets(conn, whose, day.clone())?;
+    let failing_types = hourly::failing_types(conn, whose, day, TOP_FAILING_TYPES)?;
 
     let due = backlogs.iter().map(|b| b.due).sum();
     let oldest_due = backlogs.iter().filter_map(|b| b.oldest_due).min();

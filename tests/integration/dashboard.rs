@@ -477,6 +477,74 @@ async fn a_partner_sees_its_connections_webhooks_only() {
     assert_eq!(column(&html, "table-hours", 2), 3);
 }
 
+/// A tenant's dashboard reads its hours by tenant (one range of an index, not a probe per
+/// webhook): another tenant's attempts, in the same hours, count on its own dashboard only.
+#[actix_web::test]
+async fn a_tenants_figures_are_its_own_webhooks_only() {
+    let (app, tenant, owner) = spawn().await;
+    let (neighbour, neighbours_owner) = app
+        .scale_tenant_with_owner("Coastal Trips", "cara@coastal.example")
+        .await;
+    let ours = seed_webhook(
+        &app,
+        &tenant,
+        "https://crm.example/in",
+        &["booking.created"],
+        true,
+    )
+    .await;
+    let theirs = seed_webhook(
+        &app,
+        &neighbour,
+        "https://coastal.example/in",
+        &["booking.created", "payment.received"],
+        true,
+    )
+    .await;
+    let delivery = test_delivery(&app, &tenant, &ours).await;
+    attempts(
+        &app,
+        delivery,
+        &[(30, 20, false), (20, 20, true)],
+        "succeeded",
+        None,
+    )
+    .await;
+    for _ in 0..3 {
+        let delivery = test_delivery(&app, &neighbour, &theirs).await;
+        attempts(
+            &app,
+            delivery,
+            &[(40, 3000, false), (10, 3000, false)],
+            "failed",
+            Some("HTTP 503"),
+        )
+        .await;
+    }
+
+    let html = page(&owner).await;
+    assert_eq!(column(&html, "table-hours", 1), 1, "our succeeded attempt");
+    assert_eq!(column(&html, "table-hours", 2), 1, "our failed attempt only");
+    assert_eq!(column(&html, "table-days", 2), 1);
+    assert_eq!(
+        text_of(&html, "#latency-p95"),
+        "≤ 25 ms",
+        "our attempts' latency only"
+    );
+    let doc = parse(&html);
+    let types: Vec<Vec<String>> = select(&doc, "#failing-types tbody tr")
+        .iter()
+        .map(|row| select_in(row, "td"))
+        .collect();
+    assert_eq!(types, [["booking.created", "1"]]);
+
+    let html = page(&neighbours_owner).await;
+    assert_eq!(column(&html, "table-hours", 1), 0);
+    assert_eq!(column(&html, "table-hours", 2), 6);
+    assert_eq!(text_of(&html, "#latency-p95"), "≤ 5 s");
+    assert!(!html.contains("https://crm.example/in"));
+}
+
 #[actix_web::test]
 async fn without_the_scale_plan_or_with_the_tool_off_the_dashboard_says_so() {
     let app = TestApp::spawn().await;
@@ -741,12 +809,13 @@ async fn the_week_is_planned_as_what_it_reads_before_its_mark_has_statistics() {
         .with_conn(move |conn| {
             // Two webhooks' hours for the last 20,000 hours, as ANALYZE reads them.
             diesel::sql_query(
-                "INSERT INTO webhook_hours (webhook_id, hour, succeeded)
-                 SELECT w, date_trunc('hour', now()) - g * interval '1 hour', 1
+                "INSERT INTO webhook_hours (webhook_id, tenant_id, hour, succeeded)
+                 SELECT w, $3, date_trunc('hour', now()) - g * interval '1 hour', 1
                  FROM unnest(ARRAY[$1, $2]) w CROSS JOIN generate_series(1, 20000) g",
             )
             .bind::<diesel::sql_types::BigInt, _>(a.id)
             .bind::<diesel::sql_types::BigInt, _>(b.id)
+            .bind::<diesel::sql_types::BigInt, _>(tenant_id)
             .execute(conn)
             .unwrap();
             diesel::sql_query("ANALYZE webhook_hours").execute(conn).unwrap();
@@ -763,14 +832,13 @@ async fn the_week_is_planned_as_what_it_reads_before_its_mark_has_statistics() {
                 "SELECT reset_val AS value FROM pg_settings WHERE name = 'jit_above_cost'",
             );
             diesel::sql_query(format!(
-                "PREPARE week(int8, int8[], timestamptz) AS {}",
+                "PREPARE week(int8, timestamptz) AS {}",
                 hookboard::models::hourly::TENANT_HOUR_TOTALS
             ))
             .execute(conn)
             .unwrap();
             let plan: Plan = diesel::sql_query(format!(
-                "EXPLAIN (FORMAT JSON) EXECUTE week({}, ARRAY[{}, {}], now() - interval '7 days')",
-                tenant_id, a.id, b.id
+                "EXPLAIN (FORMAT JSON) EXECUTE week({tenant_id}, now() - interval '7 days')"
             ))
             .get_result(conn)
             .unwrap();
