@@ -15,6 +15,8 @@ mod history;
 mod ordering;
 #[path = "delivery/pages.rs"]
 mod pages;
+#[path = "delivery/statements.rs"]
+mod statements;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -182,6 +184,7 @@ fn main() -> anyhow::Result<()> {
     let server = EmbeddedPostgres::start(&EmbeddedOptions {
         data_dir: dir.clone(),
         unsafe_fast: false,
+        statement_stats: statements::enabled(),
     })?;
     let admin_url = server.url("postgres");
     {
@@ -214,6 +217,7 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
     hookboard::db::run_migrations(&mut setup)?;
     history::reserve(&mut setup)?;
     drop(setup);
+    statements::install(&pool)?;
     hookboard::delivery::http::install_crypto();
 
     let seen = web::Data::new(Seen::default());
@@ -751,6 +755,7 @@ struct PageLoad {
 /// [`CEILING_SECONDS`] (`pages::load` without think time), and the server's memory then.
 async fn page_load(base: &str, path: &str, server_pid: u32) -> anyhow::Result<PageLoad> {
     let reader = pages::Reader::sign_in(base).await?;
+    statements::reset()?;
     // Warm up (first queries, caches) before measuring.
     for _ in 0..5 {
         reader
@@ -773,6 +778,7 @@ async fn page_load(base: &str, path: &str, server_pid: u32) -> anyhow::Result<Pa
         "{path}: {:.0}/s, p50 {:.1} ms, p99 {:.1} ms with {PAGE_CLIENTS} clients",
         load.per_second, load.p50, load.p99
     );
+    statements::print(&format!("{path} with {PAGE_CLIENTS} clients"))?;
     Ok(load)
 }
 
@@ -880,6 +886,7 @@ async fn rounds(
     // in a row, also with VACUUM between rounds), which a server that has been up does not.
     let mut rounds = Vec::new();
     let (mut wal, started) = (0, io_mark(pool)?);
+    statements::reset()?;
     for round in 1..=ROUNDS {
         diesel::sql_query("CHECKPOINT").execute(&mut pool.get()?)?;
         let ceiling = commit_ceiling(url, Duration::from_secs(2)).await?;
@@ -900,6 +907,7 @@ async fn rounds(
         );
         rounds.push((r, ceiling));
     }
+    statements::print(&format!("the {ROUNDS} rounds, with their ceilings"))?;
     // The block counters are flushed by each backend at most once a second, and by an idle
     // one within 10 s: read them once the last round's have all come in.
     actix_web::rt::time::sleep(Duration::from_secs(11)).await;

@@ -34,6 +34,9 @@ pub struct EmbeddedOptions {
     pub data_dir: PathBuf,
     /// Turn off fsync and friends. Only for throwaway test clusters.
     pub unsafe_fast: bool,
+    /// Load `pg_stat_statements`, planning tracked: the benchmark's profile of what each
+    /// statement costs (`HOOKBOARD_BENCH_STATEMENTS=1 make bench`).
+    pub statement_stats: bool,
 }
 
 /// A running embedded PostgreSQL (started by us, or found running on the same directory).
@@ -97,12 +100,7 @@ impl EmbeddedPostgres {
         } else {
             // A postmaster.pid whose process is gone is left over from a crash.
             let _ = fs::remove_file(server.cluster_dir.join("postmaster.pid"));
-            server.keeper = Some(spawn_server(
-                &binaries,
-                &run_as,
-                &server.cluster_dir,
-                options.unsafe_fast,
-            )?);
+            server.keeper = Some(spawn_server(&binaries, &run_as, &server.cluster_dir, options)?);
         }
         server.wait_until_ready(Duration::from_secs(60))?;
         server.ensure_database("hookboard")?;
@@ -379,7 +377,7 @@ fn spawn_server(
     binaries: &ServerBinaries,
     run_as: &RunAs,
     cluster_dir: &Path,
-    unsafe_fast: bool,
+    options: &EmbeddedOptions,
 ) -> anyhow::Result<Keeper> {
     let log_path = cluster_dir.with_file_name("postgres.log");
     let mut log = fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
@@ -393,7 +391,15 @@ fn spawn_server(
         .arg(format!("unix_socket_directories={}", cluster_dir.display()))
         .args(["-c", &format!("port={SOCKET_PORT}")])
         .args(["-c", "max_connections=200"]);
-    if unsafe_fast {
+    if options.statement_stats {
+        command.args([
+            "-c",
+            "shared_preload_libraries=pg_stat_statements",
+            "-c",
+            "pg_stat_statements.track_planning=on",
+        ]);
+    }
+    if options.unsafe_fast {
         command.args([
             "-c",
             "fsync=off",

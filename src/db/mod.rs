@@ -38,6 +38,7 @@ impl Database {
                 let server = EmbeddedPostgres::start(&EmbeddedOptions {
                     data_dir: settings.data_dir.clone(),
                     unsafe_fast: false,
+                    statement_stats: false,
                 })?;
                 Ok(Database {
                     url: server.url("hookboard"),

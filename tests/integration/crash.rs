@@ -639,6 +639,7 @@ async fn postgres_stopped_immediately_and_restarted_loses_nothing() {
         let options = EmbeddedOptions {
             data_dir: data_dir.clone(),
             unsafe_fast: false,
+            statement_stats: false,
         };
         let mut server = Some(EmbeddedPostgres::start(&options).expect("a cluster of its own starts"));
         let url = server.as_ref().unwrap().url("hookboard");

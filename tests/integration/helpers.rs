@@ -47,6 +47,7 @@ pub fn cluster() -> &'static Cluster {
                 let server = EmbeddedPostgres::start(&EmbeddedOptions {
                     data_dir: test_data_dir(),
                     unsafe_fast: true,
+                    statement_stats: false,
                 })
                 .expect("the test PostgreSQL starts (see the message above)");
                 let base = server.url("postgres");
