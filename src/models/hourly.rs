@@ -84,23 +84,25 @@ pub fn hour_totals(
 }
 
 /// The statement of a tenant's [`hour_totals`] (its plan is tested): the tenant, since
-/// when. The hours rolled up come from `tenant_hours`, the later ones from the webhooks'
-/// rows; one snapshot reads both sides of the roll-up's mark, which moves with the rows it
-/// covers. Hours rolled up keep the attempts of webhooks deleted since.
+/// when. The hours rolled up come from `tenant_hours`, one row each, as they are; the later
+/// ones are summed from the webhooks' rows. The two sides of the roll-up's mark hold other
+/// hours, and one snapshot reads both, so an hour is counted once even while the mark
+/// moves. Hours rolled up keep the attempts of webhooks deleted since.
+///
+/// Only the hours past the mark are grouped: with the week's 168 rolled-up rows grouped
+/// again (sums over `bigint` are `numeric` in PostgreSQL) the statement took 0.24 ms a
+/// dashboard load in `make bench`, 0.10 ms without.
 ///
 /// The mark is read as a value, not joined: until it is analysed (a one-row table rarely
 /// is) PostgreSQL guesses a table at 2,200 rows, and a join multiplied the webhooks' hours
 /// by that guess into a plan worth compiling (JIT, 100 ms and more).
-pub const TENANT_HOUR_TOTALS: &str =
-    "SELECT a.hour, sum(a.succeeded)::int8 AS succeeded, sum(a.failed)::int8 AS failed
-     FROM (
-         SELECT t.hour, t.succeeded, t.failed FROM tenant_hours t
-         WHERE t.tenant_id = $1 AND t.hour >= $2 AND t.hour < (SELECT until FROM tenant_hours_rolled)
-       UNION ALL
-         SELECT h.hour, h.succeeded, h.failed FROM webhook_hours h
-         WHERE h.tenant_id = $1 AND h.hour >= greatest($2, (SELECT until FROM tenant_hours_rolled))
-     ) a
-     GROUP BY a.hour ORDER BY a.hour";
+pub const TENANT_HOUR_TOTALS: &str = "SELECT t.hour, t.succeeded, t.failed FROM tenant_hours t
+     WHERE t.tenant_id = $1 AND t.hour >= $2 AND t.hour < (SELECT until FROM tenant_hours_rolled)
+   UNION ALL
+     SELECT h.hour, sum(h.succeeded)::int8, sum(h.failed)::int8 FROM webhook_hours h
+     WHERE h.tenant_id = $1 AND h.hour >= greatest($2, (SELECT until FROM tenant_hours_rolled))
+     GROUP BY h.hour
+   ORDER BY hour";
 
 /// How long after an hour is over it gets rolled up: an attempt is counted in the hour
 /// it started, and recorded when its request ends, within a timeout of seconds.

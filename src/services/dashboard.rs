@@ -21,7 +21,7 @@ use super::AppError;
 use crate::delivery::retry::MAX_CONSECUTIVE_FAILURES;
 use crate::models::delivery::Delivery;
 use crate::models::hourly::{self, FailingType, Whose};
-use crate::models::webhook::{Scope, Status, Webhook};
+use crate::models::webhook::{Glance, Scope, Status, Webhook};
 use crate::state::AppState;
 
 /// Pending deliveries counted per webhook for the charts; the backlog counts them all.
@@ -44,7 +44,7 @@ pub struct Bucket {
 /// A webhook whose latest deliveries keep failing.
 #[derive(Debug, Clone)]
 pub struct AtRisk {
-    pub webhook: Webhook,
+    pub webhook: Glance,
     /// Failed attempts since its last success (a delivery being retried counts each).
     pub failed_attempts: i32,
     /// The error of its latest failed delivery.
@@ -56,7 +56,7 @@ pub struct AtRisk {
 /// A webhook Hookboard switched off, and what it parked since.
 #[derive(Debug, Clone)]
 pub struct SwitchedOff {
-    pub webhook: Webhook,
+    pub webhook: Glance,
     pub parked: i64,
 }
 
@@ -109,10 +109,7 @@ pub fn overview_in(
     now: DateTime<Utc>,
 ) -> Result<Overview, AppError> {
     let scope = scope.into();
-    let webhooks: Vec<Webhook> = Webhook::list_all(conn, scope.tenant_id)?
-        .into_iter()
-        .filter(|w| scope.admits(w))
-        .collect();
+    let webhooks = Glance::all(conn, scope)?;
     let ids: Vec<i64> = webhooks.iter().map(|w| w.id).collect();
 
     let hour_starts = last_hours(now);
@@ -171,7 +168,7 @@ pub fn overview_in(
     // success (a delivery on its retries: the first sign of trouble).
     let attempts = Webhook::failing_attempts(conn, &ids)?;
     let failing = |id: i64| attempts.iter().find(|(w, _)| *w == id).map_or(0, |(_, n)| *n);
-    let mut risky: Vec<Webhook> = webhooks
+    let mut risky: Vec<Glance> = webhooks
         .iter()
         .filter(|w| w.status == Status::Active && (w.consecutive_failures > 0 || failing(w.id) > 0))
         .cloned()
@@ -195,7 +192,7 @@ pub fn overview_in(
         })
         .collect();
 
-    let mut off: Vec<Webhook> = webhooks
+    let mut off: Vec<Glance> = webhooks
         .iter()
         .filter(|w| w.status == Status::AutoDisabled)
         .cloned()

@@ -3,6 +3,7 @@
 
 mod credentials;
 mod filter;
+mod glance;
 mod headers;
 mod scope;
 mod status;
@@ -20,6 +21,7 @@ pub use credentials::API_KEY_PREFIX;
 use credentials::new_api_key;
 pub use filter::{Filter, PAGE_SIZE, Page, SORT_KEYS};
 use filter::{filtered, scoped, sorted};
+pub use glance::Glance;
 use headers::StoredHeader;
 pub use headers::{ShownHeader, UNREADABLE};
 pub use scope::Scope;

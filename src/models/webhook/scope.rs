@@ -23,10 +23,12 @@ impl Scope {
 
     /// Whether a webhook is inside the scope.
     pub fn admits(&self, webhook: &Webhook) -> bool {
-        webhook.tenant_id == self.tenant_id
-            && self
-                .connection_id
-                .is_none_or(|id| webhook.connection_id == Some(id))
+        webhook.tenant_id == self.tenant_id && self.admits_connection(webhook.connection_id)
+    }
+
+    /// Whether a webhook of the scope's tenant bound to `connection_id` is inside it.
+    pub fn admits_connection(&self, connection_id: Option<i64>) -> bool {
+        self.connection_id.is_none_or(|id| connection_id == Some(id))
     }
 }
 
