@@ -639,6 +639,10 @@ async fn logged_in(base: &str, email: &str) -> anyhow::Result<reqwest::Client> {
     let client = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
+        // Under the server's keep-alive (actix's 5 s): a connection left idle between two
+        // loads is dropped here first, never reused just as the server closes it ("connection
+        // closed before message completed" ended a run once).
+        .pool_idle_timeout(Duration::from_secs(2))
         .build()?;
     let token = csrf_of(&client.get(format!("{base}/login")).send().await?.text().await?);
     let response = client
