@@ -55,8 +55,8 @@ pub enum Whose<'a> {
     /// A tenant's: all its webhooks, one range of the aggregates' tenant index however
     /// many webhooks it has (migration `tenant_aggregate_reads`).
     Tenant(i64),
-    /// Some webhooks' (a partner's dashboard, a webhook's page): one probe of each
-    /// webhook's key.
+    /// Some webhooks' (a partner's dashboard: its connection's): one probe of each
+    /// webhook's key. (A webhook's page reads its own hours, `Delivery::hours`.)
     Webhooks(&'a [i64]),
 }
 
