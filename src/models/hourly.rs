@@ -56,7 +56,7 @@ pub enum Whose<'a> {
     /// many webhooks it has (migration `tenant_aggregate_reads`).
     Tenant(i64),
     /// Some webhooks' (a partner's dashboard: its connection's): one probe of each
-    /// webhook's key. (A webhook's page reads its own hours, `Delivery::hours`.)
+    /// webhook's key. (A webhook's page reads its own hours, `Delivery::health`.)
     Webhooks(&'a [i64]),
 }
 
