@@ -179,6 +179,15 @@ fn select_in(row: &scraper::ElementRef<'_>, css: &str) -> Vec<String> {
         .collect()
 }
 
+/// The failing event types' rows: type and failed attempts.
+fn failing_types(html: &str) -> Vec<Vec<String>> {
+    let doc = parse(html);
+    select(&doc, "#failing-types tbody tr")
+        .iter()
+        .map(|row| select_in(row, "td"))
+        .collect()
+}
+
 fn text_of(html: &str, css: &str) -> String {
     let doc = parse(html);
     select(&doc, css).first().map(text).unwrap_or_default()
@@ -229,12 +238,8 @@ async fn the_dashboard_counts_what_was_sent_failed_and_waits() {
     assert_eq!(text_of(&html, "#latency-p95"), "≤ 500 ms");
     assert_eq!(text_of(&html, "#backlog-due"), "1 due");
     assert_eq!(text_of(&html, "#backlog-oldest"), "oldest due for 10 min");
+    assert_eq!(failing_types(&html), [["booking.created", "2"]]);
     let doc = parse(&html);
-    let types: Vec<Vec<String>> = select(&doc, "#failing-types tbody tr")
-        .iter()
-        .map(|row| select_in(row, "td"))
-        .collect();
-    assert_eq!(types, [["booking.created", "2"]]);
     // The bars: one per hour, in an accessible SVG.
     assert_eq!(select(&doc, "svg#chart-hours[role=img] > g").len(), 24);
     assert_eq!(select(&doc, "svg#chart-days[role=img] > g").len(), 7);
@@ -437,7 +442,7 @@ async fn a_partner_sees_its_connections_webhooks_only() {
         .await;
     for (webhook, errors) in [
         (&ours, &[(30, 100, false)][..]),
-        (&theirs, &[(30, 100, false), (20, 100, false)]),
+        (&theirs, &[(30, 3000, false), (20, 3000, false)]),
     ] {
         let delivery = test_delivery(&app, &tenant, webhook).await;
         attempts(&app, delivery, errors, "failed", Some("HTTP 503")).await;
@@ -463,6 +468,12 @@ async fn a_partner_sees_its_connections_webhooks_only() {
         "another connection's webhook is not shown"
     );
     assert_eq!(column(&html, "table-hours", 2), 1, "its own failed attempts only");
+    assert_eq!(
+        text_of(&html, "#latency-p95"),
+        "≤ 250 ms",
+        "its own attempts' latency only"
+    );
+    assert_eq!(failing_types(&html), [["booking.created", "1"]]);
     let refused = partner
         .htmx_post(
             &format!("/dashboard/switch-on/{}", theirs.id),
@@ -475,6 +486,8 @@ async fn a_partner_sees_its_connections_webhooks_only() {
     let html = page(&owner).await;
     assert!(html.contains("https://other.example/in") && html.contains("https://sunny.example/in"));
     assert_eq!(column(&html, "table-hours", 2), 3);
+    assert_eq!(text_of(&html, "#latency-p95"), "≤ 5 s");
+    assert_eq!(failing_types(&html), [["booking.created", "3"]]);
 }
 
 /// A tenant's dashboard reads its hours by tenant (one range of an index, not a probe per
@@ -531,12 +544,7 @@ async fn a_tenants_figures_are_its_own_webhooks_only() {
         "≤ 25 ms",
         "our attempts' latency only"
     );
-    let doc = parse(&html);
-    let types: Vec<Vec<String>> = select(&doc, "#failing-types tbody tr")
-        .iter()
-        .map(|row| select_in(row, "td"))
-        .collect();
-    assert_eq!(types, [["booking.created", "1"]]);
+    assert_eq!(failing_types(&html), [["booking.created", "1"]]);
 
     let html = page(&neighbours_owner).await;
     assert_eq!(column(&html, "table-hours", 1), 0);
