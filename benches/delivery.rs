@@ -42,6 +42,8 @@ const OTHER_WEBHOOKS: usize = 60;
 const LAG_RATE: u64 = 200;
 const LAG_SECONDS: u64 = 10;
 const CEILING_SECONDS: u64 = 5;
+/// The bench's database in its embedded cluster.
+const DATABASE: &str = "bench";
 /// Deliveries stored for the page figures (spread over 30 days, one attempt each).
 const STORED_DELIVERIES: i64 = 1_000_000;
 /// The retention of the worker and `serve`: longer than the history, so that only the
@@ -189,10 +191,14 @@ fn main() -> anyhow::Result<()> {
     let admin_url = server.url("postgres");
     {
         let mut admin = PgConnection::establish(&admin_url)?;
-        diesel::sql_query("CREATE DATABASE bench").execute(&mut admin)?;
+        diesel::sql_query(format!("CREATE DATABASE {DATABASE}")).execute(&mut admin)?;
     }
-    let url = server.url("bench");
-    let results = actix_web::rt::System::new().block_on(run(url.clone()));
+    let databases = Databases {
+        bench: server.url(DATABASE),
+        twin: server.url(history::TWIN),
+        admin: admin_url,
+    };
+    let results = actix_web::rt::System::new().block_on(run(databases));
     server.stop();
     let _ = std::fs::remove_dir_all(&dir);
     let results = results?;
@@ -211,7 +217,18 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(url: String) -> anyhow::Result<serde_json::Value> {
+/// The embedded cluster's databases.
+struct Databases {
+    /// The bench's own.
+    bench: String,
+    /// The bench's as it stood before the history ([`history::twin`]).
+    twin: String,
+    /// Where the twin is created from.
+    admin: String,
+}
+
+async fn run(databases: Databases) -> anyhow::Result<serde_json::Value> {
+    let url = databases.bench;
     let pool = hookboard::db::connect(&url, 16)?;
     let mut setup = pool.get()?;
     hookboard::db::run_migrations(&mut setup)?;
@@ -337,7 +354,7 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
 
     if history_only() {
         actix_web::rt::task::spawn_blocking(move || handle.shutdown(Duration::from_secs(20))).await?;
-        let history = history::run(&pool, &url, &tenant, target.id, &seen, &secrets).await?;
+        let history = history::run(&pool, &url, &databases.twin, &tenant, target.id, &seen, &secrets).await?;
         println!(
             "\n| measure | figure | ratio |\n|---|---|---|\n| single-row commits/s (ceiling) | {commits:.0} | |\n| deliveries/s end to end (median of {ROUNDS}) | {per_second:.0} | {ratio:.2}x the {round_ceiling:.0} commits/s just before |"
         );
@@ -536,7 +553,9 @@ async fn run(url: String) -> anyhow::Result<serde_json::Value> {
     println!("{}", filtering.rows());
     println!("{}", page_figures.rows());
     // Cost with history last: it writes gigabytes the sections above should not read.
-    let history = history::run(&pool, &url, &tenant, target.id, &seen, &secrets).await?;
+    // The database as it stands now is kept beside it, to measure the pages in turns.
+    history::twin(&databases.admin, DATABASE).await?;
+    let history = history::run(&pool, &url, &databases.twin, &tenant, target.id, &seen, &secrets).await?;
     println!(
         "{}",
         history.rows(&empty_history, &[&pages.0, &pages.1, &pages.2])
@@ -762,13 +781,7 @@ async fn page_load(base: &str, path: &str, server_pid: u32) -> anyhow::Result<Pa
     statements::reset()?;
     // Warm up (first queries, caches) before measuring.
     for _ in 0..5 {
-        reader
-            .client
-            .get(format!("{base}{path}"))
-            .send()
-            .await?
-            .bytes()
-            .await?;
+        reader.get(path).await?;
     }
     let period = Duration::from_secs(CEILING_SECONDS);
     let latency = pages::load(&reader, path, PAGE_CLIENTS, Duration::ZERO, period).await?;

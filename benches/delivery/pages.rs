@@ -33,7 +33,7 @@ const SLOW: Duration = Duration::from_millis(100);
 /// One request: when it started (since the page clients' session began) and how long it
 /// took, in µs.
 #[derive(Clone, Copy)]
-struct Sample {
+pub struct Sample {
     at_us: u64,
     took_us: u64,
 }
@@ -49,7 +49,8 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(path: &str, mut samples: Vec<Sample>, period: Duration) -> Latency {
+    /// The figures of `samples`, asked for over `period` in all.
+    pub fn of(path: &str, mut samples: Vec<Sample>, period: Duration) -> Latency {
         let mut took: Vec<u64> = samples.iter().map(|s| s.took_us).collect();
         took.sort_unstable();
         samples.retain(|s| s.took_us >= SLOW.as_micros() as u64);
@@ -315,6 +316,14 @@ impl Reader {
             signed_in: Instant::now(),
         })
     }
+
+    /// One request for `path`, its answer read whole.
+    pub async fn get(&self, path: &str) -> anyhow::Result<()> {
+        let response = self.client.get(format!("{}{path}", self.base)).send().await?;
+        anyhow::ensure!(response.status() == 200, "{path} answered {}", response.status());
+        response.bytes().await?;
+        Ok(())
+    }
 }
 
 /// `clients` tasks of the reader's session asking for `path` for `period`, each waiting
@@ -326,6 +335,18 @@ pub async fn load(
     think: Duration,
     period: Duration,
 ) -> anyhow::Result<Latency> {
+    let samples = samples(reader, path, clients, think, period).await?;
+    Ok(Latency::of(path, samples, period))
+}
+
+/// The requests of [`load`], as they were.
+pub async fn samples(
+    reader: &Reader,
+    path: &str,
+    clients: usize,
+    think: Duration,
+    period: Duration,
+) -> anyhow::Result<Vec<Sample>> {
     let url = format!("{}{path}", reader.base);
     let deadline = Instant::now() + period;
     let tasks: Vec<_> = (0..clients)
@@ -354,7 +375,7 @@ pub async fn load(
     for task in tasks {
         samples.extend(task.await??);
     }
-    Ok(Latency::of(path, samples, period))
+    Ok(samples)
 }
 
 /// PostgreSQL's checkpointer counters: a checkpoint writes its buffers spread over minutes
