@@ -17,6 +17,8 @@ mod ordering;
 mod pages;
 #[path = "delivery/statements.rs"]
 mod statements;
+#[path = "delivery/waits.rs"]
+mod waits;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -191,7 +191,11 @@ pub async fn run(pool: &DbPool, tenant: &Tenant, base: &str, webhook: i64) -> an
     // Saturated: a static file, then the list page, the same clients without think time.
     let checkpointer_before = Checkpointer::now(pool)?;
     let static_saturated = load(&reader, STATIC_FILE, PAGE_CLIENTS, Duration::ZERO, PERIOD).await?;
+    // Where the list page's slow requests have clustered (its first second, now and then):
+    // what the database waited on meanwhile.
+    let sampler = super::waits::Sampler::start(pool)?;
     let list_saturated = load(&reader, "/webhooks", PAGE_CLIENTS, Duration::ZERO, PERIOD).await?;
+    let list_waits = sampler.finish();
     let together = futures_util::future::try_join(
         load(&reader, STATIC_FILE, PAGE_CLIENTS, Duration::ZERO, PERIOD),
         load(&reader, "/webhooks", PAGE_CLIENTS, Duration::ZERO, PERIOD),
@@ -215,6 +219,10 @@ pub async fn run(pool: &DbPool, tenant: &Tenant, base: &str, webhook: i64) -> an
             page.slow_requests()
         );
     }
+    println!(
+        "  PostgreSQL's sessions meanwhile /webhooks was saturated: {}",
+        list_waits.figure()
+    );
     println!(
         "saturated: the list page's p99 is {:.1}x the static file's one after the other, {:.1}x at once; meanwhile {}",
         list_saturated.p99 / static_saturated.p99,
