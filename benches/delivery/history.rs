@@ -5,10 +5,12 @@
 //! The measured traffic runs on ids above [`RESERVED`] (see [`reserve`]); the history is
 //! written later below it, dated over the 30 days before the last one.
 //!
-//! The pages over the history are measured in turns with the same pages over a twin of the
-//! database as it stood before the history ([`twin`]): two loads minutes apart moved by
-//! 12-19% on this machine even on the list page, which reads no delivery, so only pages
-//! measured side by side tell what the history itself costs.
+//! The pages over the history are measured at once with the same pages over a twin of the
+//! database as it stood before the history ([`twin`]), half the clients on each: two loads
+//! minutes apart moved by 12-19% on this machine even on the list page, which reads no
+//! delivery, and loads in turns of a second still caught the machine's hiccups on one side
+//! or the other, so only pages measured side by side at once tell what the history itself
+//! costs.
 
 use std::time::{Duration, Instant};
 
@@ -26,9 +28,8 @@ const RESERVED: i64 = 1_000_000_000;
 const DAYS: i64 = 30;
 /// The twin's database name.
 pub const TWIN: &str = "bench_twin";
-/// Turns of each side per page, in the order history, twin, twin, history, history, ...:
-/// a drift over the turns falls on both sides alike.
-const TURNS: u32 = 4;
+/// Clients of each side when a page is measured over the history and its twin at once.
+const CLIENTS_A_SIDE: usize = PAGE_CLIENTS / 2;
 
 /// How many deliveries the history holds.
 pub fn size() -> i64 {
@@ -167,9 +168,8 @@ pub async fn twin(admin_url: &str, source: &str) -> anyhow::Result<()> {
     .await?
 }
 
-/// `path` over the history and over the twin, in [`TURNS`] turns each of
-/// [`PAGE_CLIENTS`] clients without think time, which add up to a page load's
-/// `CEILING_SECONDS` a side; the statements printed are the history's.
+/// `path` over the history and over the twin at once, [`CLIENTS_A_SIDE`] clients each
+/// without think time for `CEILING_SECONDS`; the statements printed are the history's.
 async fn side_by_side(history: &Reader, twin: &Reader, path: &str) -> anyhow::Result<[Latency; 2]> {
     for reader in [history, twin] {
         // Warm up (first queries, caches) before measuring.
@@ -178,25 +178,17 @@ async fn side_by_side(history: &Reader, twin: &Reader, path: &str) -> anyhow::Re
         }
     }
     statements::reset()?;
-    let turn = Duration::from_secs(super::CEILING_SECONDS) / TURNS;
-    let mut samples = [Vec::new(), Vec::new()];
-    for i in 0..TURNS {
-        let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
-        for side in order {
-            let reader = [history, twin][side];
-            samples[side].extend(pages::samples(reader, path, PAGE_CLIENTS, Duration::ZERO, turn).await?);
-        }
-    }
-    let [with, without] = samples;
-    let [with, without] = [
-        Latency::of(path, with, turn * TURNS),
-        Latency::of(path, without, turn * TURNS),
-    ];
+    let period = Duration::from_secs(super::CEILING_SECONDS);
+    let (with, without) = futures_util::future::try_join(
+        pages::load(history, path, CLIENTS_A_SIDE, Duration::ZERO, period),
+        pages::load(twin, path, CLIENTS_A_SIDE, Duration::ZERO, period),
+    )
+    .await?;
     println!(
-        "{path} in turns, {PAGE_CLIENTS} clients: over the history {:.0}/s, p50 {:.1} ms, p99 {:.1} ms; over its twin without it {:.0}/s, p50 {:.1} ms, p99 {:.1} ms",
+        "{path} at once, {CLIENTS_A_SIDE} clients a side: over the history {:.0}/s, p50 {:.1} ms, p99 {:.1} ms; over its twin without it {:.0}/s, p50 {:.1} ms, p99 {:.1} ms",
         with.per_s, with.p50, with.p99, without.per_s, without.p50, without.p99
     );
-    statements::print(&format!("{path} over the history, in turns with its twin"))?;
+    statements::print(&format!("{path} over the history, at once with its twin"))?;
     Ok([with, without])
 }
 
@@ -282,7 +274,7 @@ pub struct Figures {
 /// The pages over the history.
 struct Pages {
     /// `/webhooks`, the target webhook's page, the dashboard, after a VACUUM, each over
-    /// the history and over the twin in turns.
+    /// the history and over the twin at once.
     loads: [[Latency; 2]; 3],
     /// The dashboard right after the rounds, before that VACUUM: the finished deliveries'
     /// dead entries still in the due index.
@@ -397,7 +389,7 @@ impl Figures {
                 .zip(pages.loads.iter().zip(empty_pages))
             {
                 rows.push(format!(
-                    "| {name} over the history, {PAGE_CLIENTS} clients in turns with its twin without it: rate, p50 / p99 | {:.0}/s, {:.1} / {:.1} ms | p99 {:+.0}% against the twin's {:.1} ms ({:.0}/s) in the same turns, target within 10%; {:+.0}% against {:.1} ms over the empty history minutes before |",
+                    "| {name} over the history at once with its twin without it, {CLIENTS_A_SIDE} clients each: rate, p50 / p99 | {:.0}/s, {:.1} / {:.1} ms | p99 {:+.0}% against the twin's {:.1} ms ({:.0}/s), target within 10%; {:+.0}% against {:.1} ms over the empty history minutes before, {PAGE_CLIENTS} clients |",
                     with.per_s,
                     with.p50,
                     with.p99,

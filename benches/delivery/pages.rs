@@ -33,7 +33,7 @@ const SLOW: Duration = Duration::from_millis(100);
 /// One request: when it started (since the page clients' session began) and how long it
 /// took, in µs.
 #[derive(Clone, Copy)]
-pub struct Sample {
+struct Sample {
     at_us: u64,
     took_us: u64,
 }
@@ -49,8 +49,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    /// The figures of `samples`, asked for over `period` in all.
-    pub fn of(path: &str, mut samples: Vec<Sample>, period: Duration) -> Latency {
+    fn of(path: &str, mut samples: Vec<Sample>, period: Duration) -> Latency {
         let mut took: Vec<u64> = samples.iter().map(|s| s.took_us).collect();
         took.sort_unstable();
         samples.retain(|s| s.took_us >= SLOW.as_micros() as u64);
@@ -343,18 +342,6 @@ pub async fn load(
     think: Duration,
     period: Duration,
 ) -> anyhow::Result<Latency> {
-    let samples = samples(reader, path, clients, think, period).await?;
-    Ok(Latency::of(path, samples, period))
-}
-
-/// The requests of [`load`], as they were.
-pub async fn samples(
-    reader: &Reader,
-    path: &str,
-    clients: usize,
-    think: Duration,
-    period: Duration,
-) -> anyhow::Result<Vec<Sample>> {
     let url = format!("{}{path}", reader.base);
     let deadline = Instant::now() + period;
     let tasks: Vec<_> = (0..clients)
@@ -383,7 +370,7 @@ pub async fn samples(
     for task in tasks {
         samples.extend(task.await??);
     }
-    Ok(samples)
+    Ok(Latency::of(path, samples, period))
 }
 
 /// PostgreSQL's checkpointer counters: a checkpoint writes its buffers spread over minutes
