@@ -230,7 +230,7 @@ struct Databases {
 }
 
 async fn run(databases: Databases) -> anyhow::Result<serde_json::Value> {
-    let url = databases.bench;
+    let url = databases.bench.clone();
     let pool = hookboard::db::connect(&url, 16)?;
     let mut setup = pool.get()?;
     hookboard::db::run_migrations(&mut setup)?;
@@ -356,7 +356,7 @@ async fn run(databases: Databases) -> anyhow::Result<serde_json::Value> {
 
     if history_only() {
         actix_web::rt::task::spawn_blocking(move || handle.shutdown(Duration::from_secs(20))).await?;
-        let history = history::run(&pool, &url, &databases.twin, &tenant, target.id, &seen, &secrets).await?;
+        let history = history::run(&pool, &databases, &tenant, target.id, &seen, &secrets).await?;
         println!(
             "\n| measure | figure | ratio |\n|---|---|---|\n| single-row commits/s (ceiling) | {commits:.0} | |\n| deliveries/s end to end (median of {ROUNDS}) | {per_second:.0} | {ratio:.2}x the {round_ceiling:.0} commits/s just before |"
         );
@@ -555,9 +555,7 @@ async fn run(databases: Databases) -> anyhow::Result<serde_json::Value> {
     println!("{}", filtering.rows());
     println!("{}", page_figures.rows());
     // Cost with history last: it writes gigabytes the sections above should not read.
-    // The database as it stands now is kept beside it, to measure the pages in turns.
-    history::twin(&databases.admin, DATABASE).await?;
-    let history = history::run(&pool, &url, &databases.twin, &tenant, target.id, &seen, &secrets).await?;
+    let history = history::run(&pool, &databases, &tenant, target.id, &seen, &secrets).await?;
     println!(
         "{}",
         history.rows(&empty_history, &[&pages.0, &pages.1, &pages.2])

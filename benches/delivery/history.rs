@@ -135,13 +135,14 @@ pub async fn seed(pool: &DbPool, tenant: &Tenant) -> anyhow::Result<Seeded> {
     .await?
 }
 
-/// Copies the bench's database `source`, as it stands, to [`TWIN`] through the cluster's
-/// `admin_url`. A template must have no other session: the bench pool's connections (idle:
+/// Copies the bench's database, as it stands, to [`TWIN`] through the cluster's admin
+/// database. A template must have no other session: the bench pool's connections (idle:
 /// the dispatcher and the page server are stopped by now) are ended first, and the pool
 /// opens new ones at their next check-out.
-pub async fn twin(admin_url: &str, source: &str) -> anyhow::Result<()> {
-    let (admin_url, source) = (admin_url.to_owned(), source.to_owned());
+async fn twin(databases: &super::Databases) -> anyhow::Result<()> {
+    let admin_url = databases.admin.clone();
     actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let source = super::DATABASE;
         let admin = &mut PgConnection::establish(&admin_url)?;
         let mut tries = 0;
         loop {
@@ -149,7 +150,7 @@ pub async fn twin(admin_url: &str, source: &str) -> anyhow::Result<()> {
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
                  WHERE datname = $1 AND pid <> pg_backend_pid()",
             )
-            .bind::<diesel::sql_types::Text, _>(&source)
+            .bind::<diesel::sql_types::Text, _>(source)
             .execute(admin)?;
             // FILE_COPY: the copy is not written to the WAL the history's figures count.
             let created = diesel::sql_query(format!(
@@ -159,7 +160,9 @@ pub async fn twin(admin_url: &str, source: &str) -> anyhow::Result<()> {
             match created {
                 Ok(_) => return Ok(()),
                 // A session that connected between the two statements.
-                Err(_) if tries < 5 => tries += 1,
+                Err(err) if tries < 5 && err.to_string().contains("being accessed by other users") => {
+                    tries += 1
+                }
                 Err(err) => return Err(err.into()),
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -285,13 +288,17 @@ struct Pages {
 /// retention.
 pub async fn run(
     pool: &DbPool,
-    url: &str,
-    twin_url: &str,
+    databases: &super::Databases,
     tenant: &Tenant,
     target_id: i64,
     seen: &actix_web::web::Data<super::Seen>,
     secrets: &hookboard::crypto::SecretBox,
 ) -> anyhow::Result<Figures> {
+    let url = databases.bench.as_str();
+    // The database as it stands is kept beside the history, to measure the pages at once.
+    if !super::history_only() {
+        twin(databases).await?;
+    }
     let seeded = seed(pool, tenant).await?;
     println!(
         "history: {} deliveries with their attempts in {:.0?}, {:.2} GiB; {} tenant hours rolled up in {:.2?}",
@@ -314,11 +321,14 @@ pub async fn run(
         });
     }
     let (child, port) = super::serve(url).await?;
-    let twin_server = super::serve(twin_url).await;
+    let (twin_child, twin_port) = match super::serve(&databases.twin).await {
+        Ok(server) => server,
+        Err(err) => {
+            super::stop(child)?;
+            return Err(err.context("the twin's server"));
+        }
+    };
     let pages = async {
-        let (_, twin_port) = twin_server
-            .as_ref()
-            .map_err(|err| anyhow::anyhow!("the twin's server: {err}"))?;
         let base = format!("http://127.0.0.1:{port}");
         let unvacuumed = super::page_load(&base, "/", child.id()).await?;
         // The pages over the empty history were measured right after a VACUUM (of the
@@ -326,7 +336,7 @@ pub async fn run(
         // databases: the comparison is then of the history alone, not of what the rounds
         // just left behind, nor of the checkpointer writing out what the VACUUM of
         // 20,000,000 rows dirtied.
-        let (vacuum, twin_url) = (pool.clone(), twin_url.to_owned());
+        let (vacuum, twin_url) = (pool.clone(), databases.twin.clone());
         actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<()> {
             let twin = &mut PgConnection::establish(&twin_url)?;
             diesel::sql_query("VACUUM (ANALYZE) deliveries").execute(twin)?;
@@ -349,9 +359,7 @@ pub async fn run(
     }
     .await;
     super::stop(child)?;
-    if let Ok((twin_child, _)) = twin_server {
-        super::stop(twin_child)?;
-    }
+    super::stop(twin_child)?;
     let pages = pages?;
     let retention = retention(pool).await?;
     Ok(Figures {
