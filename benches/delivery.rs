@@ -779,10 +779,7 @@ struct PageLoad {
 async fn page_load(base: &str, path: &str, server_pid: u32) -> anyhow::Result<PageLoad> {
     let reader = pages::Reader::sign_in(base).await?;
     statements::reset()?;
-    // Warm up (first queries, caches) before measuring.
-    for _ in 0..5 {
-        reader.get(path).await?;
-    }
+    reader.warm_up(path).await?;
     let period = Duration::from_secs(CEILING_SECONDS);
     let latency = pages::load(&reader, path, PAGE_CLIENTS, Duration::ZERO, period).await?;
     let load = PageLoad {

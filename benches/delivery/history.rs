@@ -174,12 +174,8 @@ async fn twin(databases: &super::Databases) -> anyhow::Result<()> {
 /// `path` over the history and over the twin at once, [`CLIENTS_A_SIDE`] clients each
 /// without think time for `CEILING_SECONDS`; the statements printed are the history's.
 async fn side_by_side(history: &Reader, twin: &Reader, path: &str) -> anyhow::Result<[Latency; 2]> {
-    for reader in [history, twin] {
-        // Warm up (first queries, caches) before measuring.
-        for _ in 0..5 {
-            reader.get(path).await?;
-        }
-    }
+    history.warm_up(path).await?;
+    twin.warm_up(path).await?;
     statements::reset()?;
     let period = Duration::from_secs(super::CEILING_SECONDS);
     let (with, without) = futures_util::future::try_join(

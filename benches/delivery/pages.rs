@@ -192,7 +192,7 @@ pub async fn run(pool: &DbPool, tenant: &Tenant, base: &str, webhook: i64) -> an
     let static_saturated = load(&reader, STATIC_FILE, PAGE_CLIENTS, Duration::ZERO, PERIOD).await?;
     // Where the list page's slow requests have clustered (its first second, now and then):
     // what the database waited on meanwhile.
-    let sampler = super::waits::Sampler::start(pool)?;
+    let sampler = super::waits::Sampler::start(pool, reader.signed_in())?;
     let list_saturated = load(&reader, "/webhooks", PAGE_CLIENTS, Duration::ZERO, PERIOD).await?;
     let list_waits = sampler.finish();
     let together = futures_util::future::try_join(
@@ -324,12 +324,19 @@ impl Reader {
         })
     }
 
-    /// One request for `path`, its answer read whole.
-    pub async fn get(&self, path: &str) -> anyhow::Result<()> {
-        let response = self.client.get(format!("{}{path}", self.base)).send().await?;
-        anyhow::ensure!(response.status() == 200, "{path} answered {}", response.status());
-        response.bytes().await?;
+    /// Five requests for `path` before it is measured (first queries, caches).
+    pub async fn warm_up(&self, path: &str) -> anyhow::Result<()> {
+        for _ in 0..5 {
+            let response = self.client.get(format!("{}{path}", self.base)).send().await?;
+            anyhow::ensure!(response.status() == 200, "{path} answered {}", response.status());
+            response.bytes().await?;
+        }
         Ok(())
+    }
+
+    /// When the session began: the origin of every request's and wait's start time.
+    pub fn signed_in(&self) -> Instant {
+        self.signed_in
     }
 }
 
