@@ -441,6 +441,17 @@ impl Figures {
                 "webhook_page": pages.loads[1][1].p99,
                 "dashboard_page": pages.loads[2][1].p99,
             })),
+            // At once, the rates tell more than a 5-second p99 at 8 clients.
+            "pages_per_s": self.pages.as_ref().map(|pages| serde_json::json!({
+                "list_page": pages.loads[0][0].per_s,
+                "webhook_page": pages.loads[1][0].per_s,
+                "dashboard_page": pages.loads[2][0].per_s,
+            })),
+            "twin_pages_per_s": self.pages.as_ref().map(|pages| serde_json::json!({
+                "list_page": pages.loads[0][1].per_s,
+                "webhook_page": pages.loads[1][1].per_s,
+                "dashboard_page": pages.loads[2][1].per_s,
+            })),
             "dashboard_unvacuumed_p99_ms": self.pages.as_ref().map(|pages| pages.dashboard_unvacuumed.p99),
             "retention": self.retention.as_ref().map(Retention::json),
         })
