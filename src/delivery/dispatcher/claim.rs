@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Integer, Text, Timestamptz};
 
-use super::conn::{Planning, by_key};
+use super::conn::by_key;
 use super::{Dispatcher, Job, Target};
 use crate::db::prepared::prepared;
 use crate::models::webhook::{Status, Webhook};
@@ -141,7 +141,7 @@ impl Dispatcher {
             .bind::<BigInt, _>(per_webhook as i64)
             .bind::<BigInt, _>(limit as i64)
             .bind::<Timestamptz, _>(lease_until);
-        let jobs: Vec<Job> = by_key(conn, Planning::EachCall, |conn| {
+        let jobs: Vec<Job> = by_key(conn, |conn| {
             let jobs: Vec<Job> = claim.load(conn)?;
             keep_order(conn, jobs, now)
         })?;

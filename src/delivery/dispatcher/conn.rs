@@ -1,6 +1,6 @@
 //! The connections and transactions the dispatcher's statements run in: connections kept
 //! between transactions (no check-out query before every claim and batch of results), and
-//! transactions that find rows by key only, with the plan cache mode each statement wants.
+//! transactions that find rows by key only, each statement with one plan for every call.
 //! Shared by the claim, the leases and the writer, so it is a step of its own.
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -41,20 +41,15 @@ impl Kept {
     }
 }
 
-/// How PostgreSQL plans a prepared statement of the dispatcher.
-#[derive(Clone, Copy)]
-pub(super) enum Planning {
-    /// One plan for every call. (Left to choose, PostgreSQL kept planning the result
-    /// statements on every call: with a few results their custom plans look cheaper.)
-    Cached,
-    /// A plan for each call, made with the table's size at that moment: for the claim,
-    /// whose best plan depends on how long the queue is.
-    EachCall,
-}
-
-/// Runs the dispatcher's statements in one transaction that finds rows by key only.
+/// Runs the dispatcher's statements in one transaction that finds rows by key only, each
+/// with the one plan it keeps for every call.
 ///
-/// They are prepared once per connection, and PostgreSQL may settle on a generic plan made
+/// They are prepared once per connection and each keeps one plan. (Left to choose,
+/// PostgreSQL kept planning the result statements on every call: with a few results their
+/// custom plans look cheaper. The claim was planned for every call until `make bench`'s
+/// statement profile showed 1.2 ms of planning a claim against 4.0 ms of executing it; with
+/// whole-table and bitmap scans off, nothing is left in its plan that depends on how long
+/// the queue is.) That one plan may be made
 /// while its statistics were far off: on a fresh install (an empty table), or after a burst
 /// (autovacuum re-analyzes a large table only after a tenth of it changed). Every row these
 /// statements touch is found through an index by id, webhook or due time, which is right
@@ -71,21 +66,12 @@ pub(super) enum Planning {
 /// finished deliveries, 20,000 waiting) such a claim took 27 ms where by key it took 2.4 ms.
 pub(super) fn by_key<R>(
     conn: &mut PgConnection,
-    planning: Planning,
     work: impl FnOnce(&mut PgConnection) -> anyhow::Result<R>,
 ) -> anyhow::Result<R> {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     // The settings go with BEGIN, in one round trip.
-    let begin = match planning {
-        Planning::Cached => {
-            "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
-             SET LOCAL plan_cache_mode = force_generic_plan"
-        }
-        Planning::EachCall => {
-            "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
-             SET LOCAL plan_cache_mode = force_custom_plan"
-        }
-    };
+    let begin = "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
+                 SET LOCAL plan_cache_mode = force_generic_plan";
     AnsiTransactionManager::begin_transaction_sql(conn, begin)?;
     match work(conn) {
         Ok(value) => {

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text, Timestamptz};
 
 use super::Dispatcher;
-use super::conn::{Planning, by_key};
+use super::conn::by_key;
 use crate::db::prepared::{Prepared, prepared};
 
 impl Dispatcher {
@@ -75,7 +75,7 @@ impl Dispatcher {
         sql: &'static str,
         more: impl FnOnce(Prepared<'a>) -> Prepared<'a>,
     ) -> anyhow::Result<usize> {
-        by_key(conn, Planning::Cached, |conn| {
+        by_key(conn, |conn| {
             share_webhooks_of(conn, ids)?;
             let statement = prepared(sql)
                 .bind::<Array<BigInt>, _>(ids)

@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Bytea, Integer, Jsonb, Nullable, Text, Timestamptz};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
-use super::conn::{Planning, by_key};
+use super::conn::by_key;
 use super::policy::{self, Alert, Attempt, Ended, Next, Tally};
 use super::{Dispatcher, Finished};
 use crate::db::prepared::prepared;
@@ -121,7 +121,7 @@ impl Dispatcher {
         plan: &Plan,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        by_key(conn, Planning::Cached, |conn| {
+        by_key(conn, |conn| {
             // Webhook rows first, in id order, as every writer of deliveries takes them, so
             // no two writers wait for each other's delivery rows: `FOR KEY SHARE` for every
             // webhook of the batch (a user switching off, editing or deleting a webhook

@@ -149,9 +149,8 @@ async fn the_retention_deletes_a_busy_day_in_short_transactions_and_keeps_what_w
 }
 
 /// The dispatcher's statements are prepared once per connection (diesel leaves hand-written
-/// SQL unprepared, so PostgreSQL parsed and planned each one on every call): the claim is
-/// planned for each call, as its best plan depends on the queue; the result statements
-/// keep one plan.
+/// SQL unprepared, so PostgreSQL parsed and planned each one on every call), and each
+/// keeps one plan, the claim too (its planning cost a quarter of a claim in `make bench`).
 #[actix_web::test]
 async fn the_dispatchers_statements_are_prepared_once_per_connection() {
     let fx = Fixture::new().await;
@@ -191,9 +190,8 @@ async fn the_dispatchers_statements_are_prepared_once_per_connection() {
         );
         found[0]
     };
-    let claim = find("due_webhooks");
-    assert!(claim.custom_plans >= 3 && claim.generic_plans == 0, "{claim:?}");
     for part in [
+        "due_webhooks",
         "INSERT INTO delivery_attempts",
         "UPDATE deliveries d SET status = v.status",
         "ORDER BY id FOR KEY SHARE",
@@ -276,7 +274,7 @@ async fn a_backlog_is_claimed_by_key_when_the_statistics_say_nothing_waits() {
                 .collect();
             conn.batch_execute(
                 "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
-                 SET LOCAL plan_cache_mode = force_custom_plan",
+                 SET LOCAL plan_cache_mode = force_generic_plan",
             )?;
             diesel::sql_query(format!(
                 "EXPLAIN (FORMAT JSON) EXECUTE {}({})",
