@@ -154,7 +154,7 @@ async fn a_hop_by_hop_header_stored_before_the_rule_is_never_sent() {
     .collect();
     let outcome = http::send(
         &client,
-        &receiver.url,
+        &http::parse(&receiver.url).unwrap(),
         headers,
         bytes::Bytes::from_static(b"{}"),
         &allowed,

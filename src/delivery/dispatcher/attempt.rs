@@ -4,7 +4,6 @@
 //! for the attempt log, with the webhook's own header values hidden.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::super::http::{self, Outcome};
 use super::super::sign::signature_header;
@@ -24,23 +23,14 @@ impl Dispatcher {
         match signature_header(&target.secrets, &job.event_id, timestamp, job.body.as_bytes()) {
             Ok(signature) => headers.push(("webhook-signature".into(), signature)),
             Err(err) => {
-                let outcome = Outcome {
-                    status: None,
-                    succeeded: false,
-                    duration: Duration::ZERO,
-                    error_class: Some("signing"),
-                    error_message: Some(format!("The signing secret could not be used: {err}")),
-                    response_body: Vec::new(),
-                    response_headers: serde_json::json!({}),
-                    retry_after: None,
-                };
-                let retry_on_error = target.retry_on_error;
+                let outcome =
+                    Outcome::not_sent("signing", format!("The signing secret could not be used: {err}"));
                 return Finished {
                     job,
                     started_at,
                     outcome,
                     request_headers: serde_json::json!({}),
-                    retry_on_error,
+                    retry_on_error: target.retry_on_error,
                 };
             }
         }
@@ -61,7 +51,10 @@ impl Dispatcher {
             .collect();
         headers.extend(target.headers.iter().cloned());
         let body = bytes::Bytes::from(job.body.clone());
-        let outcome = http::send(&self.client, &target.url, headers, body, &self.allowed).await;
+        let outcome = match &target.url {
+            Ok(url) => http::send(&self.client, url, headers, body, &self.allowed).await,
+            Err(why) => Outcome::not_sent("request", why.clone()),
+        };
         self.metrics.record_attempt(outcome.succeeded, outcome.duration);
         Finished {
             job,

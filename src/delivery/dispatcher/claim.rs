@@ -173,7 +173,7 @@ impl Dispatcher {
                 version: webhook.updated_at,
                 headers: webhook.headers(&self.secrets)?,
                 secrets: webhook.signing_secrets(&self.secrets, now)?,
-                url: webhook.url.clone(),
+                url: super::super::http::parse(&webhook.url),
                 retry_on_error: webhook.retry_on_error,
                 use_customer_language: webhook.use_customer_language,
             };

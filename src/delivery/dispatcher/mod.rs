@@ -87,7 +87,8 @@ struct Target {
     /// The webhook's `updated_at` when this was read: queued deliveries of a webhook edited
     /// since are given back and claimed again with the new settings.
     version: DateTime<Utc>,
-    url: String,
+    /// Parsed once for all the claim's attempts, or why it does not parse.
+    url: Result<reqwest::Url, String>,
     headers: Vec<(String, String)>,
     secrets: Vec<String>,
     retry_on_error: bool,

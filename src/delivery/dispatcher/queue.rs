@@ -177,7 +177,7 @@ mod tests {
     fn target(version: DateTime<Utc>) -> Arc<Target> {
         Arc::new(Target {
             version,
-            url: "https://hooks.example.com/in".into(),
+            url: super::super::http::parse("https://hooks.example.com/in"),
             headers: Vec::new(),
             secrets: Vec::new(),
             retry_on_error: true,
