@@ -49,14 +49,15 @@ impl Kept {
 /// custom plans look cheaper. The claim was planned for every call until `make bench`'s
 /// statement profile showed 1.2 ms of planning a claim against 4.0 ms of executing it; with
 /// whole-table and bitmap scans off, nothing is left in its plan that depends on how long
-/// the queue is.) That one plan may be made
-/// while its statistics were far off: on a fresh install (an empty table), or after a burst
-/// (autovacuum re-analyzes a large table only after a tenth of it changed). Every row these
-/// statements touch is found through an index by id, webhook or due time, which is right
-/// at every table size: whole-table and bitmap scans are off for them. (A bitmap over every
-/// due delivery took a fifth of the database's CPU in `make bench` once; a claim planned
-/// on an empty table read the whole due index for every claim later, 8.7 ms instead of
-/// 1.4 ms over 20,000 due deliveries.)
+/// the queue is.)
+///
+/// That one plan may be made while its statistics were far off: on a fresh install (an
+/// empty table), or after a burst (autovacuum re-analyzes a large table only after a tenth
+/// of it changed). Every row these statements touch is found through an index by id,
+/// webhook or due time, which is right at every table size: whole-table and bitmap scans
+/// are off for them. (A bitmap over every due delivery took a fifth of the database's CPU
+/// in `make bench` once; a claim planned on an empty table read the whole due index for
+/// every claim later, 8.7 ms instead of 1.4 ms over 20,000 due deliveries.)
 ///
 /// A statement that finds deliveries by id checks their status on the rows it found (in a
 /// step after the lookup), never beside the id. With `status = 'pending'` next to
