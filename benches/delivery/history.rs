@@ -280,6 +280,10 @@ struct Pages {
     dashboard_unvacuumed: super::PageLoad,
 }
 
+/// The side of each page in [`Pages::loads`]: over the history, over the twin.
+const HISTORY_SIDE: usize = 0;
+const TWIN_SIDE: usize = 1;
+
 /// Writes the history, then measures the delivery rate and the pages again over it, then
 /// retention.
 pub async fn run(
@@ -419,6 +423,17 @@ impl Figures {
         rows.join("\n")
     }
 
+    /// One figure of each page's load on one side (over the history or its twin).
+    fn by_page(&self, side: usize, figure: fn(&Latency) -> f64) -> Option<serde_json::Value> {
+        self.pages.as_ref().map(|pages| {
+            serde_json::json!({
+                "list_page": figure(&pages.loads[0][side]),
+                "webhook_page": figure(&pages.loads[1][side]),
+                "dashboard_page": figure(&pages.loads[2][side]),
+            })
+        })
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::json!({
             "deliveries": self.seeded.deliveries,
@@ -431,27 +446,11 @@ impl Figures {
             "rounds": self.rounds.figures,
             "wal_bytes_per_delivery": self.rounds.wal_per_delivery,
             "blocks_per_delivery": { "hit": self.rounds.blocks_hit_per_delivery, "read": self.rounds.blocks_read_per_delivery },
-            "pages_p99_ms": self.pages.as_ref().map(|pages| serde_json::json!({
-                "list_page": pages.loads[0][0].p99,
-                "webhook_page": pages.loads[1][0].p99,
-                "dashboard_page": pages.loads[2][0].p99,
-            })),
-            "twin_pages_p99_ms": self.pages.as_ref().map(|pages| serde_json::json!({
-                "list_page": pages.loads[0][1].p99,
-                "webhook_page": pages.loads[1][1].p99,
-                "dashboard_page": pages.loads[2][1].p99,
-            })),
+            "pages_p99_ms": self.by_page(HISTORY_SIDE, |load| load.p99),
+            "twin_pages_p99_ms": self.by_page(TWIN_SIDE, |load| load.p99),
             // At once, the rates tell more than a 5-second p99 at 8 clients.
-            "pages_per_s": self.pages.as_ref().map(|pages| serde_json::json!({
-                "list_page": pages.loads[0][0].per_s,
-                "webhook_page": pages.loads[1][0].per_s,
-                "dashboard_page": pages.loads[2][0].per_s,
-            })),
-            "twin_pages_per_s": self.pages.as_ref().map(|pages| serde_json::json!({
-                "list_page": pages.loads[0][1].per_s,
-                "webhook_page": pages.loads[1][1].per_s,
-                "dashboard_page": pages.loads[2][1].per_s,
-            })),
+            "pages_per_s": self.by_page(HISTORY_SIDE, |load| load.per_s),
+            "twin_pages_per_s": self.by_page(TWIN_SIDE, |load| load.per_s),
             "dashboard_unvacuumed_p99_ms": self.pages.as_ref().map(|pages| pages.dashboard_unvacuumed.p99),
             "retention": self.retention.as_ref().map(Retention::json),
         })
