@@ -99,21 +99,22 @@ impl Outcome {
     /// An attempt that ended before anything was sent.
     pub fn not_sent(class: &'static str, message: String) -> Outcome {
         Outcome {
-            duration: Duration::ZERO,
-            ..Outcome::failed(Instant::now(), class, message)
-        }
-    }
-
-    fn failed(started: Instant, class: &'static str, message: String) -> Outcome {
-        Outcome {
             status: None,
             succeeded: false,
-            duration: started.elapsed(),
+            duration: Duration::ZERO,
             error_class: Some(class),
             error_message: Some(message),
             response_body: Vec::new(),
             response_headers: serde_json::json!({}),
             retry_after: None,
+        }
+    }
+
+    /// An attempt that failed after `started`, with nothing of an answer to keep.
+    fn failed(started: Instant, class: &'static str, message: String) -> Outcome {
+        Outcome {
+            duration: started.elapsed(),
+            ..Outcome::not_sent(class, message)
         }
     }
 }
