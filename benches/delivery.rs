@@ -603,6 +603,9 @@ async fn page_section(
             .bind::<diesel::sql_types::BigInt, _>(webhook_id)
             .bind::<diesel::sql_types::BigInt, _>(STORED_DELIVERIES)
             .execute(conn)?;
+            // Into their days' partitions, as the housekeeping adds them day by day.
+            let today = chrono::Utc::now().date_naive();
+            hookboard::models::delivery::add_days(conn, today - chrono::Days::new(31), today)?;
             diesel::sql_query(
                 "INSERT INTO delivery_attempts (delivery_id, tenant_id, webhook_id, attempt_number, started_at, duration_ms, status_code, succeeded, request_headers, response_headers)
                  SELECT d.id, d.tenant_id, d.webhook_id, 1, d.created_at, 3, 204, true, '{}', '{}'
@@ -875,7 +878,7 @@ fn io_mark(pool: &hookboard::db::DbPool) -> anyhow::Result<IoMark> {
                 COALESCE(sum(COALESCE(heap_blks_read, 0) + COALESCE(idx_blks_read, 0)
                              + COALESCE(toast_blks_read, 0) + COALESCE(tidx_blks_read, 0)), 0)::int8 AS read
          FROM pg_statio_user_tables
-         WHERE relname IN ('deliveries', 'delivery_attempts', 'events')",
+         WHERE relname IN ('deliveries', 'events') OR starts_with(relname::text, 'delivery_attempts_')",
     )
     .get_result(&mut pool.get()?)?)
 }

@@ -83,7 +83,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    delivery_attempts (id) {
+    delivery_attempts (id, started_at) {
         id -> Int8,
         delivery_id -> Int8,
         tenant_id -> Int8,

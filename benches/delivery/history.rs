@@ -45,25 +45,36 @@ pub fn reserve(conn: &mut PgConnection) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Bytes of `deliveries` and `delivery_attempts`, tables and indexes.
-fn history_bytes(conn: &mut PgConnection) -> anyhow::Result<i64> {
-    #[derive(QueryableByName)]
-    struct Bytes {
-        #[diesel(sql_type = BigInt)]
-        bytes: i64,
+/// Bytes of `deliveries` and of `delivery_attempts` (all its partitions), tables and
+/// indexes.
+#[derive(Debug, Clone, Copy, QueryableByName)]
+pub struct HistoryBytes {
+    #[diesel(sql_type = BigInt)]
+    pub deliveries: i64,
+    #[diesel(sql_type = BigInt)]
+    pub attempts: i64,
+}
+
+impl HistoryBytes {
+    fn read(conn: &mut PgConnection) -> anyhow::Result<Self> {
+        Ok(diesel::sql_query(
+            "SELECT pg_total_relation_size('deliveries') AS deliveries,
+                    (SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::int8
+                     FROM pg_partition_tree('delivery_attempts')) AS attempts",
+        )
+        .get_result(conn)?)
     }
-    let bytes: Bytes = diesel::sql_query(
-        "SELECT pg_total_relation_size('deliveries') + pg_total_relation_size('delivery_attempts') AS bytes",
-    )
-    .get_result(conn)?;
-    Ok(bytes.bytes)
+
+    fn total(&self) -> i64 {
+        self.deliveries + self.attempts
+    }
 }
 
 /// What seeding took.
 pub struct Seeded {
     pub deliveries: i64,
     pub took: Duration,
-    pub bytes: i64,
+    pub bytes: HistoryBytes,
     /// The tenant's hours the roll-up wrote, and how long it took.
     pub tenant_hours: usize,
     pub rolled_up: Duration,
@@ -78,12 +89,16 @@ pub async fn seed(pool: &DbPool, tenant: &Tenant) -> anyhow::Result<Seeded> {
         let started = Instant::now();
         let per_day = total / DAYS;
         let now = Utc::now();
+        // Each day into its partition, as the housekeeping adds them day by day.
+        let today = now.date_naive();
+        hookboard::models::delivery::add_days(conn, today - chrono::Days::new(DAYS as u64 + 2), today)?;
         // Full pages, as a month of updates in place leaves them (fillfactor 50 keeps room
         // for the updates a delivery gets while it is sent; a finished one gets none).
         diesel::sql_query("ALTER TABLE deliveries SET (fillfactor = 100)").execute(conn)?;
         for day in 0..DAYS {
             let lower = 1 + day * per_day;
-            let day_start = now - chrono::Duration::days(DAYS + 1 - day);
+            // Whole UTC days, as the attempts' partitions and the retention count them.
+            let day_start = hookboard::models::delivery::day_start(now) - chrono::Duration::days(DAYS + 1 - day);
             diesel::sql_query(
                 "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
                                          last_status_code, created_at, updated_at, completed_at, next_attempt_at)
@@ -127,7 +142,7 @@ pub async fn seed(pool: &DbPool, tenant: &Tenant) -> anyhow::Result<Seeded> {
         Ok(Seeded {
             deliveries: per_day * DAYS,
             took,
-            bytes: history_bytes(conn)?,
+            bytes: HistoryBytes::read(conn)?,
             tenant_hours,
             rolled_up,
         })
@@ -194,8 +209,8 @@ async fn side_by_side(history: &Reader, twin: &Reader, path: &str) -> anyhow::Re
 /// Retention's pass over the history: the oldest day is past it.
 pub struct Retention {
     pub took: Duration,
-    pub bytes_before: i64,
-    pub bytes_after: i64,
+    pub bytes_before: HistoryBytes,
+    pub bytes_after: HistoryBytes,
     pub cleaned: hookboard::models::delivery::Cleaned,
 }
 
@@ -203,14 +218,14 @@ pub async fn retention(pool: &DbPool) -> anyhow::Result<Retention> {
     let pool = pool.clone();
     actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<Retention> {
         let conn = &mut pool.get()?;
-        let bytes_before = history_bytes(conn)?;
+        let bytes_before = HistoryBytes::read(conn)?;
         let started = Instant::now();
         let cleaned = hookboard::models::delivery::clean_up(conn, Utc::now() - chrono::Duration::days(DAYS))?;
         let took = started.elapsed();
         Ok(Retention {
             took,
             bytes_before,
-            bytes_after: history_bytes(conn)?,
+            bytes_after: HistoryBytes::read(conn)?,
             cleaned,
         })
     })
@@ -223,15 +238,22 @@ fn gib(bytes: i64) -> f64 {
 
 impl Retention {
     pub fn row(&self) -> String {
+        let (before, after) = (self.bytes_before, self.bytes_after);
         format!(
-            "| retention's pass: the oldest day past it ({} attempts, {} deliveries) | {:.1} s in {} transactions, the longest {:.0} ms | history {:.2} GiB before, {:.2} GiB after (the space stays with the tables, for the next days' rows) |",
+            "| retention's pass: the oldest day past it ({} attempts, {} deliveries; {} day dropped, {} left) | {:.1} s in {} transactions, the longest {:.0} ms | history {:.2} GiB before, {:.2} GiB after: attempts {:.2} -> {:.2} GiB (the day's partition dropped), deliveries {:.2} -> {:.2} GiB (the space stays with the table, for the next days' rows) |",
             self.cleaned.attempts,
             self.cleaned.deliveries,
+            self.cleaned.days_dropped,
+            self.cleaned.days_left,
             self.took.as_secs_f64(),
             self.cleaned.transactions,
             self.cleaned.longest.as_secs_f64() * 1000.0,
-            gib(self.bytes_before),
-            gib(self.bytes_after),
+            gib(before.total()),
+            gib(after.total()),
+            gib(before.attempts),
+            gib(after.attempts),
+            gib(before.deliveries),
+            gib(after.deliveries),
         )
     }
 
@@ -240,10 +262,16 @@ impl Retention {
             "s": self.took.as_secs_f64(),
             "attempts": self.cleaned.attempts,
             "deliveries": self.cleaned.deliveries,
+            "days_dropped": self.cleaned.days_dropped,
+            "days_left": self.cleaned.days_left,
             "transactions": self.cleaned.transactions,
             "longest_transaction_ms": self.cleaned.longest.as_secs_f64() * 1000.0,
-            "bytes_before": self.bytes_before,
-            "bytes_after": self.bytes_after,
+            "bytes_before": self.bytes_before.total(),
+            "bytes_after": self.bytes_after.total(),
+            "attempt_bytes_before": self.bytes_before.attempts,
+            "attempt_bytes_after": self.bytes_after.attempts,
+            "delivery_bytes_before": self.bytes_before.deliveries,
+            "delivery_bytes_after": self.bytes_after.deliveries,
         })
     }
 }
@@ -254,7 +282,7 @@ impl Seeded {
             "| history written: {} deliveries with their attempts over 30 days | {:.0} s | {:.2} GiB; its {} hours summed per tenant in {:.2} s |",
             self.deliveries,
             self.took.as_secs_f64(),
-            gib(self.bytes),
+            gib(self.bytes.total()),
             self.tenant_hours,
             self.rolled_up.as_secs_f64()
         )
@@ -304,7 +332,7 @@ pub async fn run(
         "history: {} deliveries with their attempts in {:.0?}, {:.2} GiB; {} tenant hours rolled up in {:.2?}",
         seeded.deliveries,
         seeded.took,
-        gib(seeded.bytes),
+        gib(seeded.bytes.total()),
         seeded.tenant_hours,
         seeded.rolled_up
     );
@@ -438,7 +466,8 @@ impl Figures {
         serde_json::json!({
             "deliveries": self.seeded.deliveries,
             "seed_s": self.seeded.took.as_secs_f64(),
-            "bytes": self.seeded.bytes,
+            "bytes": self.seeded.bytes.total(),
+            "attempt_bytes": self.seeded.bytes.attempts,
             "tenant_hours_rolled_up": self.seeded.tenant_hours,
             "roll_up_s": self.seeded.rolled_up.as_secs_f64(),
             "deliveries_per_s": self.rounds.per_second,

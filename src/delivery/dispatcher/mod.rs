@@ -157,11 +157,12 @@ impl Dispatcher {
         })
     }
 
-    /// Housekeeping on the worker's schedule: the hours that are over summed per tenant,
-    /// delivery history and settled alerts past the retention, and sessions past their
-    /// expiry. Returns the attempts deleted.
+    /// Housekeeping on the worker's schedule: the attempts' days ahead added, the hours
+    /// that are over summed per tenant, delivery history and settled alerts past the
+    /// retention, and sessions past their expiry. Returns the attempts deleted.
     pub fn clean_up(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
         let mut conn = self.pool.get()?;
+        add_attempt_days(&mut conn, now)?;
         let sessions = crate::models::session::Sessions::purge_expired(&mut conn, now)?;
         if sessions > 0 {
             tracing::info!(sessions, "expired sessions purged");
@@ -169,6 +170,9 @@ impl Dispatcher {
         crate::models::hourly::roll_up(&mut conn, now)?;
         let before = now - self.retention;
         let cleaned = crate::models::delivery::clean_up(&mut conn, before)?;
+        if let Some(failure) = &cleaned.last_failure {
+            tracing::warn!(days = cleaned.days_left, "{failure}");
+        }
         let alerts = crate::models::alert::clean_up(&mut conn, before)?;
         if alerts > 0 {
             tracing::info!(alerts, "alerts past the retention deleted");
@@ -204,4 +208,24 @@ impl Dispatcher {
             alerts: self.alerts.clone(),
         })
     }
+}
+
+/// Adds the partitions of the attempts' days from `now`'s to [`DAYS_AHEAD`] after it (see
+/// `models::delivery::add_days`), saying which could not be added; at start-up and on the
+/// housekeeping's schedule.
+///
+/// [`DAYS_AHEAD`]: crate::models::delivery::DAYS_AHEAD
+pub fn add_attempt_days(conn: &mut diesel::PgConnection, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let today = now.date_naive();
+    let last = today
+        .checked_add_days(chrono::Days::new(crate::models::delivery::DAYS_AHEAD))
+        .unwrap_or(today);
+    let days = crate::models::delivery::add_days(conn, today, last)?;
+    if days.added > 0 {
+        tracing::info!(days = days.added, "added the attempts' days ahead");
+    }
+    for (day, err) in &days.failed {
+        tracing::warn!(%day, error = %err, "the attempts' day could not be added: its attempts go to the default partition");
+    }
+    Ok(())
 }

@@ -14,6 +14,11 @@ pub const LOG_PAGE_SIZE: i64 = 25;
 /// of large events stays small.
 pub const BODY_PREVIEW_CHARS: i32 = 4096;
 
+/// How much earlier than its delivery's creation an attempt's start is still looked for:
+/// the clocks of the process that published and of the one that sent may disagree, and a
+/// day is one more partition to look in.
+const ATTEMPT_CLOCK_MARGIN: chrono::Duration = chrono::Duration::days(1);
+
 /// One delivery of the log, with its event and attempts.
 #[derive(Debug, Clone, Serialize)]
 pub struct LogEntry {
@@ -161,8 +166,14 @@ impl Delivery {
                 octet_length(coalesce(deliveries::body, events::body)),
             ))
             .load(conn)?;
+        // An attempt starts after its delivery was made: the attempts' days (partitions)
+        // before the oldest delivery's are not read.
+        let Some(oldest) = rows.iter().map(|(d, ..)| d.created_at).min() else {
+            return Ok(Vec::new());
+        };
         let mut attempts: Vec<Attempt> = delivery_attempts::table
             .filter(delivery_attempts::delivery_id.eq_any(ids))
+            .filter(delivery_attempts::started_at.ge(oldest - ATTEMPT_CLOCK_MARGIN))
             .order((
                 delivery_attempts::delivery_id,
                 delivery_attempts::attempt_number.desc(),

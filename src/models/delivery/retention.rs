@@ -1,5 +1,5 @@
-//! The retention: what is older than `HOOKBOARD_RETENTION_DAYS` goes, in short
-//! transactions, on the worker's housekeeping schedule.
+//! The retention: what is older than `HOOKBOARD_RETENTION_DAYS` goes, a UTC day at a time,
+//! in short transactions, on the worker's housekeeping schedule.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -11,9 +11,14 @@ use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz};
 const RETENTION_BATCH: i64 = 10_000;
 
 /// What a pass of the retention deleted, in how many transactions.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cleaned {
     pub attempts: usize,
+    /// Days of attempts dropped whole, and days past the retention left for the next pass
+    /// (their lock not had in time), with why for the last of those.
+    pub days_dropped: usize,
+    pub days_left: usize,
+    pub last_failure: Option<String>,
     pub deliveries: usize,
     pub events: usize,
     pub transactions: usize,
@@ -23,7 +28,7 @@ pub struct Cleaned {
 
 impl Cleaned {
     /// Runs one of the pass's transactions, timed.
-    fn batch<T>(
+    pub(super) fn batch<T>(
         &mut self,
         conn: &mut PgConnection,
         work: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
@@ -36,23 +41,26 @@ impl Cleaned {
     }
 }
 
-/// Deletes what is older than the retention, in transactions of at most
-/// [`RETENTION_BATCH`] rows: attempts, finished deliveries, and events no delivery waits
-/// for any more.
+/// Deletes what is older than the retention, a UTC day at a time: what was before the
+/// start of `before`'s day. Attempts go by their day's partition, dropped whole; what the
+/// DEFAULT partition holds, finished deliveries and events no delivery waits for any more go
+/// in transactions of at most [`RETENTION_BATCH`] rows.
 ///
-/// Attempts are found by their start time. Deliveries and events are walked in id order (ids
-/// grow with creation) from the oldest, up to the first batch holding one created after
-/// `before`: a delivery created after it cannot have completed before it, and one still
-/// waiting, however old, stays. A row created just before the limit but numbered after a
-/// newer one is left for the next pass.
+/// Deliveries and events are walked in id order (ids grow with creation) from the oldest, up
+/// to the first batch holding one created after the limit: a delivery created after it
+/// cannot have completed before it, and one still waiting, however old, stays. A row created
+/// just before the limit but numbered after a newer one is left for the next pass.
 pub fn clean_up(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryResult<Cleaned> {
+    let before = super::days::day_start(before);
     let mut cleaned = Cleaned::default();
+    super::days::drop_days_before(conn, before, &mut cleaned)?;
+    let default = super::days::DEFAULT_PARTITION;
     loop {
         let deleted = cleaned.batch(conn, |conn| {
-            diesel::sql_query(
-                "DELETE FROM delivery_attempts WHERE id IN (
-                     SELECT id FROM delivery_attempts WHERE started_at < $1 LIMIT $2)",
-            )
+            diesel::sql_query(format!(
+                "DELETE FROM {default} WHERE id IN (
+                     SELECT id FROM {default} WHERE started_at < $1 LIMIT $2)"
+            ))
             .bind::<Timestamptz, _>(before)
             .bind::<BigInt, _>(RETENTION_BATCH)
             .execute(conn)
@@ -79,9 +87,9 @@ pub fn clean_up(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryResult<C
     })?;
     let mut after = 0_i64;
     loop {
-        // Their attempts started before they completed, so the first loop took them; any
-        // left (a clock set back meanwhile) go with them, as no foreign key cascades
-        // (migration checked_by_writers).
+        // Their attempts started before they completed, so went with their days; one
+        // that did not (a clock set back meanwhile) goes with its own day, which no page
+        // shows without its delivery.
         let walk: DeliveryWalk = cleaned.batch(conn, |conn| {
             diesel::sql_query(
                 "WITH batch AS (
@@ -92,8 +100,6 @@ pub fn clean_up(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryResult<C
                      WHERE d.id = b.id AND b.status IN ('succeeded', 'failed', 'cancelled')
                        AND b.completed_at < $1
                      RETURNING d.id
-                 ), attempts AS (
-                     DELETE FROM delivery_attempts WHERE delivery_id IN (SELECT id FROM gone)
                  )
                  SELECT count(*) AS walked, max(b.id) AS last,
                         bool_and(b.created_at < $1) AS all_old,

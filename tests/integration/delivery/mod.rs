@@ -16,6 +16,7 @@ mod misbehaving;
 mod ordering;
 mod parking;
 mod replay;
+mod retention;
 mod retries;
 mod wire;
 

@@ -1,0 +1,288 @@
+//! The attempts' days: each UTC day's attempts in a partition of their own, added ahead by
+//! the housekeeping, dropped whole by the retention (its disk space given back); what no
+//! day holds kept in the DEFAULT partition, never refused.
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
+use hookboard::clock::Clock;
+use hookboard::models::delivery::{DAYS_AHEAD, add_days, clean_up, days};
+
+use super::{Fixture, booking};
+use crate::receiver::Receiver;
+
+/// `count` attempts of the webhook started at `at` (for deliveries that need not exist: no
+/// key ties them, migration `checked_by_writers`).
+fn insert_attempts(conn: &mut PgConnection, tenant_id: i64, webhook_id: i64, at: DateTime<Utc>, count: i64) {
+    diesel::sql_query(
+        "INSERT INTO delivery_attempts (delivery_id, tenant_id, webhook_id, attempt_number, started_at,
+                                        duration_ms, status_code, succeeded, request_headers, response_headers)
+         SELECT 1000000 + g, $1, $2, 1, $3 + g * interval '1 second', 3, 204, true, '{}', '{\"server\": \"x\"}'
+         FROM generate_series(0, $4 - 1) g",
+    )
+    .bind::<BigInt, _>(tenant_id)
+    .bind::<BigInt, _>(webhook_id)
+    .bind::<Timestamptz, _>(at)
+    .bind::<BigInt, _>(count)
+    .execute(conn)
+    .unwrap();
+}
+
+/// The partition each attempt is in, with how many.
+fn where_they_are(conn: &mut PgConnection) -> Vec<(String, i64)> {
+    #[derive(QueryableByName)]
+    struct Place {
+        #[diesel(sql_type = Text)]
+        partition: String,
+        #[diesel(sql_type = BigInt)]
+        attempts: i64,
+    }
+    diesel::sql_query(
+        "SELECT tableoid::regclass::text AS partition, count(*) AS attempts
+         FROM delivery_attempts GROUP BY 1 ORDER BY 1",
+    )
+    .load::<Place>(conn)
+    .unwrap()
+    .into_iter()
+    .map(|p| (p.partition, p.attempts))
+    .collect()
+}
+
+/// Bytes of a relation with its indexes, or none when it is gone.
+fn bytes_of(conn: &mut PgConnection, name: &str) -> Option<i64> {
+    #[derive(QueryableByName)]
+    struct Bytes {
+        #[diesel(sql_type = Nullable<BigInt>)]
+        bytes: Option<i64>,
+    }
+    diesel::sql_query("SELECT pg_total_relation_size(to_regclass($1)) AS bytes")
+        .bind::<Text, _>(name)
+        .get_result::<Bytes>(conn)
+        .unwrap()
+        .bytes
+}
+
+fn name_of(day: NaiveDate) -> String {
+    day.format("delivery_attempts_%Y_%m_%d").to_string()
+}
+
+fn day_at(day: NaiveDate, hour: u32) -> DateTime<Utc> {
+    day.and_hms_opt(hour, 0, 0).unwrap().and_utc()
+}
+
+/// A day past the retention goes whole, in one short transaction, and its disk space with
+/// it; what the DEFAULT partition holds from before the limit goes by rows; the day that
+/// holds the limit, and everything after it, stays.
+#[actix_web::test]
+async fn the_retention_drops_a_day_past_it_whole_and_gives_its_space_back() {
+    let fx = Fixture::new().await;
+    let receiver = Receiver::answering(204);
+    let webhook = fx.webhook(&receiver.url).await;
+    let (tenant_id, webhook_id) = (fx.tenant.id, webhook.id);
+    let today = fx.app.clock.now().date_naive();
+    let old = today - Days::new(40);
+    let (older, limit_day) = (today - Days::new(45), today - Days::new(30));
+    let (before, after) = fx
+        .app
+        .with_conn(move |conn| {
+            let added = add_days(conn, old, old).unwrap();
+            assert_eq!((added.added, added.failed.len()), (1, 0));
+            // Again: nothing to add.
+            assert_eq!(add_days(conn, old, old).unwrap().added, 0);
+            add_days(conn, limit_day, limit_day).unwrap();
+            insert_attempts(conn, tenant_id, webhook_id, day_at(old, 9), 3000);
+            // A day without a partition of its own, and the limit's own day (kept: the
+            // retention goes a whole day at a time).
+            insert_attempts(conn, tenant_id, webhook_id, day_at(older, 9), 7);
+            insert_attempts(conn, tenant_id, webhook_id, day_at(limit_day, 0), 5);
+            insert_attempts(conn, tenant_id, webhook_id, day_at(today, 0), 2);
+            assert_eq!(
+                where_they_are(conn),
+                vec![
+                    (name_of(old), 3000),
+                    (name_of(limit_day), 5),
+                    (name_of(today), 2),
+                    ("delivery_attempts_default".to_owned(), 7),
+                ]
+            );
+            let before = bytes_of(conn, &name_of(old)).unwrap();
+            let cleaned = clean_up(conn, day_at(limit_day, 12)).unwrap();
+            assert_eq!(
+                (cleaned.attempts, cleaned.days_dropped, cleaned.days_left),
+                (3007, 1, 0),
+                "{cleaned:?}"
+            );
+            assert!(cleaned.last_failure.is_none());
+            // The day dropped, the DEFAULT partition's rows deleted (one transaction each),
+            // the hours, and one walk each of deliveries and events.
+            assert_eq!(cleaned.transactions, 5, "{cleaned:?}");
+            (before, bytes_of(conn, &name_of(old)))
+        })
+        .await;
+    assert!(before > 3000 * 50, "the day held its attempts: {before} bytes");
+    assert_eq!(after, None, "the day's table is gone, and its space with it");
+    let (left, kept) = fx
+        .app
+        .with_conn(move |conn| (where_they_are(conn), days(conn).unwrap()))
+        .await;
+    assert_eq!(left, vec![(name_of(limit_day), 5), (name_of(today), 2)]);
+    assert!(!kept.contains(&old));
+    assert!(kept.contains(&limit_day) && kept.contains(&today));
+}
+
+/// The housekeeping adds today and the week ahead, and an attempt is written into its
+/// day's partition; one for a day without a partition goes to the DEFAULT partition
+/// instead of being refused, and that day is then not added (its attempts would not be in
+/// it) while the others are.
+#[actix_web::test]
+async fn the_days_ahead_are_added_and_an_attempt_no_day_holds_is_kept_all_the_same() {
+    let fx = Fixture::new().await;
+    let receiver = Receiver::answering(204);
+    let webhook = fx.webhook(&receiver.url).await;
+    let (tenant_id, webhook_id) = (fx.tenant.id, webhook.id);
+    let now = fx.app.clock.now();
+    let today = now.date_naive();
+    let far = today + Days::new(DAYS_AHEAD + 30);
+    fx.app
+        .with_conn(move |conn| {
+            conn.batch_execute(&format!("DROP TABLE IF EXISTS {}", name_of(today + Days::new(3))))
+                .unwrap()
+        })
+        .await;
+    let engine = fx.engine();
+    engine.clean_up(now).unwrap();
+    let present = fx.app.with_conn(|conn| days(conn).unwrap()).await;
+    for ahead in 0..=DAYS_AHEAD {
+        let day = today + Days::new(ahead);
+        assert!(present.contains(&day), "{day} is added");
+    }
+
+    // A delivery sent now is written into today's partition.
+    fx.publish(&booking("today")).await;
+    assert_eq!(fx.run_due().await.succeeded, 1);
+    let placed = fx.app.with_conn(where_they_are).await;
+    assert_eq!(placed, vec![(name_of(today), 1)]);
+
+    let added = fx
+        .app
+        .with_conn(move |conn| {
+            insert_attempts(conn, tenant_id, webhook_id, day_at(far, 3), 4);
+            add_days(conn, far - Days::new(1), far + Days::new(1)).unwrap()
+        })
+        .await;
+    assert_eq!(added.added, 2, "the days around it are added");
+    assert_eq!(added.failed.len(), 1, "{added:?}");
+    assert_eq!(added.failed[0].0, far);
+    assert!(
+        added.failed[0].1.contains("default partition"),
+        "says why: {}",
+        added.failed[0].1
+    );
+    let placed = fx.app.with_conn(where_they_are).await;
+    assert_eq!(
+        placed,
+        vec![(name_of(today), 1), ("delivery_attempts_default".to_owned(), 4)]
+    );
+}
+
+/// A day whose table someone is reading is not waited for (the worker's writes would queue
+/// behind the drop's lock): it stays, said so, and goes at the next pass.
+#[actix_web::test]
+async fn a_day_being_read_is_left_for_the_next_pass_instead_of_waited_for() {
+    let fx = Fixture::new().await;
+    let receiver = Receiver::answering(204);
+    let webhook = fx.webhook(&receiver.url).await;
+    let (tenant_id, webhook_id) = (fx.tenant.id, webhook.id);
+    let old = fx.app.clock.now().date_naive() - Days::new(40);
+    let limit = day_at(old + Days::new(10), 0);
+    fx.app
+        .with_conn(move |conn| {
+            add_days(conn, old, old).unwrap();
+            insert_attempts(conn, tenant_id, webhook_id, day_at(old, 1), 10);
+        })
+        .await;
+    // A reader in a transaction holds the attempts' table.
+    let mut reader = PgConnection::establish(&fx.app.database_url).unwrap();
+    reader
+        .batch_execute("BEGIN; SELECT count(*) FROM delivery_attempts;")
+        .unwrap();
+    let cleaned = fx.app.with_conn(move |conn| clean_up(conn, limit).unwrap()).await;
+    assert_eq!(
+        (cleaned.days_dropped, cleaned.days_left, cleaned.attempts),
+        (0, 1, 0)
+    );
+    let failure = cleaned.last_failure.unwrap();
+    assert!(
+        failure.contains(&old.to_string()) && failure.contains("lock timeout"),
+        "{failure}"
+    );
+    assert!(
+        fx.app
+            .with_conn(move |conn| days(conn).unwrap())
+            .await
+            .contains(&old)
+    );
+
+    reader.batch_execute("COMMIT").unwrap();
+    let cleaned = fx.app.with_conn(move |conn| clean_up(conn, limit).unwrap()).await;
+    assert_eq!(
+        (cleaned.days_dropped, cleaned.days_left, cleaned.attempts),
+        (1, 0, 10)
+    );
+}
+
+/// The log shows a delivery's attempts whatever day each was made on: a retry the next day
+/// is in the next day's partition.
+#[actix_web::test]
+async fn the_log_reads_a_deliverys_attempts_across_its_days() {
+    let fx = Fixture::new().await;
+    let receiver = Receiver::answering(204);
+    let webhook = fx.webhook(&receiver.url).await;
+    fx.publish(&booking("bk-days")).await;
+    assert_eq!(fx.run_due().await.succeeded, 1);
+    let today = fx.app.clock.now().date_naive();
+    let tomorrow = today + Days::new(1);
+    let (delivery_id, webhook_id) = fx
+        .app
+        .with_conn(move |conn| {
+            #[derive(QueryableByName)]
+            struct Ids {
+                #[diesel(sql_type = BigInt)]
+                id: i64,
+                #[diesel(sql_type = BigInt)]
+                tenant_id: i64,
+                #[diesel(sql_type = BigInt)]
+                webhook_id: i64,
+            }
+            let ids: Ids = diesel::sql_query("SELECT id, tenant_id, webhook_id FROM deliveries")
+                .get_result(conn)
+                .unwrap();
+            diesel::sql_query(
+                "INSERT INTO delivery_attempts (delivery_id, tenant_id, webhook_id, attempt_number, started_at,
+                                                duration_ms, status_code, succeeded)
+                 VALUES ($1, $2, $3, 2, $4, 5, 204, true)",
+            )
+            .bind::<BigInt, _>(ids.id)
+            .bind::<BigInt, _>(ids.tenant_id)
+            .bind::<BigInt, _>(ids.webhook_id)
+            .bind::<Timestamptz, _>(day_at(tomorrow, 1))
+            .execute(conn)
+            .unwrap();
+            (ids.id, ids.webhook_id)
+        })
+        .await;
+    let page = fx
+        .app
+        .with_conn(move |conn| {
+            hookboard::models::delivery::Delivery::log_page(conn, webhook_id, &Default::default(), 25)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(page.entries.len(), 1);
+    let entry = &page.entries[0];
+    assert_eq!(entry.delivery.id, delivery_id);
+    let numbers: Vec<i32> = entry.attempts.iter().map(|a| a.attempt_number).collect();
+    assert_eq!(numbers, vec![2, 1], "both days' attempts, newest first");
+    assert_eq!(webhook.id, webhook_id);
+}
