@@ -594,8 +594,8 @@ async fn page_section(
             let conn = &mut pool.get()?;
             let started = Instant::now();
             diesel::sql_query(
-                "INSERT INTO deliveries (tenant_id, webhook_id, event_id, status, attempt_count, last_status_code, created_at, completed_at, next_attempt_at)
-                 SELECT $1, $2, (SELECT id FROM events LIMIT 1), 'succeeded', 1, 204, t, t, t
+                "INSERT INTO deliveries (tenant_id, webhook_id, event_id, status, attempt_count, last_status_code, created_at, updated_at, completed_at, next_attempt_at)
+                 SELECT $1, $2, (SELECT id FROM events LIMIT 1), 'succeeded', 1, 204, t, t, t, t
                  FROM (SELECT now() - (g * interval '30 days' / $3) AS t
                        FROM generate_series(1, $3 - (SELECT count(*) FROM deliveries WHERE webhook_id = $2)) g) s",
             )

@@ -1,6 +1,7 @@
 //! A webhook's delivery log: its filters, its pages (newest first, by keyset, with the
 //! attempts of each delivery) and the whole filtered log for the Excel export.
 
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Nullable, Text};
 use serde::{Deserialize, Serialize};
@@ -14,9 +15,9 @@ pub const LOG_PAGE_SIZE: i64 = 25;
 /// of large events stays small.
 pub const BODY_PREVIEW_CHARS: i32 = 4096;
 
-/// How much earlier than its delivery's creation an attempt's start is still looked for:
-/// the clocks of the process that published and of the one that sent may disagree, and a
-/// day is one more partition to look in.
+/// How much earlier than its delivery's creation, or later than its last write, an
+/// attempt's start is still looked for: the clocks of the process that published and of
+/// the one that sent may disagree, and a day is one more partition to look in.
 const ATTEMPT_CLOCK_MARGIN: chrono::Duration = chrono::Duration::days(1);
 
 /// One delivery of the log, with its event and attempts.
@@ -105,7 +106,8 @@ pub struct LogPage {
     pub next_before: Option<i64>,
 }
 
-type LogRow = (Delivery, String, String, i32);
+/// A delivery with its event type, body preview and size, and when it was last written.
+type LogRow = (Delivery, String, String, i32, DateTime<Utc>);
 
 // SQL functions as typed expressions, not SQL text: a query built from them keeps a static
 // id, so diesel prepares it once per connection instead of at every page.
@@ -164,16 +166,22 @@ impl Delivery {
                 events::event_type,
                 left(coalesce(deliveries::body, events::body), BODY_PREVIEW_CHARS),
                 octet_length(coalesce(deliveries::body, events::body)),
+                deliveries::updated_at,
             ))
             .load(conn)?;
-        // An attempt starts after its delivery was made: the attempts' days (partitions)
-        // before the oldest delivery's are not read.
-        let Some(oldest) = rows.iter().map(|(d, ..)| d.created_at).min() else {
+        // Only the attempts' days (partitions) the deliveries' attempts can be in are read:
+        // an attempt starts after its delivery was made, and is recorded in the statement
+        // that sets its delivery's `updated_at` (later writes only move it on).
+        let (Some(oldest), Some(latest)) = (
+            rows.iter().map(|row| row.0.created_at).min(),
+            rows.iter().map(|row| row.4).max(),
+        ) else {
             return Ok(Vec::new());
         };
         let mut attempts: Vec<Attempt> = delivery_attempts::table
             .filter(delivery_attempts::delivery_id.eq_any(ids))
             .filter(delivery_attempts::started_at.ge(oldest - ATTEMPT_CLOCK_MARGIN))
+            .filter(delivery_attempts::started_at.le(latest + ATTEMPT_CLOCK_MARGIN))
             .order((
                 delivery_attempts::delivery_id,
                 delivery_attempts::attempt_number.desc(),
@@ -183,7 +191,7 @@ impl Delivery {
         let heads = Delivery::heads_of(conn, &rows)?;
         Ok(rows
             .into_iter()
-            .map(|(delivery, event_type, body_preview, body_bytes)| {
+            .map(|(delivery, event_type, body_preview, body_bytes, _)| {
                 let waiting = delivery.status == DeliveryStatus::Pending;
                 let waits_for = delivery
                     .ordering_key

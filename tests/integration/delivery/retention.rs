@@ -233,7 +233,7 @@ async fn a_day_being_read_is_left_for_the_next_pass_instead_of_waited_for() {
 }
 
 /// The log shows a delivery's attempts whatever day each was made on: a retry the next day
-/// is in the next day's partition.
+/// is in the next day's partition. And it reads only the days they can be in.
 #[actix_web::test]
 async fn the_log_reads_a_deliverys_attempts_across_its_days() {
     let fx = Fixture::new().await;
@@ -269,16 +269,72 @@ async fn the_log_reads_a_deliverys_attempts_across_its_days() {
             .bind::<Timestamptz, _>(day_at(tomorrow, 1))
             .execute(conn)
             .unwrap();
+            // As the worker records an attempt: with its delivery's last write.
+            diesel::sql_query("UPDATE deliveries SET updated_at = $2 WHERE id = $1")
+                .bind::<BigInt, _>(ids.id)
+                .bind::<Timestamptz, _>(day_at(tomorrow, 1) + chrono::Duration::milliseconds(40))
+                .execute(conn)
+                .unwrap();
+            // Other deliveries' attempts 20 days before and 5 days after, in days of their own.
+            let (far, later) = (today - Days::new(20), today + Days::new(5));
+            add_days(conn, far, later).unwrap();
+            insert_attempts(conn, ids.tenant_id, ids.webhook_id, day_at(far, 5), 1);
+            insert_attempts(conn, ids.tenant_id, ids.webhook_id, day_at(later, 5), 1);
             (ids.id, ids.webhook_id)
         })
         .await;
-    let page = fx
+    let (page, scanned) = fx
         .app
         .with_conn(move |conn| {
-            hookboard::models::delivery::Delivery::log_page(conn, webhook_id, &Default::default(), 25)
-                .unwrap()
+            conn.transaction(|conn| {
+                // The scans of each day this backend counted and has not reported yet (earlier
+                // transactions' too): read before and after the page, in one transaction.
+                #[derive(QueryableByName, PartialEq)]
+                struct Scans {
+                    #[diesel(sql_type = Text)]
+                    relname: String,
+                    #[diesel(sql_type = BigInt)]
+                    scans: i64,
+                }
+                let scans = |conn: &mut PgConnection| {
+                    diesel::sql_query(
+                        "SELECT relname::text, coalesce(seq_scan, 0) + coalesce(idx_scan, 0) AS scans
+                         FROM pg_stat_xact_user_tables WHERE relname LIKE 'delivery_attempts%'",
+                    )
+                    .load::<Scans>(conn)
+                };
+                let before = scans(conn)?;
+                let page = hookboard::models::delivery::Delivery::log_page(
+                    conn,
+                    webhook_id,
+                    &Default::default(),
+                    25,
+                )?;
+                let mut scanned: Vec<String> = scans(conn)?
+                    .into_iter()
+                    .filter(|after| !before.contains(after))
+                    .map(|after| after.relname)
+                    .collect();
+                scanned.sort();
+                diesel::QueryResult::Ok((page, scanned))
+            })
+            .unwrap()
         })
         .await;
+    assert!(scanned.contains(&name_of(today)), "{scanned:?}");
+    assert!(scanned.contains(&name_of(tomorrow)), "{scanned:?}");
+    assert!(
+        !scanned.contains(&name_of(today - Days::new(20))),
+        "the day 20 days before the delivery is not read: {scanned:?}"
+    );
+    assert!(
+        !scanned.contains(&name_of(today + Days::new(5))),
+        "the day 4 days after the delivery's last write is not read: {scanned:?}"
+    );
+    assert!(
+        scanned.len() <= 5,
+        "the days around the delivery's only: {scanned:?}"
+    );
     assert_eq!(page.entries.len(), 1);
     let entry = &page.entries[0];
     assert_eq!(entry.delivery.id, delivery_id);
