@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Timestamptz};
 use hookboard::db::DbPool;
@@ -78,6 +78,8 @@ pub struct Seeded {
     /// The tenant's hours the roll-up wrote, and how long it took.
     pub tenant_hours: usize,
     pub rolled_up: Duration,
+    /// The start of the UTC day the history was written on: its day 0 began 31 days before.
+    pub day: DateTime<Utc>,
 }
 
 /// Writes [`size`] deliveries of the tenant's webhooks, each with its attempt, spread over
@@ -89,16 +91,17 @@ pub async fn seed(pool: &DbPool, tenant: &Tenant) -> anyhow::Result<Seeded> {
         let started = Instant::now();
         let per_day = total / DAYS;
         let now = Utc::now();
+        let written_on = hookboard::models::delivery::day_start(now);
         // Each day into its partition, as the housekeeping adds them day by day.
         let today = now.date_naive();
-        hookboard::models::delivery::add_days(conn, today - chrono::Days::new(DAYS as u64 + 2), today)?;
+        hookboard::models::delivery::add_days(conn, today - chrono::Days::new(DAYS as u64 + 1), today)?;
         // Full pages, as a month of updates in place leaves them (fillfactor 50 keeps room
         // for the updates a delivery gets while it is sent; a finished one gets none).
         diesel::sql_query("ALTER TABLE deliveries SET (fillfactor = 100)").execute(conn)?;
         for day in 0..DAYS {
             let lower = 1 + day * per_day;
             // Whole UTC days, as the attempts' partitions and the retention count them.
-            let day_start = hookboard::models::delivery::day_start(now) - chrono::Duration::days(DAYS + 1 - day);
+            let day_start = written_on - chrono::Duration::days(DAYS + 1 - day);
             diesel::sql_query(
                 "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
                                          last_status_code, created_at, updated_at, completed_at, next_attempt_at)
@@ -145,6 +148,7 @@ pub async fn seed(pool: &DbPool, tenant: &Tenant) -> anyhow::Result<Seeded> {
             bytes: HistoryBytes::read(conn)?,
             tenant_hours,
             rolled_up,
+            day: written_on,
         })
     })
     .await?
@@ -214,13 +218,15 @@ pub struct Retention {
     pub cleaned: hookboard::models::delivery::Cleaned,
 }
 
-pub async fn retention(pool: &DbPool) -> anyhow::Result<Retention> {
+/// Day 0 of the history written on `day` is past a retention of [`DAYS`] days, and only it
+/// (also when the run crossed a midnight since).
+pub async fn retention(pool: &DbPool, day: DateTime<Utc>) -> anyhow::Result<Retention> {
     let pool = pool.clone();
     actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<Retention> {
         let conn = &mut pool.get()?;
         let bytes_before = HistoryBytes::read(conn)?;
         let started = Instant::now();
-        let cleaned = hookboard::models::delivery::clean_up(conn, Utc::now() - chrono::Duration::days(DAYS))?;
+        let cleaned = hookboard::models::delivery::clean_up(conn, day - chrono::Duration::days(DAYS))?;
         let took = started.elapsed();
         Ok(Retention {
             took,
@@ -389,7 +395,7 @@ pub async fn run(
     super::stop(child)?;
     super::stop(twin_child)?;
     let pages = pages?;
-    let retention = retention(pool).await?;
+    let retention = retention(pool, seeded.day).await?;
     Ok(Figures {
         seeded,
         rounds,

@@ -9,9 +9,10 @@
 -- trial of partitioning them (README, Performance) cost the delivery rate two thirds over a
 -- month of partitions.
 
--- Adds the partition of one day, unless it is there. The housekeeping calls it for the
--- days ahead; the table is created apart and attached, which locks the parent only
--- against other changes of its partitions (SHARE UPDATE EXCLUSIVE), not against writers.
+-- Adds the partition of one day, unless it is there (false then, also when another
+-- process added it at the same time). The housekeeping calls it for the days ahead; the
+-- table is created apart and attached, which locks the parent only against other changes
+-- of its partitions (SHARE UPDATE EXCLUSIVE), not against writers.
 CREATE FUNCTION add_attempt_day(day DATE) RETURNS BOOLEAN LANGUAGE plpgsql AS $$
 DECLARE
     name TEXT := 'delivery_attempts_' || to_char(day, 'YYYY_MM_DD');
@@ -24,6 +25,8 @@ BEGIN
         'ALTER TABLE delivery_attempts ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
         name, day::timestamp AT TIME ZONE 'UTC', (day + 1)::timestamp AT TIME ZONE 'UTC');
     RETURN true;
+EXCEPTION WHEN duplicate_table OR unique_violation THEN
+    RETURN false;
 END
 $$;
 
