@@ -210,17 +210,10 @@ impl Dispatcher {
     }
 }
 
-/// Adds the partitions of the attempts' days from `now`'s to [`DAYS_AHEAD`] after it (see
-/// `models::delivery::add_days`), saying which could not be added; at start-up and on the
-/// housekeeping's schedule.
-///
-/// [`DAYS_AHEAD`]: crate::models::delivery::DAYS_AHEAD
+/// Adds the attempts' days from `now`'s on (`models::delivery::add_days_ahead`), saying
+/// which could not be added; at start-up and on the housekeeping's schedule.
 pub fn add_attempt_days(conn: &mut diesel::PgConnection, now: DateTime<Utc>) -> anyhow::Result<()> {
-    let today = now.date_naive();
-    let last = today
-        .checked_add_days(chrono::Days::new(crate::models::delivery::DAYS_AHEAD))
-        .unwrap_or(today);
-    let days = crate::models::delivery::add_days(conn, today, last)?;
+    let days = crate::models::delivery::add_days_ahead(conn, now.date_naive())?;
     if days.added > 0 {
         tracing::info!(days = days.added, "added the attempts' days ahead");
     }

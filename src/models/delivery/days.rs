@@ -3,7 +3,7 @@
 //! goes back to the system. A DEFAULT partition takes an attempt no day holds, so none is
 //! ever refused; the housekeeping adds the days ahead so that it stays empty.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Date, Text};
 
@@ -26,7 +26,12 @@ const LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '500ms'";
 
 /// The first instant of `at`'s UTC day.
 pub fn day_start(at: DateTime<Utc>) -> DateTime<Utc> {
-    at.date_naive().and_time(chrono::NaiveTime::MIN).and_utc()
+    midnight(at.date_naive())
+}
+
+/// The first instant of `day`, UTC.
+fn midnight(day: NaiveDate) -> DateTime<Utc> {
+    day.and_time(chrono::NaiveTime::MIN).and_utc()
 }
 
 /// Days added, and those that could not be (each with why).
@@ -34,6 +39,13 @@ pub fn day_start(at: DateTime<Utc>) -> DateTime<Utc> {
 pub struct Added {
     pub added: usize,
     pub failed: Vec<(NaiveDate, String)>,
+}
+
+/// Adds `today`'s partition and those of the [`DAYS_AHEAD`] days after it that are missing
+/// (see [`add_days`]): at start-up and on the housekeeping's schedule.
+pub fn add_days_ahead(conn: &mut PgConnection, today: NaiveDate) -> QueryResult<Added> {
+    let last = today.checked_add_days(Days::new(DAYS_AHEAD)).unwrap_or(today);
+    add_days(conn, today, last)
 }
 
 /// Adds the partitions of the days from `first` to `last` (both included) that are missing,
@@ -87,7 +99,7 @@ pub(super) fn drop_days_before(
 ) -> QueryResult<()> {
     for day in days(conn)? {
         let Some(end) = day.succ_opt() else { continue };
-        if end.and_time(chrono::NaiveTime::MIN).and_utc() > before {
+        if midnight(end) > before {
             break;
         }
         let name = day.format(DAY_NAME).to_string();

@@ -16,7 +16,7 @@ mod status;
 use crate::db::prepared::prepared;
 use crate::schema::{deliveries, delivery_attempts};
 pub use dashboard::Backlog;
-pub use days::{Added, DAYS_AHEAD, add_days, day_start, days};
+pub use days::{Added, DAYS_AHEAD, add_days, add_days_ahead, day_start, days};
 pub use log::{LOG_PAGE_SIZE, LogEntry, LogFilter, LogPage};
 pub use replay::ReplayScope;
 pub use retention::{Cleaned, clean_up};
