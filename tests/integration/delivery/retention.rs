@@ -186,6 +186,37 @@ async fn the_days_ahead_are_added_and_an_attempt_no_day_holds_is_kept_all_the_sa
     );
 }
 
+/// Two processes adding the same day at once (two workers' housekeeping at midnight): the
+/// second waits for the first and then answers that the day is there, not an error.
+#[actix_web::test]
+async fn a_day_added_by_two_processes_at_once_is_added_once_without_an_error() {
+    let fx = Fixture::new().await;
+    let day = fx.app.clock.now().date_naive() + Days::new(DAYS_AHEAD + 20);
+    let mut first = PgConnection::establish(&fx.app.database_url).unwrap();
+    first
+        .batch_execute(&format!("BEGIN; SELECT add_attempt_day('{day}');"))
+        .unwrap();
+    // The second blocks on the first's new table until it commits.
+    let url = fx.app.database_url.clone();
+    let second = std::thread::spawn(move || {
+        #[derive(QueryableByName)]
+        struct Added {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            added: bool,
+        }
+        let mut conn = PgConnection::establish(&url).unwrap();
+        diesel::sql_query("SELECT add_attempt_day($1) AS added")
+            .bind::<diesel::sql_types::Date, _>(day)
+            .get_result::<Added>(&mut conn)
+            .map(|a| a.added)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    first.batch_execute("COMMIT").unwrap();
+    assert_eq!(second.join().unwrap(), Ok(false), "the second sees the day there");
+    let present = fx.app.with_conn(|conn| days(conn).unwrap()).await;
+    assert!(present.contains(&day));
+}
+
 /// A day whose table someone is reading is not waited for (the worker's writes would queue
 /// behind the drop's lock): it stays, said so, and goes at the next pass.
 #[actix_web::test]
