@@ -261,11 +261,17 @@ impl Delivery {
 
     /// One attempt of a delivery of the tenant, with its whole stored response.
     pub fn attempt(conn: &mut PgConnection, tenant_id: i64, id: i64, number: i32) -> QueryResult<Attempt> {
-        delivery_attempts::table
-            .inner_join(deliveries::table.on(deliveries::id.eq(delivery_attempts::delivery_id)))
+        let (created, updated): (DateTime<Utc>, DateTime<Utc>) = deliveries::table
             .filter(deliveries::tenant_id.eq(tenant_id))
             .filter(deliveries::id.eq(id))
+            .select((deliveries::created_at, deliveries::updated_at))
+            .first(conn)?;
+        // Only the days its attempts can have started on, as the log reads them.
+        delivery_attempts::table
+            .filter(delivery_attempts::delivery_id.eq(id))
             .filter(delivery_attempts::attempt_number.eq(number))
+            .filter(delivery_attempts::started_at.ge(created - ATTEMPT_CLOCK_MARGIN))
+            .filter(delivery_attempts::started_at.le(updated + ATTEMPT_CLOCK_MARGIN))
             .select(Attempt::as_select())
             .first(conn)
     }
