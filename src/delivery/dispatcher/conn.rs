@@ -86,3 +86,15 @@ pub(super) fn by_key<R>(
         },
     }
 }
+
+/// Whether `err` is PostgreSQL's serialization failure. At READ COMMITTED, the dispatcher's
+/// level, that means a row it went to lock had moved to another partition in a transaction
+/// that committed after its statement began: a delivery another worker finished meanwhile
+/// (migration `deliveries_by_day`). The same statement run again sees it where it is now.
+pub(super) fn is_moved_row(err: &anyhow::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    matches!(
+        err.downcast_ref::<Error>(),
+        Some(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _))
+    )
+}

@@ -235,6 +235,7 @@ impl Delivery {
         keys.sort_unstable();
         keys.dedup();
         deliveries::table
+            .filter(deliveries::done_on.eq(super::waiting()))
             .filter(deliveries::webhook_id.eq(first.webhook_id))
             .filter(deliveries::status.eq(DeliveryStatus::Pending.as_str()))
             .filter(deliveries::ordering_key.eq_any(keys))

@@ -1,0 +1,118 @@
+-- Deliveries by the day they finished: the deliveries still to send (pending or parked) live
+-- in one partition, `deliveries_waiting`, and a delivery that finishes (succeeded, failed or
+-- cancelled) moves, in the statement that finishes it, to the partition of the UTC day it
+-- finished on. The retention then drops a day past it whole, giving its disk space back to
+-- the system, as it does for the attempts (migration `attempts_by_day`).
+--
+-- The worker claims, renews and finishes deliveries in the waiting partition alone, which
+-- holds only what is still to send, so its statements never plan or lock the history's
+-- partitions (the trial by id range, README, Performance, planned every claim over all of
+-- them). A day's partition is written once, when its deliveries finish, and is packed full
+-- (the waiting partition keeps the free room on each page that claims need, migration
+-- `room_for_claims`). A DEFAULT partition takes a delivery finished on a day not added (a
+-- clock far off), so none is ever refused.
+--
+-- `done_on` is 'infinity' while a delivery waits, and the CHECK below holds it to the
+-- status: a statement that finished a delivery without naming its day fails, and never
+-- leaves history in the waiting partition.
+
+-- Adds the partition of one day, unless it is there (false then, also when another process
+-- added it at the same time), as `add_attempt_day` does for the attempts.
+CREATE FUNCTION add_delivery_day(day DATE) RETURNS BOOLEAN LANGUAGE plpgsql AS $$
+DECLARE
+    name TEXT := 'deliveries_' || to_char(day, 'YYYY_MM_DD');
+BEGIN
+    IF to_regclass(name) IS NOT NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('CREATE TABLE %I (LIKE deliveries INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', name);
+    EXECUTE format('ALTER TABLE deliveries ATTACH PARTITION %I FOR VALUES IN (%L)', name, day);
+    RETURN true;
+EXCEPTION WHEN duplicate_table OR unique_violation THEN
+    RETURN false;
+END
+$$;
+
+ALTER TABLE deliveries RENAME TO deliveries_unpartitioned;
+ALTER INDEX deliveries_pkey RENAME TO deliveries_unpartitioned_pkey;
+ALTER INDEX deliveries_webhook_log_idx RENAME TO deliveries_unpartitioned_webhook_log_idx;
+ALTER INDEX deliveries_parked_idx RENAME TO deliveries_unpartitioned_parked_idx;
+ALTER INDEX deliveries_event_id_idx RENAME TO deliveries_unpartitioned_event_id_idx;
+ALTER INDEX deliveries_webhook_status_log_idx RENAME TO deliveries_unpartitioned_webhook_status_log_idx;
+ALTER INDEX deliveries_webhook_type_log_idx RENAME TO deliveries_unpartitioned_webhook_type_log_idx;
+ALTER INDEX deliveries_due_by_webhook_idx RENAME TO deliveries_unpartitioned_due_by_webhook_idx;
+ALTER INDEX deliveries_ordering_idx RENAME TO deliveries_unpartitioned_ordering_idx;
+DROP TRIGGER deliveries_event_type ON deliveries_unpartitioned;
+
+CREATE TABLE deliveries (
+    id                   BIGINT NOT NULL DEFAULT nextval('deliveries_id_seq'),
+    tenant_id            BIGINT NOT NULL,
+    webhook_id           BIGINT NOT NULL,
+    event_id             TEXT NOT NULL,
+    status               TEXT NOT NULL CONSTRAINT deliveries_status_check CHECK (status IN ('pending', 'parked', 'succeeded', 'failed', 'cancelled')),
+    attempt_count        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+    claimed_by           TEXT,
+    claimed_until        TIMESTAMPTZ,
+    last_status_code     INTEGER,
+    last_error           TEXT,
+    body                 TEXT,
+    created_at           TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at           TIMESTAMPTZ NOT NULL DEFAULT now(),
+    completed_at         TIMESTAMPTZ,
+    event_type           TEXT NOT NULL,
+    ordering_key         TEXT,
+    -- The UTC day it finished on; 'infinity' while it waits.
+    done_on              DATE NOT NULL DEFAULT 'infinity',
+    CONSTRAINT deliveries_done_on_check
+        CHECK ((done_on = 'infinity') = (status IN ('pending', 'parked'))),
+    -- A unique key of a partitioned table holds its partition key; the ids come from one
+    -- sequence all the same.
+    PRIMARY KEY (id, done_on)
+) PARTITION BY LIST (done_on);
+ALTER SEQUENCE deliveries_id_seq OWNED BY deliveries.id;
+CREATE INDEX deliveries_webhook_log_idx ON deliveries (webhook_id, id DESC);
+CREATE INDEX deliveries_event_id_idx ON deliveries (event_id);
+CREATE INDEX deliveries_webhook_status_log_idx ON deliveries (webhook_id, status, id DESC);
+CREATE INDEX deliveries_webhook_type_log_idx ON deliveries (webhook_id, event_type, id DESC);
+
+CREATE TABLE deliveries_waiting PARTITION OF deliveries FOR VALUES IN ('infinity')
+    WITH (fillfactor = 50);
+-- What only waiting deliveries need, on the waiting partition alone: the claim's indexes
+-- (migrations `due_by_webhook`, `ordered_delivery`) and the parked ones'.
+CREATE INDEX deliveries_due_by_webhook_idx ON deliveries_waiting (webhook_id, next_attempt_at)
+    WHERE status = 'pending';
+CREATE INDEX deliveries_ordering_idx ON deliveries_waiting (webhook_id, ordering_key, id)
+    WHERE status = 'pending' AND ordering_key IS NOT NULL;
+CREATE INDEX deliveries_parked_idx ON deliveries_waiting (webhook_id) WHERE status = 'parked';
+CREATE TABLE deliveries_default PARTITION OF deliveries DEFAULT;
+
+CREATE TRIGGER deliveries_event_type
+    BEFORE INSERT ON deliveries
+    FOR EACH ROW WHEN (NEW.event_type IS NULL)
+    EXECUTE FUNCTION deliveries_event_type();
+
+-- The days the deliveries kept so far finished on (those of the last 400 days: anything
+-- older waits in the DEFAULT partition for the retention), and today and the week ahead.
+SELECT add_delivery_day(day)
+FROM (
+    SELECT DISTINCT (COALESCE(completed_at, updated_at) AT TIME ZONE 'UTC')::date AS day
+    FROM deliveries_unpartitioned
+    WHERE status IN ('succeeded', 'failed', 'cancelled')
+      AND COALESCE(completed_at, updated_at) >= now() - interval '400 days'
+    UNION
+    SELECT ((now() AT TIME ZONE 'UTC') + ahead * interval '1 day')::date
+    FROM generate_series(0, 7) AS ahead
+) AS days
+ORDER BY day;
+
+INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, status, attempt_count, next_attempt_at,
+                        claimed_by, claimed_until, last_status_code, last_error, body, created_at,
+                        updated_at, completed_at, event_type, ordering_key, done_on)
+SELECT id, tenant_id, webhook_id, event_id, status, attempt_count, next_attempt_at,
+       claimed_by, claimed_until, last_status_code, last_error, body, created_at,
+       updated_at, completed_at, event_type, ordering_key,
+       CASE WHEN status IN ('pending', 'parked') THEN 'infinity'
+            ELSE (COALESCE(completed_at, updated_at) AT TIME ZONE 'UTC')::date END
+FROM deliveries_unpartitioned;
+DROP TABLE deliveries_unpartitioned;
