@@ -1,5 +1,5 @@
 ALTER TABLE deliveries RENAME TO deliveries_partitioned;
-ALTER INDEX deliveries_pkey RENAME TO deliveries_partitioned_pkey;
+ALTER INDEX deliveries_id_idx RENAME TO deliveries_partitioned_id_idx;
 ALTER INDEX deliveries_webhook_log_idx RENAME TO deliveries_partitioned_webhook_log_idx;
 ALTER INDEX deliveries_event_id_idx RENAME TO deliveries_partitioned_event_id_idx;
 ALTER INDEX deliveries_webhook_status_log_idx RENAME TO deliveries_partitioned_webhook_status_log_idx;
@@ -47,3 +47,27 @@ CREATE TRIGGER deliveries_event_type
     BEFORE INSERT ON deliveries
     FOR EACH ROW WHEN (NEW.event_type IS NULL)
     EXECUTE FUNCTION deliveries_event_type();
+
+-- The failed attempts' event types as migration `tenant_aggregate_reads` read them.
+CREATE OR REPLACE FUNCTION count_attempt_aggregates() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO webhook_latency_hours (webhook_id, hour, bucket, tenant_id, attempts)
+    SELECT webhook_id, date_trunc('hour', started_at, 'UTC'), attempt_latency_bucket(duration_ms),
+           min(tenant_id), count(*)
+    FROM new_attempts
+    GROUP BY 1, 2, 3
+    ORDER BY 1, 2, 3
+    ON CONFLICT (webhook_id, hour, bucket) DO UPDATE
+        SET attempts = webhook_latency_hours.attempts + EXCLUDED.attempts;
+    INSERT INTO webhook_failure_hours (webhook_id, hour, event_type, tenant_id, failed)
+    SELECT a.webhook_id, date_trunc('hour', a.started_at, 'UTC'), d.event_type, min(a.tenant_id), count(*)
+    FROM new_attempts a
+    JOIN deliveries d ON d.id = a.delivery_id
+    WHERE NOT a.succeeded
+    GROUP BY 1, 2, 3
+    ORDER BY 1, 2, 3
+    ON CONFLICT (webhook_id, hour, event_type) DO UPDATE
+        SET failed = webhook_failure_hours.failed + EXCLUDED.failed;
+    RETURN NULL;
+END
+$$;

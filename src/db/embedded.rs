@@ -397,6 +397,9 @@ fn spawn_server(
             "shared_preload_libraries=pg_stat_statements",
             "-c",
             "pg_stat_statements.track_planning=on",
+            // Statements run inside others (the triggers' and functions') on rows of their own.
+            "-c",
+            "pg_stat_statements.track=all",
         ]);
     }
     if options.unsafe_fast {
