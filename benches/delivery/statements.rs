@@ -74,9 +74,12 @@ pub fn print(title: &str) -> anyhow::Result<()> {
     let statements: Vec<Statement> = diesel::sql_query(
         "SELECT calls, total_exec_time AS exec_ms, total_plan_time AS plan_ms,
                 shared_blks_hit AS hit, shared_blks_read AS read,
+                -- Of the time of statements sent by clients, which includes that of the
+                -- statements run inside them (triggers, functions), marked as inside.
                 (total_exec_time + total_plan_time)
-                    / nullif(sum(total_exec_time + total_plan_time) OVER (), 0) AS share,
-                left(regexp_replace(query, '\\s+', ' ', 'g'), $1) AS text
+                    / nullif(sum(total_exec_time + total_plan_time) FILTER (WHERE toplevel) OVER (), 0) AS share,
+                CASE WHEN toplevel THEN '' ELSE 'inside: ' END
+                    || left(regexp_replace(query, '\\s+', ' ', 'g'), $1) AS text
          FROM pg_stat_statements
          WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
          ORDER BY total_exec_time + total_plan_time DESC

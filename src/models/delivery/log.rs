@@ -20,6 +20,17 @@ pub const BODY_PREVIEW_CHARS: i32 = 4096;
 /// the one that sent may disagree, and a day is one more partition to look in.
 const ATTEMPT_CLOCK_MARGIN: chrono::Duration = chrono::Duration::days(1);
 
+/// Keeps a read of attempts to the days (partitions) attempts of deliveries created from
+/// `created` and last written up to `updated` can have started on: an attempt starts after
+/// its delivery was made, and is recorded in the statement that sets its delivery's
+/// `updated_at` (later writes only move it on).
+fn started_around(
+    created: DateTime<Utc>,
+    updated: DateTime<Utc>,
+) -> diesel::dsl::Between<delivery_attempts::started_at, DateTime<Utc>, DateTime<Utc>> {
+    delivery_attempts::started_at.between(created - ATTEMPT_CLOCK_MARGIN, updated + ATTEMPT_CLOCK_MARGIN)
+}
+
 /// One delivery of the log, with its event and attempts.
 #[derive(Debug, Clone, Serialize)]
 pub struct LogEntry {
@@ -169,9 +180,6 @@ impl Delivery {
                 deliveries::updated_at,
             ))
             .load(conn)?;
-        // Only the attempts' days (partitions) the deliveries' attempts can be in are read:
-        // an attempt starts after its delivery was made, and is recorded in the statement
-        // that sets its delivery's `updated_at` (later writes only move it on).
         let (Some(oldest), Some(latest)) = (
             rows.iter().map(|row| row.0.created_at).min(),
             rows.iter().map(|row| row.4).max(),
@@ -180,8 +188,7 @@ impl Delivery {
         };
         let mut attempts: Vec<Attempt> = delivery_attempts::table
             .filter(delivery_attempts::delivery_id.eq_any(ids))
-            .filter(delivery_attempts::started_at.ge(oldest - ATTEMPT_CLOCK_MARGIN))
-            .filter(delivery_attempts::started_at.le(latest + ATTEMPT_CLOCK_MARGIN))
+            .filter(started_around(oldest, latest))
             .order((
                 delivery_attempts::delivery_id,
                 delivery_attempts::attempt_number.desc(),
@@ -262,11 +269,15 @@ impl Delivery {
 
     /// One attempt of a delivery of the tenant, with its whole stored response.
     pub fn attempt(conn: &mut PgConnection, tenant_id: i64, id: i64, number: i32) -> QueryResult<Attempt> {
-        delivery_attempts::table
-            .inner_join(deliveries::table.on(deliveries::id.eq(delivery_attempts::delivery_id)))
+        let (created, updated): (DateTime<Utc>, DateTime<Utc>) = deliveries::table
             .filter(deliveries::tenant_id.eq(tenant_id))
             .filter(deliveries::id.eq(id))
+            .select((deliveries::created_at, deliveries::updated_at))
+            .first(conn)?;
+        delivery_attempts::table
+            .filter(delivery_attempts::delivery_id.eq(id))
             .filter(delivery_attempts::attempt_number.eq(number))
+            .filter(started_around(created, updated))
             .select(Attempt::as_select())
             .first(conn)
     }

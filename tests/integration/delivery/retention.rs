@@ -432,39 +432,9 @@ async fn the_log_reads_a_deliverys_attempts_across_its_days() {
     let (page, scanned) = fx
         .app
         .with_conn(move |conn| {
-            conn.transaction(|conn| {
-                // The scans of each day this backend counted and has not reported yet (earlier
-                // transactions' too): read before and after the page, in one transaction.
-                #[derive(QueryableByName, PartialEq)]
-                struct Scans {
-                    #[diesel(sql_type = Text)]
-                    relname: String,
-                    #[diesel(sql_type = BigInt)]
-                    scans: i64,
-                }
-                let scans = |conn: &mut PgConnection| {
-                    diesel::sql_query(
-                        "SELECT relname::text, coalesce(seq_scan, 0) + coalesce(idx_scan, 0) AS scans
-                         FROM pg_stat_xact_user_tables WHERE relname LIKE 'delivery_attempts%'",
-                    )
-                    .load::<Scans>(conn)
-                };
-                let before = scans(conn)?;
-                let page = hookboard::models::delivery::Delivery::log_page(
-                    conn,
-                    webhook_id,
-                    &Default::default(),
-                    25,
-                )?;
-                let mut scanned: Vec<String> = scans(conn)?
-                    .into_iter()
-                    .filter(|after| !before.contains(after))
-                    .map(|after| after.relname)
-                    .collect();
-                scanned.sort();
-                diesel::QueryResult::Ok((page, scanned))
+            days_read_by(conn, |conn| {
+                hookboard::models::delivery::Delivery::log_page(conn, webhook_id, &Default::default(), 25)
             })
-            .unwrap()
         })
         .await;
     assert!(scanned.contains(&name_of(today)), "{scanned:?}");
@@ -487,6 +457,71 @@ async fn the_log_reads_a_deliverys_attempts_across_its_days() {
     let numbers: Vec<i32> = entry.attempts.iter().map(|a| a.attempt_number).collect();
     assert_eq!(numbers, vec![2, 1], "both days' attempts, newest first");
     assert_eq!(webhook.id, webhook_id);
+
+    // One attempt with its whole response: the retry the next day, from the same few days.
+    let tenant_id = fx.tenant.id;
+    let (attempt, scanned) = fx
+        .app
+        .with_conn(move |conn| {
+            days_read_by(conn, |conn| {
+                hookboard::models::delivery::Delivery::attempt(conn, tenant_id, delivery_id, 2)
+            })
+        })
+        .await;
+    assert_eq!((attempt.delivery_id, attempt.attempt_number), (delivery_id, 2));
+    assert!(scanned.contains(&name_of(tomorrow)), "{scanned:?}");
+    assert!(
+        !scanned.contains(&name_of(today - Days::new(20)))
+            && !scanned.contains(&name_of(today + Days::new(5))),
+        "only the days around the delivery: {scanned:?}"
+    );
+    assert!(scanned.len() <= 5, "{scanned:?}");
+    // Another tenant's id finds nothing.
+    let stranger = fx
+        .app
+        .with_conn(move |conn| {
+            hookboard::models::delivery::Delivery::attempt(conn, tenant_id + 1000, delivery_id, 2)
+        })
+        .await;
+    assert!(
+        matches!(stranger, Err(diesel::result::Error::NotFound)),
+        "{stranger:?}"
+    );
+}
+
+/// What `read` returns, with the attempts' partitions it read. The scans of each table this
+/// backend counted and has not reported yet (earlier transactions' too) are read before and
+/// after it, in one transaction.
+fn days_read_by<T>(
+    conn: &mut PgConnection,
+    read: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
+) -> (T, Vec<String>) {
+    #[derive(QueryableByName, PartialEq)]
+    struct Scans {
+        #[diesel(sql_type = Text)]
+        relname: String,
+        #[diesel(sql_type = BigInt)]
+        scans: i64,
+    }
+    let scans = |conn: &mut PgConnection| {
+        diesel::sql_query(
+            "SELECT relname::text, coalesce(seq_scan, 0) + coalesce(idx_scan, 0) AS scans
+             FROM pg_stat_xact_user_tables WHERE relname LIKE 'delivery_attempts%'",
+        )
+        .load::<Scans>(conn)
+    };
+    conn.transaction(|conn| {
+        let before = scans(conn)?;
+        let read = read(conn)?;
+        let mut scanned: Vec<String> = scans(conn)?
+            .into_iter()
+            .filter(|after| !before.contains(after))
+            .map(|after| after.relname)
+            .collect();
+        scanned.sort();
+        QueryResult::Ok((read, scanned))
+    })
+    .unwrap()
 }
 
 /// A delivery moves to the day it finished on in the statement that finishes it, and back
