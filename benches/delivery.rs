@@ -587,7 +587,8 @@ async fn page_section(
     target_id: i64,
 ) -> anyhow::Result<(u64, pages::Figures, (PageLoad, PageLoad, PageLoad))> {
     // The webhook page over a long history: 1,000,000 deliveries of the target webhook
-    // over 30 days, each with its attempt (what the page's log and chart read).
+    // over 30 days, each with its attempt (what the page's log and chart read), numbered
+    // oldest first as a live webhook's are, so the log's first page is its newest day.
     let seeded = {
         let (pool, tenant_id, webhook_id) = (pool.clone(), tenant.id, target_id);
         actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<Duration> {
@@ -599,7 +600,7 @@ async fn page_section(
             diesel::sql_query(
                 "INSERT INTO deliveries (tenant_id, webhook_id, event_id, status, attempt_count, last_status_code, created_at, updated_at, completed_at, next_attempt_at, done_on)
                  SELECT $1, $2, (SELECT id FROM events LIMIT 1), 'succeeded', 1, 204, t, t, t, t, (t AT TIME ZONE 'UTC')::date
-                 FROM (SELECT now() - (g * interval '30 days' / $3) AS t
+                 FROM (SELECT now() - (($3 - g) * interval '30 days' / $3) AS t
                        FROM generate_series(1, $3 - (SELECT count(*) FROM deliveries WHERE webhook_id = $2)) g) s",
             )
             .bind::<diesel::sql_types::BigInt, _>(tenant_id)
