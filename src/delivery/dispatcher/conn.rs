@@ -69,22 +69,12 @@ pub(super) fn by_key<R>(
     conn: &mut PgConnection,
     work: impl FnOnce(&mut PgConnection) -> anyhow::Result<R>,
 ) -> anyhow::Result<R> {
-    use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    // The settings go with BEGIN, in one round trip.
-    let begin = "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
-                 SET LOCAL plan_cache_mode = force_generic_plan";
-    AnsiTransactionManager::begin_transaction_sql(conn, begin)?;
-    match work(conn) {
-        Ok(value) => {
-            AnsiTransactionManager::commit_transaction(conn)?;
-            Ok(value)
-        }
-        Err(err) => match AnsiTransactionManager::rollback_transaction(conn) {
-            // A broken connection explains less than what broke it.
-            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(err),
-            Err(rollback) => Err(rollback.into()),
-        },
-    }
+    crate::db::transaction_with(
+        conn,
+        "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
+         SET LOCAL plan_cache_mode = force_generic_plan",
+        work,
+    )
 }
 
 /// Whether `err` is PostgreSQL's serialization failure. At READ COMMITTED, the dispatcher's

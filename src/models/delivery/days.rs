@@ -59,7 +59,7 @@ pub fn day_start(at: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// The first instant of `day`, UTC.
-fn midnight(day: NaiveDate) -> DateTime<Utc> {
+pub(super) fn midnight(day: NaiveDate) -> DateTime<Utc> {
     day.and_time(chrono::NaiveTime::MIN).and_utc()
 }
 

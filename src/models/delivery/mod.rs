@@ -2,7 +2,6 @@
 //! engine works through, and the log people read on the webhook page.
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
-use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date, Int8, Timestamptz};
 use serde::Serialize;
@@ -29,8 +28,32 @@ pub const NOTIFY_CHANNEL: &str = "hookboard_deliveries";
 /// `done_on` of a delivery still to send (pending or parked): the waiting partition
 /// (migration `deliveries_by_day`). A filter on it keeps a statement to that partition; a
 /// finished delivery's `done_on` is the UTC day it finished on.
-pub fn waiting() -> SqlLiteral<Date> {
-    diesel::dsl::sql("'infinity'::date")
+pub fn waiting() -> Waiting {
+    Waiting
+}
+
+/// The date `'infinity'` in SQL (chrono has no such date). A constant, unlike diesel's SQL
+/// literals, so a statement that names it is still prepared once per connection, and a
+/// generic plan of it kept.
+#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId, diesel::expression::ValidGrouping)]
+pub struct Waiting;
+
+impl diesel::Expression for Waiting {
+    type SqlType = Date;
+}
+
+impl<QS> diesel::AppearsOnTable<QS> for Waiting {}
+
+impl<QS> diesel::SelectableExpression<QS> for Waiting {}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for Waiting {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        out.push_sql("'infinity'::date");
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]

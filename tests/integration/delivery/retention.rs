@@ -99,11 +99,11 @@ fn name_of(day: NaiveDate) -> String {
     day.format("delivery_attempts_%Y_%m_%d").to_string()
 }
 
-fn deliveries_of(day: NaiveDate) -> String {
+pub(super) fn deliveries_of(day: NaiveDate) -> String {
     day.format("deliveries_%Y_%m_%d").to_string()
 }
 
-fn day_at(day: NaiveDate, hour: u32) -> DateTime<Utc> {
+pub(super) fn day_at(day: NaiveDate, hour: u32) -> DateTime<Utc> {
     day.and_hms_opt(hour, 0, 0).unwrap().and_utc()
 }
 
@@ -429,11 +429,12 @@ async fn the_log_reads_a_deliverys_attempts_across_its_days() {
             (ids.id, ids.webhook_id)
         })
         .await;
+    let (made, now) = (webhook.created_at, fx.app.clock.now());
     let (page, scanned) = fx
         .app
         .with_conn(move |conn| {
-            days_read_by(conn, |conn| {
-                hookboard::models::delivery::Delivery::log_page(conn, webhook_id, &Default::default(), 25)
+            days_read_by(conn, "delivery_attempts", |conn| {
+                Delivery::log_page(conn, (webhook_id, made), &Default::default(), 25, now)
             })
         })
         .await;
@@ -463,7 +464,7 @@ async fn the_log_reads_a_deliverys_attempts_across_its_days() {
     let (attempt, scanned) = fx
         .app
         .with_conn(move |conn| {
-            days_read_by(conn, |conn| {
+            days_read_by(conn, "delivery_attempts", |conn| {
                 hookboard::models::delivery::Delivery::attempt(conn, tenant_id, delivery_id, 2)
             })
         })
@@ -489,11 +490,12 @@ async fn the_log_reads_a_deliverys_attempts_across_its_days() {
     );
 }
 
-/// What `read` returns, with the attempts' partitions it read. The scans of each table this
-/// backend counted and has not reported yet (earlier transactions' too) are read before and
-/// after it, in one transaction.
-fn days_read_by<T>(
+/// What `read` returns, with the partitions of `history` (`delivery_attempts` or
+/// `deliveries`) it read. The scans of each table this backend counted and has not reported
+/// yet (earlier transactions' too) are read before and after it, in one transaction.
+pub(super) fn days_read_by<T>(
     conn: &mut PgConnection,
+    history: &str,
     read: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
 ) -> (T, Vec<String>) {
     #[derive(QueryableByName, PartialEq)]
@@ -506,8 +508,9 @@ fn days_read_by<T>(
     let scans = |conn: &mut PgConnection| {
         diesel::sql_query(
             "SELECT relname::text, coalesce(seq_scan, 0) + coalesce(idx_scan, 0) AS scans
-             FROM pg_stat_xact_user_tables WHERE relname LIKE 'delivery_attempts%'",
+             FROM pg_stat_xact_user_tables WHERE relname LIKE $1 || '%'",
         )
+        .bind::<Text, _>(history)
         .load::<Scans>(conn)
     };
     conn.transaction(|conn| {
