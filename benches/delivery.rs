@@ -84,6 +84,12 @@ fn pages_only() -> bool {
     std::env::var("BENCH").is_ok_and(|v| v == "pages")
 }
 
+/// `BENCH=ordering make bench`: only the ceilings, the delivery rate and the ordered
+/// webhook's section, for working on ordered delivery.
+fn ordering_only() -> bool {
+    std::env::var("BENCH").is_ok_and(|v| v == "ordering")
+}
+
 fn now_ns() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
 }
@@ -211,6 +217,8 @@ fn main() -> anyhow::Result<()> {
         "target/bench/history.json"
     } else if pages_only() {
         "target/bench/pages.json"
+    } else if ordering_only() {
+        "target/bench/ordering.json"
     } else {
         "target/bench/results.json"
     };
@@ -370,6 +378,13 @@ async fn run(databases: Databases) -> anyhow::Result<serde_json::Value> {
             "blocks_per_delivery": { "hit": empty_history.blocks_hit_per_delivery, "read": empty_history.blocks_read_per_delivery },
             "history": history.json(),
         }));
+    }
+
+    if ordering_only() {
+        let order = ordering::run(&pool, &secrets, &receiver_url, &seen).await?;
+        actix_web::rt::task::spawn_blocking(move || handle.shutdown(Duration::from_secs(20))).await?;
+        println!("\n| measure | figure | ratio |\n|---|---|---|\n{}", order.rows());
+        return Ok(json!({ "ordering": order.json() }));
     }
 
     if pages_only() {

@@ -228,7 +228,9 @@ pub async fn run(
 
     let lag = lag_p95(pool, tenant, seen, ORDERED_KIND).await?;
     *seen.order.failing.lock().unwrap() = Some(FAILING_KEY.to_owned());
+    super::statements::reset()?;
     let lag_failing = lag_p95(pool, tenant, seen, ORDERED_KIND).await?;
+    super::statements::print(&format!("the ordered lag with {FAILING_KEY} failing"))?;
     println!(
         "ordering, lag p95 at {LAG_RATE}/s over {KEYS} keys: {lag:.1} ms; with {FAILING_KEY} failing \
          every attempt, the other keys' {lag_failing:.1} ms ({:+.0}%)",
