@@ -93,6 +93,12 @@ CREATE INDEX deliveries_due_by_webhook_idx ON deliveries_waiting (webhook_id, ne
 CREATE INDEX deliveries_ordering_idx ON deliveries_waiting (webhook_id, ordering_key, id)
     WHERE status = 'pending' AND ordering_key IS NOT NULL;
 CREATE INDEX deliveries_parked_idx ON deliveries_waiting (webhook_id) WHERE status = 'parked';
+-- Unique, as the key of one table was: the worker finds its deliveries by id, and to
+-- statistics taken while the partition was empty (a queue drained, then analyzed) every
+-- index looks as cheap as the plain one on `id`. A generic plan made then locked a claim's
+-- 128 deliveries by walking (webhook_id, event_type, id) whole: 21,000 buffers and 83 ms
+-- instead of 0.2 ms. A unique index is taken for `id = ANY(...)` whatever the statistics.
+CREATE UNIQUE INDEX deliveries_waiting_id_key ON deliveries_waiting (id);
 CREATE TABLE deliveries_default PARTITION OF deliveries DEFAULT;
 
 CREATE TRIGGER deliveries_event_type
