@@ -190,7 +190,9 @@ impl Dispatcher {
                                         ELSE ($7 AT TIME ZONE 'UTC')::date END
                      FROM unnest($1::bigint[], $2::text[], $3::int[], $4::timestamptz[], $5::int[], $6::text[])
                          AS v(id, status, attempt_count, next_at, code, error)
-                     WHERE d.id = v.id AND d.claimed_by = $8 AND d.done_on = 'infinity'
+                     -- `id = ANY($1)` as well as the join: found by id whatever the waiting
+                     -- partition's statistics say (see `by_key`).
+                     WHERE d.id = ANY($1::bigint[]) AND d.id = v.id AND d.claimed_by = $8 AND d.done_on = 'infinity'
                  )
                  INSERT INTO delivery_attempts (delivery_id, tenant_id, webhook_id, attempt_number, started_at, duration_ms,
                      status_code, succeeded, error_class, error_message, request_headers, response_headers, response_body)
@@ -198,7 +200,7 @@ impl Dispatcher {
                      $15::int[], $16::bool[], $17::text[], $18::text[], $19::jsonb[], $20::jsonb[], $21::bytea[])
                      AS v(delivery_id, tenant_id, webhook_id, attempt_number, started_at, duration_ms, status_code,
                           succeeded, error_class, error_message, request_headers, response_headers, response_body)
-                 WHERE EXISTS (SELECT 1 FROM deliveries_waiting d WHERE d.id = v.delivery_id)")
+                 WHERE v.delivery_id = ANY(ARRAY(SELECT d.id FROM deliveries_waiting d WHERE d.id = ANY($9::bigint[])))")
             .bind::<Array<BigInt>, _>(plan.deliveries.iter().map(|d| d.id).collect::<Vec<_>>())
             .bind::<Array<Text>, _>(plan.deliveries.iter().map(|d| d.status).collect::<Vec<_>>())
             .bind::<Array<Integer>, _>(plan.deliveries.iter().map(|d| d.attempt_count).collect::<Vec<_>>())
