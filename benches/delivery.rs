@@ -65,29 +65,21 @@ struct Seen {
     order: ordering::Order,
 }
 
-/// `BENCH=deliveries make bench`: only the ceilings, the delivery rate and the lag (about
-/// 30 s instead of five minutes), for working on the dispatcher.
-fn deliveries_only() -> bool {
-    std::env::var("BENCH").is_ok_and(|v| v == "deliveries")
+/// The one section `BENCH` names, if any, which `make bench` measures after the ceilings
+/// and the delivery rate, writing its figures to `target/bench/<section>.json`:
+/// `deliveries` (the lag, about 30 s, for working on the dispatcher), `history` (the rate
+/// over an empty history and over the history section's, for working on the cost of
+/// history), `pages` (logins and pages; the rate's events are the pages' history too) and
+/// `ordering` (the ordered webhook's section).
+fn section() -> Option<String> {
+    std::env::var("BENCH")
+        .ok()
+        .filter(|v| ["deliveries", "history", "pages", "ordering"].contains(&v.as_str()))
 }
 
-/// `BENCH=history make bench`: only the ceilings and the delivery rate, over an empty
-/// history and then over the history section's (`HOOKBOARD_BENCH_HISTORY`), for working on
-/// the cost of history.
-fn history_only() -> bool {
-    std::env::var("BENCH").is_ok_and(|v| v == "history")
-}
-
-/// `BENCH=pages make bench`: only the ceilings, the delivery rate (its events are the
-/// pages' history too), then logins and pages, for working on the pages.
-fn pages_only() -> bool {
-    std::env::var("BENCH").is_ok_and(|v| v == "pages")
-}
-
-/// `BENCH=ordering make bench`: only the ceilings, the delivery rate and the ordered
-/// webhook's section, for working on ordered delivery.
-fn ordering_only() -> bool {
-    std::env::var("BENCH").is_ok_and(|v| v == "ordering")
+/// Whether `BENCH` names this section.
+fn only(name: &str) -> bool {
+    section().as_deref() == Some(name)
 }
 
 fn now_ns() -> u128 {
@@ -211,18 +203,8 @@ fn main() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     let results = results?;
     std::fs::create_dir_all("target/bench")?;
-    let file = if deliveries_only() {
-        "target/bench/deliveries.json"
-    } else if history_only() {
-        "target/bench/history.json"
-    } else if pages_only() {
-        "target/bench/pages.json"
-    } else if ordering_only() {
-        "target/bench/ordering.json"
-    } else {
-        "target/bench/results.json"
-    };
-    std::fs::write(file, serde_json::to_string_pretty(&results)?)?;
+    let file = format!("target/bench/{}.json", section().as_deref().unwrap_or("results"));
+    std::fs::write(&file, serde_json::to_string_pretty(&results)?)?;
     println!("\nwritten to {file}");
     Ok(())
 }
@@ -362,7 +344,7 @@ async fn run(databases: Databases) -> anyhow::Result<serde_json::Value> {
         hot.0, hot.1
     );
 
-    if history_only() {
+    if only("history") {
         actix_web::rt::task::spawn_blocking(move || handle.shutdown(Duration::from_secs(20))).await?;
         let history = history::run(&pool, &databases, &tenant, target.id, &seen, &secrets).await?;
         println!(
@@ -380,14 +362,14 @@ async fn run(databases: Databases) -> anyhow::Result<serde_json::Value> {
         }));
     }
 
-    if ordering_only() {
+    if only("ordering") {
         let order = ordering::run(&pool, &secrets, &receiver_url, &seen).await?;
         actix_web::rt::task::spawn_blocking(move || handle.shutdown(Duration::from_secs(20))).await?;
         println!("\n| measure | figure | ratio |\n|---|---|---|\n{}", order.rows());
         return Ok(json!({ "ordering": order.json() }));
     }
 
-    if pages_only() {
+    if only("pages") {
         actix_web::rt::task::spawn_blocking(move || handle.shutdown(Duration::from_secs(20))).await?;
         let (idle_kib, page_figures, pages) = page_section(&pool, &url, &tenant, target.id).await?;
         println!("\n| measure | figure | ratio |\n|---|---|---|");
@@ -449,7 +431,7 @@ async fn run(databases: Databases) -> anyhow::Result<serde_json::Value> {
         "ratio_to_commits": ratio,
         "lag_ms": { "p50": p50, "p95": p95, "p99": p99, "rate_per_s": LAG_RATE },
     });
-    if deliveries_only() {
+    if only("deliveries") {
         println!(
             "\n| measure | figure | ratio |\n|---|---|---|\n| single-row commits/s (ceiling) | {commits:.0} | |\n| raw HTTP POSTs/s (ceiling) | {raw_http:.0} | |\n| deliveries/s end to end (median of {ROUNDS}) | {per_second:.0} | {ratio:.2}x the {round_ceiling:.0} commits/s just before |\n| lag p50 / p95 / p99 at 200/s | {p50:.1} / {p95:.1} / {p99:.1} ms | |"
         );

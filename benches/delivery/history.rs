@@ -327,7 +327,7 @@ pub async fn run(
 ) -> anyhow::Result<Figures> {
     let url = databases.bench.as_str();
     // The database as it stands is kept beside the history, to measure the pages at once.
-    if !super::history_only() {
+    if !super::only("history") {
         twin(databases).await?;
     }
     let seeded = seed(pool, tenant).await?;
@@ -343,7 +343,7 @@ pub async fn run(
     let rounds = super::rounds(pool, url, tenant, seen).await;
     actix_web::rt::task::spawn_blocking(move || handle.shutdown(Duration::from_secs(20))).await?;
     let rounds = rounds?;
-    if super::history_only() {
+    if super::only("history") {
         return Ok(Figures {
             seeded,
             rounds,

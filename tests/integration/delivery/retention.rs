@@ -477,12 +477,11 @@ async fn the_log_reads_a_deliverys_attempts_across_its_days() {
         "only the days around the delivery: {scanned:?}"
     );
     assert!(scanned.len() <= 5, "{scanned:?}");
-    // Another tenant's id finds nothing.
+    // Another tenant finds nothing.
+    let other = fx.app.scale_tenant("Bergsteiger Reisen").await.id;
     let stranger = fx
         .app
-        .with_conn(move |conn| {
-            hookboard::models::delivery::Delivery::attempt(conn, tenant_id + 1000, delivery_id, 2)
-        })
+        .with_conn(move |conn| hookboard::models::delivery::Delivery::attempt(conn, other, delivery_id, 2))
         .await;
     assert!(
         matches!(stranger, Err(diesel::result::Error::NotFound)),
