@@ -82,6 +82,18 @@ fn only(name: &str) -> bool {
     section().as_deref() == Some(name)
 }
 
+/// `VACUUM (ANALYZE) tables` after this session's own bulk writes. Their row counts are
+/// flushed to the statistics first: otherwise they arrive after the VACUUM has reset them
+/// (a session flushes at most once a second), and autovacuum vacuums every table again a
+/// minute later, during the measurement (seen: 30 attempt partitions, 0.7 s each, under the
+/// delivery rate over the history).
+pub(crate) fn vacuum_analyze(conn: &mut diesel::PgConnection, tables: &str) -> diesel::QueryResult<()> {
+    use diesel::RunQueryDsl;
+    diesel::sql_query("SELECT pg_stat_force_next_flush()").execute(conn)?;
+    diesel::sql_query(format!("VACUUM (ANALYZE) {tables}")).execute(conn)?;
+    Ok(())
+}
+
 fn now_ns() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
 }
@@ -614,7 +626,7 @@ async fn page_section(
             .execute(conn)?;
             // A month-old history has long been vacuumed: hint bits and the visibility map
             // set, as autovacuum leaves them, so the page load does not pay for the seeding.
-            diesel::sql_query("VACUUM (ANALYZE) deliveries, delivery_attempts").execute(conn)?;
+            vacuum_analyze(conn, "deliveries, delivery_attempts")?;
             diesel::sql_query("ANALYZE").execute(conn)?;
             // What the VACUUM dirtied is written out now, not while pages are measured.
             diesel::sql_query("CHECKPOINT").execute(conn)?;

@@ -125,7 +125,7 @@ fn clear(pool: &DbPool, tenants: &[i64]) -> anyhow::Result<()> {
             .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(tenants)
             .execute(conn)?;
     }
-    diesel::sql_query("VACUUM ANALYZE deliveries").execute(conn)?;
+    super::vacuum_analyze(conn, "deliveries")?;
     Ok(())
 }
 

@@ -126,7 +126,7 @@ pub async fn seed(pool: &DbPool, tenant: &Tenant) -> anyhow::Result<Seeded> {
             .execute(conn)?;
         }
         // A month-old history has long been vacuumed (hint bits, visibility map).
-        diesel::sql_query("VACUUM (ANALYZE) deliveries, delivery_attempts").execute(conn)?;
+        super::vacuum_analyze(conn, "deliveries, delivery_attempts")?;
         let took = started.elapsed();
         // And its hours have long been summed per tenant by the worker's housekeeping,
         // which here has them all at once. It is written after the bench's worker rolled up
@@ -138,7 +138,7 @@ pub async fn seed(pool: &DbPool, tenant: &Tenant) -> anyhow::Result<Seeded> {
         let rolled_up = rolling_up.elapsed();
         // And autovacuum has long vacuumed those hours (after every 100, migration
         // `tenant_aggregate_reads`), so a week is read from their index alone.
-        diesel::sql_query("VACUUM (ANALYZE) tenant_hours").execute(conn)?;
+        super::vacuum_analyze(conn, "tenant_hours")?;
         Ok(Seeded {
             deliveries: per_day * DAYS,
             took,
