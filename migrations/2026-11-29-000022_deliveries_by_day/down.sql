@@ -1,5 +1,4 @@
 ALTER TABLE deliveries RENAME TO deliveries_partitioned;
-ALTER INDEX deliveries_id_idx RENAME TO deliveries_partitioned_id_idx;
 ALTER INDEX deliveries_webhook_log_idx RENAME TO deliveries_partitioned_webhook_log_idx;
 ALTER INDEX deliveries_event_id_idx RENAME TO deliveries_partitioned_event_id_idx;
 ALTER INDEX deliveries_webhook_status_log_idx RENAME TO deliveries_partitioned_webhook_status_log_idx;
