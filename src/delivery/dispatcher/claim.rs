@@ -127,12 +127,16 @@ impl Dispatcher {
                        -- `keep_order`.
                        AND (p.ordering_key IS NULL
                             OR pg_try_advisory_xact_lock(hashtextextended(p.ordering_key, p.webhook_id)))
+                 ), claimed AS (
+                     -- By key alone too: joined with the events here, the planner may walk
+                     -- the index on `event_id` whole for the join's order (see `by_key`).
+                     UPDATE deliveries_waiting d SET claimed_by = $2, claimed_until = $8
+                     WHERE d.id = ANY(ARRAY(SELECT c.id FROM claimable c))
+                     RETURNING d.id, d.webhook_id, d.tenant_id, d.event_id, d.attempt_count, d.body, d.ordering_key
                  )
-                 UPDATE deliveries_waiting d SET claimed_by = $2, claimed_until = $8
-                 FROM events e
-                 WHERE d.id = ANY(ARRAY(SELECT c.id FROM claimable c)) AND e.id = d.event_id
-                 RETURNING d.id, d.webhook_id, d.tenant_id, d.event_id, e.event_type, d.attempt_count,
-                           COALESCE(d.body, e.body) AS body, e.language, d.ordering_key")
+                 SELECT c.id, c.webhook_id, c.tenant_id, c.event_id, e.event_type, c.attempt_count,
+                        COALESCE(c.body, e.body) AS body, e.language, c.ordering_key
+                 FROM claimed c JOIN events e ON e.id = c.event_id")
             .bind::<Timestamptz, _>(now)
             .bind::<Text, _>(&self.worker_id)
             .bind::<Array<BigInt>, _>(&busy_ids)

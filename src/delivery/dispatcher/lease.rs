@@ -111,7 +111,7 @@ impl Dispatcher {
 fn share_webhooks_of(conn: &mut PgConnection, deliveries: &[i64]) -> anyhow::Result<()> {
     prepared(
         "SELECT w.id FROM webhooks w
-         WHERE w.id IN (SELECT d.webhook_id FROM deliveries_waiting d WHERE d.id = ANY($1))
+         WHERE w.id = ANY(ARRAY(SELECT d.webhook_id FROM deliveries_waiting d WHERE d.id = ANY($1)))
          ORDER BY w.id FOR KEY SHARE OF w",
     )
     .bind::<Array<BigInt>, _>(deliveries)

@@ -181,18 +181,23 @@ impl Dispatcher {
             // kept while its delivery exists (its webhook may have been deleted since the
             // claim); the delivery changes only while this worker holds its claim.
             prepared("WITH finished AS (
-                     UPDATE deliveries d SET status = v.status, attempt_count = v.attempt_count, next_attempt_at = v.next_at,
-                         last_status_code = v.code, last_error = v.error, claimed_by = NULL, claimed_until = NULL,
-                         completed_at = CASE WHEN v.status IN ('succeeded', 'failed') THEN $7 ELSE NULL END, updated_at = $7,
-                         -- A finished delivery moves to the partition of the day it
-                         -- finished on (migration `deliveries_by_day`).
-                         done_on = CASE WHEN v.status IN ('pending', 'parked') THEN 'infinity'
-                                        ELSE ($7 AT TIME ZONE 'UTC')::date END
-                     FROM unnest($1::bigint[], $2::text[], $3::int[], $4::timestamptz[], $5::int[], $6::text[])
-                         AS v(id, status, attempt_count, next_at, code, error)
-                     -- `id = ANY($1)` as well as the join: found by id whatever the waiting
-                     -- partition's statistics say (see `by_key`).
-                     WHERE d.id = ANY($1::bigint[]) AND d.id = v.id AND d.claimed_by = $8 AND d.done_on = 'infinity'
+                     UPDATE deliveries d SET (status, attempt_count, next_attempt_at, last_status_code, last_error,
+                                              completed_at, done_on) = (
+                         SELECT v.status, v.attempt_count, v.next_at, v.code, v.error,
+                                CASE WHEN v.status IN ('succeeded', 'failed') THEN $7 END,
+                                -- A finished delivery moves to the partition of the day it
+                                -- finished on (migration `deliveries_by_day`).
+                                CASE WHEN v.status IN ('pending', 'parked') THEN 'infinity'
+                                     ELSE ($7 AT TIME ZONE 'UTC')::date END
+                         FROM (SELECT ($2::text[])[n] AS status, ($3::int[])[n] AS attempt_count,
+                                      ($4::timestamptz[])[n] AS next_at, ($5::int[])[n] AS code, ($6::text[])[n] AS error
+                               FROM array_position($1::bigint[], d.id) AS n) v),
+                         claimed_by = NULL, claimed_until = NULL, updated_at = $7
+                     -- Found by id alone, whatever the waiting partition's statistics say
+                     -- (see `by_key`), and each row's new state looked up in the batch by
+                     -- its place: a join with the batch's rows was planned as a loop over
+                     -- them for each delivery (24,000 rows compared, 16 ms a batch of 157).
+                     WHERE d.id = ANY($1::bigint[]) AND d.claimed_by = $8 AND d.done_on = 'infinity'
                  )
                  INSERT INTO delivery_attempts (delivery_id, tenant_id, webhook_id, attempt_number, started_at, duration_ms,
                      status_code, succeeded, error_class, error_message, request_headers, response_headers, response_body)

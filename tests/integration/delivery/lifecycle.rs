@@ -194,7 +194,7 @@ async fn the_dispatchers_statements_are_prepared_once_per_connection() {
     for part in [
         "due_webhooks",
         "INSERT INTO delivery_attempts",
-        "UPDATE deliveries d SET status = v.status",
+        "UPDATE deliveries d SET (status, attempt_count",
         "ORDER BY id FOR KEY SHARE",
     ] {
         let statement = find(part);
