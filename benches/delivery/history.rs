@@ -243,7 +243,7 @@ impl Retention {
     pub fn row(&self) -> String {
         let (before, after) = (self.bytes_before, self.bytes_after);
         format!(
-            "| retention's pass: the oldest day past it ({} attempts, {} deliveries; days dropped {}, left {}) | {:.1} s in {} transactions, the longest {:.0} ms | history {:.2} GiB before, {:.2} GiB after: attempts {:.2} -> {:.2} GiB (the day's partition dropped), deliveries {:.2} -> {:.2} GiB (the space stays with the table, for the next days' rows) |",
+            "| retention's pass: the oldest day past it ({} attempts, {} deliveries; days dropped {}, left {}) | {:.1} s in {} transactions, the longest {:.0} ms | history {:.2} GiB before, {:.2} GiB after: attempts {:.2} -> {:.2} GiB, deliveries {:.2} -> {:.2} GiB (each the day's partition dropped, its space given back to the system) |",
             self.cleaned.attempts,
             self.cleaned.deliveries,
             self.cleaned.days_dropped,
