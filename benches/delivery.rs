@@ -469,8 +469,8 @@ async fn run(databases: Databases) -> anyhow::Result<serde_json::Value> {
             let (bytes, took, peak) = measured(|| hookboard::services::export::webhooks(conn, tenant.id.into(), &Default::default()));
             let webhooks = (took, peak, bytes?.len());
             diesel::sql_query(
-                "INSERT INTO deliveries (tenant_id, webhook_id, event_id, status, attempt_count, last_status_code, completed_at)
-                 SELECT $1, $2, (SELECT id FROM events LIMIT 1), 'succeeded', 1, 204, now() FROM generate_series(1, 100000 - (SELECT count(*) FROM deliveries WHERE webhook_id = $2))",
+                "INSERT INTO deliveries (tenant_id, webhook_id, event_id, status, attempt_count, last_status_code, completed_at, done_on)
+                 SELECT $1, $2, (SELECT id FROM events LIMIT 1), 'succeeded', 1, 204, now(), (now() AT TIME ZONE 'UTC')::date FROM generate_series(1, 100000 - (SELECT count(*) FROM deliveries WHERE webhook_id = $2))",
             )
             .bind::<diesel::sql_types::BigInt, _>(tenant.id)
             .bind::<diesel::sql_types::BigInt, _>(target.id)
@@ -603,9 +603,12 @@ async fn page_section(
         actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<Duration> {
             let conn = &mut pool.get()?;
             let started = Instant::now();
+            // Into their days' partitions, as the housekeeping adds them day by day.
+            let today = chrono::Utc::now().date_naive();
+            hookboard::models::delivery::add_days(conn, today - chrono::Days::new(31), today)?;
             diesel::sql_query(
-                "INSERT INTO deliveries (tenant_id, webhook_id, event_id, status, attempt_count, last_status_code, created_at, updated_at, completed_at, next_attempt_at)
-                 SELECT $1, $2, (SELECT id FROM events LIMIT 1), 'succeeded', 1, 204, t, t, t, t
+                "INSERT INTO deliveries (tenant_id, webhook_id, event_id, status, attempt_count, last_status_code, created_at, updated_at, completed_at, next_attempt_at, done_on)
+                 SELECT $1, $2, (SELECT id FROM events LIMIT 1), 'succeeded', 1, 204, t, t, t, t, (t AT TIME ZONE 'UTC')::date
                  FROM (SELECT now() - (($3 - g) * interval '30 days' / $3) AS t
                        FROM generate_series(1, $3 - (SELECT count(*) FROM deliveries WHERE webhook_id = $2)) g) s",
             )
@@ -613,9 +616,6 @@ async fn page_section(
             .bind::<diesel::sql_types::BigInt, _>(webhook_id)
             .bind::<diesel::sql_types::BigInt, _>(STORED_DELIVERIES)
             .execute(conn)?;
-            // Into their days' partitions, as the housekeeping adds them day by day.
-            let today = chrono::Utc::now().date_naive();
-            hookboard::models::delivery::add_days(conn, today - chrono::Days::new(31), today)?;
             diesel::sql_query(
                 "INSERT INTO delivery_attempts (delivery_id, tenant_id, webhook_id, attempt_number, started_at, duration_ms, status_code, succeeded, request_headers, response_headers)
                  SELECT d.id, d.tenant_id, d.webhook_id, 1, d.created_at, 3, 204, true, '{}', '{}'
@@ -888,7 +888,8 @@ fn io_mark(pool: &hookboard::db::DbPool) -> anyhow::Result<IoMark> {
                 COALESCE(sum(COALESCE(heap_blks_read, 0) + COALESCE(idx_blks_read, 0)
                              + COALESCE(toast_blks_read, 0) + COALESCE(tidx_blks_read, 0)), 0)::int8 AS read
          FROM pg_statio_user_tables
-         WHERE relname IN ('deliveries', 'events') OR starts_with(relname::text, 'delivery_attempts_')",
+         WHERE relname = 'events' OR starts_with(relname::text, 'deliveries_')
+            OR starts_with(relname::text, 'delivery_attempts_')",
     )
     .get_result(&mut pool.get()?)?)
 }

@@ -33,7 +33,7 @@ pub fn serve(settings: Settings) -> anyhow::Result<()> {
     {
         let mut conn = pool.get()?;
         db::run_migrations(&mut conn)?;
-        crate::delivery::dispatcher::add_attempt_days(&mut conn, chrono::Utc::now())?;
+        crate::delivery::dispatcher::add_history_days(&mut conn, chrono::Utc::now())?;
         if database.is_embedded() {
             seed_demo(&mut conn)?;
         }

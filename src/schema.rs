@@ -79,6 +79,7 @@ diesel::table! {
         completed_at -> Nullable<Timestamptz>,
         event_type -> Text,
         ordering_key -> Nullable<Text>,
+        done_on -> Date,
     }
 }
 

@@ -58,7 +58,8 @@ pub struct HistoryBytes {
 impl HistoryBytes {
     fn read(conn: &mut PgConnection) -> anyhow::Result<Self> {
         Ok(diesel::sql_query(
-            "SELECT pg_total_relation_size('deliveries') AS deliveries,
+            "SELECT (SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::int8
+                     FROM pg_partition_tree('deliveries')) AS deliveries,
                     (SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::int8
                      FROM pg_partition_tree('delivery_attempts')) AS attempts",
         )
@@ -95,18 +96,15 @@ pub async fn seed(pool: &DbPool, tenant: &Tenant) -> anyhow::Result<Seeded> {
         // Each day into its partition, as the housekeeping adds them day by day.
         let today = now.date_naive();
         hookboard::models::delivery::add_days(conn, today - chrono::Days::new(DAYS as u64 + 1), today)?;
-        // Full pages, as a month of updates in place leaves them (fillfactor 50 keeps room
-        // for the updates a delivery gets while it is sent; a finished one gets none).
-        diesel::sql_query("ALTER TABLE deliveries SET (fillfactor = 100)").execute(conn)?;
         for day in 0..DAYS {
             let lower = 1 + day * per_day;
             // Whole UTC days, as the attempts' partitions and the retention count them.
             let day_start = written_on - chrono::Duration::days(DAYS + 1 - day);
             diesel::sql_query(
                 "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status, attempt_count,
-                                         last_status_code, created_at, updated_at, completed_at, next_attempt_at)
+                                         last_status_code, created_at, updated_at, completed_at, next_attempt_at, done_on)
                  SELECT $1 + g, $3, w.ids[1 + g % array_length(w.ids, 1)], (SELECT id FROM events LIMIT 1),
-                        'booking.created', 'succeeded', 1, 204, t, t, t, t
+                        'booking.created', 'succeeded', 1, 204, t, t, t, t, (t AT TIME ZONE 'UTC')::date
                  FROM generate_series(0, $2 - 1) g
                  CROSS JOIN (SELECT array_agg(id ORDER BY id) AS ids FROM webhooks WHERE tenant_id = $3) w
                  CROSS JOIN LATERAL (SELECT $4 + g * (interval '1 day' / $2) AS t) s",
@@ -127,7 +125,6 @@ pub async fn seed(pool: &DbPool, tenant: &Tenant) -> anyhow::Result<Seeded> {
             .bind::<BigInt, _>(per_day)
             .execute(conn)?;
         }
-        diesel::sql_query("ALTER TABLE deliveries SET (fillfactor = 50)").execute(conn)?;
         // A month-old history has long been vacuumed (hint bits, visibility map).
         super::vacuum_analyze(conn, "deliveries, delivery_attempts")?;
         let took = started.elapsed();
@@ -246,7 +243,7 @@ impl Retention {
     pub fn row(&self) -> String {
         let (before, after) = (self.bytes_before, self.bytes_after);
         format!(
-            "| retention's pass: the oldest day past it ({} attempts, {} deliveries; days dropped {}, left {}) | {:.1} s in {} transactions, the longest {:.0} ms | history {:.2} GiB before, {:.2} GiB after: attempts {:.2} -> {:.2} GiB (the day's partition dropped), deliveries {:.2} -> {:.2} GiB (the space stays with the table, for the next days' rows) |",
+            "| retention's pass: the oldest day past it ({} attempts, {} deliveries; days dropped {}, left {}) | {:.1} s in {} transactions, the longest {:.0} ms | history {:.2} GiB before, {:.2} GiB after: attempts {:.2} -> {:.2} GiB, deliveries {:.2} -> {:.2} GiB (each the day's partition dropped, its space given back to the system) |",
             self.cleaned.attempts,
             self.cleaned.deliveries,
             self.cleaned.days_dropped,

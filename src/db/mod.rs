@@ -85,6 +85,37 @@ impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings 
 }
 
 /// Runs the migrations that have not run yet.
+/// Runs `work` in a transaction begun together with `settings` (`SET LOCAL` statements, which
+/// last until it ends) in one round trip, committed when `work` succeeds and rolled back
+/// when it fails. Inside a transaction already, `work` runs in a savepoint, and the
+/// settings last until the outer transaction ends.
+pub fn transaction_with<R, E: From<diesel::result::Error>>(
+    conn: &mut PgConnection,
+    settings: &str,
+    work: impl FnOnce(&mut PgConnection) -> Result<R, E>,
+) -> Result<R, E> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let depth = AnsiTransactionManager::transaction_manager_status_mut(conn).transaction_depth()?;
+    if depth.is_some() {
+        return diesel::Connection::transaction(conn, |conn| {
+            conn.batch_execute(settings)?;
+            work(conn)
+        });
+    }
+    AnsiTransactionManager::begin_transaction_sql(conn, &format!("BEGIN; {settings}"))?;
+    match work(conn) {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(err) => match AnsiTransactionManager::rollback_transaction(conn) {
+            // A broken connection explains less than what broke it.
+            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(err),
+            Err(rollback) => Err(rollback.into()),
+        },
+    }
+}
+
 pub fn run_migrations(conn: &mut PgConnection) -> anyhow::Result<()> {
     let applied = conn
         .run_pending_migrations(MIGRATIONS)

@@ -28,9 +28,9 @@ pub async fn log(
     limit: i64,
 ) -> Result<(Webhook, LogPage), AppError> {
     check_log(&filter, limit)?;
-    let scope = scope.into();
+    let (scope, now) = (scope.into(), state.clock.now());
     state
-        .db(move |conn| log_in(conn, scope, webhook_id, &filter, limit))
+        .db(move |conn| log_in(conn, scope, webhook_id, &filter, limit, now))
         .await
 }
 
@@ -56,7 +56,7 @@ pub async fn overview(
     let (scope, now) = (scope.into(), state.clock.now());
     state
         .db(move |conn| {
-            let (webhook, log) = log_in(conn, scope, webhook_id, &filter, limit)?;
+            let (webhook, log) = log_in(conn, scope, webhook_id, &filter, limit, now)?;
             let connection = webhook
                 .connection_id
                 .map(|id| Connection::find(conn, scope.tenant_id, id))
@@ -97,9 +97,10 @@ fn log_in(
     webhook_id: i64,
     filter: &LogFilter,
     limit: i64,
+    now: DateTime<Utc>,
 ) -> Result<(Webhook, LogPage), AppError> {
     let webhook = Webhook::find(conn, scope, webhook_id)?;
-    let page = Delivery::log_page(conn, webhook.id, filter, limit)?;
+    let page = Delivery::log_page(conn, (webhook.id, webhook.created_at), filter, limit, now)?;
     Ok((webhook, page))
 }
 

@@ -67,7 +67,8 @@ async fn attempts(
         }
         diesel::update(deliveries::table.find(delivery_id))
             .set((
-                deliveries::status.eq(status),
+                deliveries::done_on.eq(crate::helpers::done_on(&status, now())),
+                deliveries::status.eq(&status),
                 deliveries::attempt_count.eq(tries.len() as i32),
                 deliveries::last_error.eq(last_error),
             ))

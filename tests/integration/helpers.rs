@@ -552,6 +552,19 @@ pub fn valid(input: hookboard::validation::webhook::Input) -> hookboard::validat
     webhook::validate(input, &world).unwrap_or_else(|errors| panic!("a test webhook is valid: {errors:?}"))
 }
 
+/// `done_on` as the store writes it for a delivery set to `status` at `at`: the UTC day it
+/// finished on, 'infinity' while it waits (migration `deliveries_by_day`). For tests that
+/// arrange a delivery's state by hand.
+pub fn done_on(
+    status: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> diesel::expression::SqlLiteral<diesel::sql_types::Date> {
+    match status {
+        "pending" | "parked" => diesel::dsl::sql("'infinity'::date"),
+        _ => diesel::dsl::sql(&format!("'{}'::date", at.date_naive())),
+    }
+}
+
 pub fn meta_csrf(html: &str) -> String {
     let doc = scraper::Html::parse_document(html);
     let selector = scraper::Selector::parse(r#"meta[name="csrf-token"]"#).unwrap();

@@ -76,11 +76,11 @@ impl Dispatcher {
                      -- The webhooks with due deliveries, in id order from `after`: one
                      -- step down the (webhook, due time) index each, however long their
                      -- queues.
-                     SELECT (SELECT d.webhook_id FROM deliveries d
+                     SELECT (SELECT d.webhook_id FROM deliveries_waiting d
                              WHERE d.status = 'pending' AND d.webhook_id > $5 AND d.next_attempt_at <= $1
                              ORDER BY d.webhook_id LIMIT 1)
                    UNION ALL
-                     SELECT (SELECT d.webhook_id FROM deliveries d
+                     SELECT (SELECT d.webhook_id FROM deliveries_waiting d
                              WHERE d.status = 'pending' AND d.webhook_id > w.webhook_id AND d.next_attempt_at <= $1
                              ORDER BY d.webhook_id LIMIT 1)
                      FROM due_webhooks w WHERE w.webhook_id IS NOT NULL
@@ -96,13 +96,13 @@ impl Dispatcher {
                          -- A ROWS frame: with the default frame PostgreSQL 15 read every
                          -- delivery due at the same moment (a whole published batch) first.
                          SELECT d.id, row_number() OVER (ORDER BY d.next_attempt_at ROWS UNBOUNDED PRECEDING) AS turn
-                         FROM deliveries d
+                         FROM deliveries_waiting d
                          WHERE d.webhook_id = w.webhook_id AND d.status = 'pending' AND d.next_attempt_at <= $1
                            AND (d.claimed_until IS NULL OR d.claimed_until < $1)
                            -- An ordered delivery goes only as the first of its key still
                            -- waiting, and only while none of its key is being sent.
                            AND (d.ordering_key IS NULL OR NOT EXISTS (
-                               SELECT 1 FROM deliveries o
+                               SELECT 1 FROM deliveries_waiting o
                                WHERE o.webhook_id = d.webhook_id AND o.ordering_key = d.ordering_key
                                  AND o.status = 'pending' AND o.id <> d.id
                                  AND (o.id < d.id OR o.claimed_until >= $1)))
@@ -115,7 +115,7 @@ impl Dispatcher {
                      -- Locked by primary key (`= ANY(ARRAY(...))`), never a join the
                      -- planner could turn into a scan of the whole table when its estimates
                      -- are off, and with no condition on the status here (see `by_key`).
-                     SELECT d.id, d.webhook_id, d.status, d.claimed_until, d.ordering_key FROM deliveries d
+                     SELECT d.id, d.webhook_id, d.status, d.claimed_until, d.ordering_key FROM deliveries_waiting d
                      WHERE d.id = ANY(ARRAY(SELECT t.id FROM turns t))
                      FOR UPDATE OF d SKIP LOCKED
                  ), claimable AS (
@@ -127,12 +127,16 @@ impl Dispatcher {
                        -- `keep_order`.
                        AND (p.ordering_key IS NULL
                             OR pg_try_advisory_xact_lock(hashtextextended(p.ordering_key, p.webhook_id)))
+                 ), claimed AS (
+                     -- By key alone too: joined with the events here, the planner may walk
+                     -- the index on `event_id` whole for the join's order (see `by_key`).
+                     UPDATE deliveries_waiting d SET claimed_by = $2, claimed_until = $8
+                     WHERE d.id = ANY(ARRAY(SELECT c.id FROM claimable c))
+                     RETURNING d.id, d.webhook_id, d.tenant_id, d.event_id, d.attempt_count, d.body, d.ordering_key
                  )
-                 UPDATE deliveries d SET claimed_by = $2, claimed_until = $8
-                 FROM events e
-                 WHERE d.id = ANY(ARRAY(SELECT c.id FROM claimable c)) AND e.id = d.event_id
-                 RETURNING d.id, d.webhook_id, d.tenant_id, d.event_id, e.event_type, d.attempt_count,
-                           COALESCE(d.body, e.body) AS body, e.language, d.ordering_key")
+                 SELECT c.id, c.webhook_id, c.tenant_id, c.event_id, e.event_type, c.attempt_count,
+                        COALESCE(c.body, e.body) AS body, e.language, c.ordering_key
+                 FROM claimed c JOIN events e ON e.id = c.event_id")
             .bind::<Timestamptz, _>(now)
             .bind::<Text, _>(&self.worker_id)
             .bind::<Array<BigInt>, _>(&busy_ids)
@@ -229,9 +233,9 @@ fn keep_order(conn: &mut PgConnection, jobs: Vec<Job>, now: DateTime<Utc>) -> an
         id: i64,
     }
     let released: HashSet<i64> = prepared(
-        "UPDATE deliveries d SET claimed_by = NULL, claimed_until = NULL
+        "UPDATE deliveries_waiting d SET claimed_by = NULL, claimed_until = NULL
          WHERE d.id = ANY($1) AND EXISTS (
-             SELECT 1 FROM deliveries o
+             SELECT 1 FROM deliveries_waiting o
              WHERE o.webhook_id = d.webhook_id AND o.ordering_key = d.ordering_key
                AND o.status = 'pending' AND o.id <> d.id
                AND (o.id < d.id OR o.claimed_until >= $2))

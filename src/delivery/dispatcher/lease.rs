@@ -21,7 +21,7 @@ impl Dispatcher {
         self.update_held(
             conn,
             ids,
-            "UPDATE deliveries SET status = 'parked', claimed_by = NULL, claimed_until = NULL
+            "UPDATE deliveries_waiting SET status = 'parked', claimed_by = NULL, claimed_until = NULL
                  WHERE id = ANY($1) AND claimed_by = $2 AND status IN ('pending', 'parked')",
             |statement| statement,
         )
@@ -39,9 +39,9 @@ impl Dispatcher {
             &mut conn,
             ids,
             "WITH held AS MATERIALIZED (
-                 SELECT id, claimed_by, status FROM deliveries WHERE id = ANY($1) FOR NO KEY UPDATE
+                 SELECT id, claimed_by, status FROM deliveries_waiting WHERE id = ANY($1) FOR NO KEY UPDATE
              )
-             UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL
+             UPDATE deliveries_waiting SET claimed_by = NULL, claimed_until = NULL
              WHERE id = ANY(ARRAY(SELECT id FROM held WHERE claimed_by = $2 AND status = 'pending'))",
             |statement| statement,
         )
@@ -56,9 +56,9 @@ impl Dispatcher {
             &mut conn,
             ids,
             "WITH held AS MATERIALIZED (
-                 SELECT id, claimed_by, status FROM deliveries WHERE id = ANY($1) FOR NO KEY UPDATE
+                 SELECT id, claimed_by, status FROM deliveries_waiting WHERE id = ANY($1) FOR NO KEY UPDATE
              )
-             UPDATE deliveries SET claimed_until = $3
+             UPDATE deliveries_waiting SET claimed_until = $3
              WHERE id = ANY(ARRAY(SELECT id FROM held WHERE claimed_by = $2 AND status = 'pending'))",
             |statement| statement.bind::<Timestamptz, _>(until),
         )
@@ -97,6 +97,7 @@ impl Dispatcher {
     pub fn release_claims(&self) -> anyhow::Result<usize> {
         use crate::schema::deliveries;
         let held: Vec<i64> = deliveries::table
+            .filter(deliveries::done_on.eq(crate::models::delivery::waiting()))
             .filter(deliveries::claimed_by.eq(&self.worker_id))
             .filter(deliveries::status.eq("pending"))
             .select(deliveries::id)
@@ -110,7 +111,7 @@ impl Dispatcher {
 fn share_webhooks_of(conn: &mut PgConnection, deliveries: &[i64]) -> anyhow::Result<()> {
     prepared(
         "SELECT w.id FROM webhooks w
-         WHERE w.id IN (SELECT d.webhook_id FROM deliveries d WHERE d.id = ANY($1))
+         WHERE w.id = ANY(ARRAY(SELECT d.webhook_id FROM deliveries_waiting d WHERE d.id = ANY($1)))
          ORDER BY w.id FOR KEY SHARE OF w",
     )
     .bind::<Array<BigInt>, _>(deliveries)

@@ -162,7 +162,7 @@ impl Dispatcher {
     /// retention, and sessions past their expiry. Returns the attempts deleted.
     pub fn clean_up(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
         let mut conn = self.pool.get()?;
-        add_attempt_days(&mut conn, now)?;
+        add_history_days(&mut conn, now)?;
         let sessions = crate::models::session::Sessions::purge_expired(&mut conn, now)?;
         if sessions > 0 {
             tracing::info!(sessions, "expired sessions purged");
@@ -210,15 +210,16 @@ impl Dispatcher {
     }
 }
 
-/// Adds the attempts' days from `now`'s on (`models::delivery::add_days_ahead`), saying
-/// which could not be added; at start-up and on the housekeeping's schedule.
-pub fn add_attempt_days(conn: &mut diesel::PgConnection, now: DateTime<Utc>) -> anyhow::Result<()> {
+/// Adds the history's days (the attempts' and the finished deliveries') from `now`'s on
+/// (`models::delivery::add_days_ahead`), saying which could not be added; at start-up and
+/// on the housekeeping's schedule.
+pub fn add_history_days(conn: &mut diesel::PgConnection, now: DateTime<Utc>) -> anyhow::Result<()> {
     let days = crate::models::delivery::add_days_ahead(conn, now.date_naive())?;
     if days.added > 0 {
-        tracing::info!(days = days.added, "added the attempts' days ahead");
+        tracing::info!(days = days.added, "added the history's days ahead");
     }
     for (day, err) in &days.failed {
-        tracing::warn!(%day, error = %err, "the attempts' day could not be added: its attempts go to the default partition");
+        tracing::warn!(%day, error = %err, "the history's day could not be added: its rows go to the default partition");
     }
     Ok(())
 }

@@ -181,12 +181,23 @@ impl Dispatcher {
             // kept while its delivery exists (its webhook may have been deleted since the
             // claim); the delivery changes only while this worker holds its claim.
             prepared("WITH finished AS (
-                     UPDATE deliveries d SET status = v.status, attempt_count = v.attempt_count, next_attempt_at = v.next_at,
-                         last_status_code = v.code, last_error = v.error, claimed_by = NULL, claimed_until = NULL,
-                         completed_at = CASE WHEN v.status IN ('succeeded', 'failed') THEN $7 ELSE NULL END, updated_at = $7
-                     FROM unnest($1::bigint[], $2::text[], $3::int[], $4::timestamptz[], $5::int[], $6::text[])
-                         AS v(id, status, attempt_count, next_at, code, error)
-                     WHERE d.id = v.id AND d.claimed_by = $8
+                     UPDATE deliveries d SET (status, attempt_count, next_attempt_at, last_status_code, last_error,
+                                              completed_at, done_on) = (
+                         SELECT v.status, v.attempt_count, v.next_at, v.code, v.error,
+                                CASE WHEN v.status IN ('succeeded', 'failed') THEN $7 END,
+                                -- A finished delivery moves to the partition of the day it
+                                -- finished on (migration `deliveries_by_day`).
+                                CASE WHEN v.status IN ('pending', 'parked') THEN 'infinity'
+                                     ELSE ($7 AT TIME ZONE 'UTC')::date END
+                         FROM (SELECT ($2::text[])[n] AS status, ($3::int[])[n] AS attempt_count,
+                                      ($4::timestamptz[])[n] AS next_at, ($5::int[])[n] AS code, ($6::text[])[n] AS error
+                               FROM array_position($1::bigint[], d.id) AS n) v),
+                         claimed_by = NULL, claimed_until = NULL, updated_at = $7
+                     -- Found by id alone, whatever the waiting partition's statistics say
+                     -- (see `by_key`), and each row's new state looked up in the batch by
+                     -- its place: a join with the batch's rows was planned as a loop over
+                     -- them for each delivery (24,000 rows compared, 16 ms a batch of 157).
+                     WHERE d.id = ANY($1::bigint[]) AND d.claimed_by = $8 AND d.done_on = 'infinity'
                  )
                  INSERT INTO delivery_attempts (delivery_id, tenant_id, webhook_id, attempt_number, started_at, duration_ms,
                      status_code, succeeded, error_class, error_message, request_headers, response_headers, response_body)
@@ -194,7 +205,7 @@ impl Dispatcher {
                      $15::int[], $16::bool[], $17::text[], $18::text[], $19::jsonb[], $20::jsonb[], $21::bytea[])
                      AS v(delivery_id, tenant_id, webhook_id, attempt_number, started_at, duration_ms, status_code,
                           succeeded, error_class, error_message, request_headers, response_headers, response_body)
-                 WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.delivery_id)")
+                 WHERE v.delivery_id = ANY(ARRAY(SELECT d.id FROM deliveries_waiting d WHERE d.id = ANY($9::bigint[])))")
             .bind::<Array<BigInt>, _>(plan.deliveries.iter().map(|d| d.id).collect::<Vec<_>>())
             .bind::<Array<Text>, _>(plan.deliveries.iter().map(|d| d.status).collect::<Vec<_>>())
             .bind::<Array<Integer>, _>(plan.deliveries.iter().map(|d| d.attempt_count).collect::<Vec<_>>())
@@ -316,9 +327,9 @@ impl Dispatcher {
             if !retrying.is_empty() {
                 prepared(
                     "WITH retrying AS MATERIALIZED (
-                         SELECT id, webhook_id, status FROM deliveries WHERE id = ANY($1) FOR NO KEY UPDATE
+                         SELECT id, webhook_id, status FROM deliveries_waiting WHERE id = ANY($1) FOR NO KEY UPDATE
                      )
-                     UPDATE deliveries SET status = 'parked'
+                     UPDATE deliveries_waiting SET status = 'parked'
                      WHERE id = ANY(ARRAY(SELECT r.id FROM retrying r JOIN webhooks w ON w.id = r.webhook_id
                                           WHERE r.status = 'pending' AND w.status <> 'active'))",
                 )
@@ -359,7 +370,7 @@ fn disable(
         .bind::<Text, _>(reason)
         .bind::<Timestamptz, _>(now)
         .execute(conn)?;
-    diesel::sql_query("UPDATE deliveries SET status = 'parked', updated_at = $2 WHERE webhook_id = $1 AND status = 'pending' AND claimed_by IS NULL")
+    diesel::sql_query("UPDATE deliveries_waiting SET status = 'parked', updated_at = $2 WHERE webhook_id = $1 AND status = 'pending' AND claimed_by IS NULL")
         .bind::<BigInt, _>(webhook_id)
         .bind::<Timestamptz, _>(now)
         .execute(conn)?;

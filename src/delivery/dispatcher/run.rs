@@ -180,6 +180,10 @@ async fn run(dispatcher: Rc<Dispatcher>, stop: Arc<AtomicBool>, wake: Arc<Notify
                         filled = true;
                     }
                 }
+                Err(err) if super::conn::is_moved_row(&err) => {
+                    tracing::debug!(error = %err, "a delivery finished elsewhere while it was claimed; claiming again");
+                    continue;
+                }
                 Err(err) => {
                     tracing::error!(error = %err, "claiming deliveries failed; retrying");
                     actix_web::rt::time::sleep(Duration::from_secs(1)).await;

@@ -60,7 +60,7 @@ pub(super) fn insert_deliveries(
     now: DateTime<Utc>,
 ) -> QueryResult<usize> {
     prepared(
-        "INSERT INTO deliveries (tenant_id, webhook_id, event_id, event_type, status, body, next_attempt_at, ordering_key)
+        "INSERT INTO deliveries_waiting (tenant_id, webhook_id, event_id, event_type, status, body, next_attempt_at, ordering_key)
              SELECT $1, v.webhook_id, v.event_id, v.event_type, v.status, v.body, $2, v.ordering_key
              FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
                  AS v(webhook_id, event_id, event_type, status, body, ordering_key)",

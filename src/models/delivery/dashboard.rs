@@ -57,7 +57,7 @@ impl Delivery {
                     count(*) FILTER (WHERE next_attempt_at <= $2) AS due,
                     min(next_attempt_at) FILTER (WHERE next_attempt_at <= $2) AS oldest_due,
                     min(next_attempt_at) AS next_attempt
-             FROM deliveries
+             FROM deliveries_waiting
              WHERE webhook_id = ANY($1) AND status = 'pending'
              GROUP BY webhook_id",
         )
@@ -82,7 +82,7 @@ impl Delivery {
             "SELECT date_trunc('hour', p.created_at, 'UTC') AS hour, count(*) AS pending
              FROM unnest($1::int8[]) AS w(id)
              CROSS JOIN LATERAL (
-                 SELECT d.created_at FROM deliveries d
+                 SELECT d.created_at FROM deliveries_waiting d
                  WHERE d.webhook_id = w.id AND d.status = 'pending' AND d.created_at >= $2
                  LIMIT $3
              ) p

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Int8, Timestamptz};
+use diesel::sql_types::{BigInt, Date, Int8, Timestamptz};
 use serde::Serialize;
 
 mod dashboard;
@@ -16,7 +16,7 @@ mod status;
 use crate::db::prepared::prepared;
 use crate::schema::{deliveries, delivery_attempts};
 pub use dashboard::Backlog;
-pub use days::{Added, DAYS_AHEAD, add_days, add_days_ahead, day_start, days};
+pub use days::{ATTEMPTS, Added, DAYS_AHEAD, DELIVERIES, History, add_days, add_days_ahead, day_start, days};
 pub use log::{LOG_PAGE_SIZE, LogEntry, LogFilter, LogPage};
 pub use replay::ReplayScope;
 pub use retention::{Cleaned, clean_up};
@@ -24,6 +24,37 @@ pub use status::{DeliveryStatus, OUTCOMES};
 
 /// The channel the dispatcher listens on; a notification means "new work is due".
 pub const NOTIFY_CHANNEL: &str = "hookboard_deliveries";
+
+/// `done_on` of a delivery still to send (pending or parked): the waiting partition
+/// (migration `deliveries_by_day`). A filter on it keeps a statement to that partition; a
+/// finished delivery's `done_on` is the UTC day it finished on.
+pub fn waiting() -> Waiting {
+    Waiting
+}
+
+/// The date `'infinity'` in SQL (chrono has no such date). A constant, unlike diesel's SQL
+/// literals, so a statement that names it is still prepared once per connection, and a
+/// generic plan of it kept.
+#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId, diesel::expression::ValidGrouping)]
+pub struct Waiting;
+
+impl diesel::Expression for Waiting {
+    type SqlType = Date;
+}
+
+impl<QS> diesel::AppearsOnTable<QS> for Waiting {}
+
+impl<QS> diesel::SelectableExpression<QS> for Waiting {}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for Waiting {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        out.push_sql("'infinity'::date");
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = deliveries, check_for_backend(diesel::pg::Pg))]
@@ -149,6 +180,7 @@ impl Delivery {
             deliveries::status.eq(DeliveryStatus::Pending.as_str()),
             deliveries::next_attempt_at.eq(now),
             deliveries::completed_at.eq(None::<DateTime<Utc>>),
+            deliveries::done_on.eq(waiting()),
             deliveries::updated_at.eq(diesel::dsl::now),
         ))
         .returning(Delivery::as_returning())
@@ -181,6 +213,7 @@ impl Delivery {
     pub fn park_waiting(conn: &mut PgConnection, webhook_id: i64, now: DateTime<Utc>) -> QueryResult<usize> {
         diesel::update(
             deliveries::table
+                .filter(deliveries::done_on.eq(waiting()))
                 .filter(deliveries::webhook_id.eq(webhook_id))
                 .filter(deliveries::status.eq(DeliveryStatus::Pending.as_str())),
         )
@@ -195,6 +228,7 @@ impl Delivery {
     pub fn resend_parked(conn: &mut PgConnection, webhook_id: i64, now: DateTime<Utc>) -> QueryResult<usize> {
         diesel::update(
             deliveries::table
+                .filter(deliveries::done_on.eq(waiting()))
                 .filter(deliveries::webhook_id.eq(webhook_id))
                 .filter(deliveries::status.eq(DeliveryStatus::Parked.as_str())),
         )
@@ -210,12 +244,14 @@ impl Delivery {
     pub fn drop_parked(conn: &mut PgConnection, webhook_id: i64, now: DateTime<Utc>) -> QueryResult<usize> {
         diesel::update(
             deliveries::table
+                .filter(deliveries::done_on.eq(waiting()))
                 .filter(deliveries::webhook_id.eq(webhook_id))
                 .filter(deliveries::status.eq(DeliveryStatus::Parked.as_str())),
         )
         .set((
             deliveries::status.eq(DeliveryStatus::Cancelled.as_str()),
             deliveries::completed_at.eq(Some(now)),
+            deliveries::done_on.eq(now.date_naive()),
             deliveries::updated_at.eq(now),
         ))
         .execute(conn)
@@ -225,6 +261,7 @@ impl Delivery {
     /// Deliveries of a webhook waiting to go out: pending (due or retrying) or parked.
     pub fn waiting_count(conn: &mut PgConnection, webhook_id: i64) -> QueryResult<i64> {
         deliveries::table
+            .filter(deliveries::done_on.eq(waiting()))
             .filter(deliveries::webhook_id.eq(webhook_id))
             .filter(
                 deliveries::status
@@ -236,6 +273,7 @@ impl Delivery {
 
     pub fn parked_count(conn: &mut PgConnection, webhook_id: i64) -> QueryResult<i64> {
         deliveries::table
+            .filter(deliveries::done_on.eq(waiting()))
             .filter(deliveries::webhook_id.eq(webhook_id))
             .filter(deliveries::status.eq(DeliveryStatus::Parked.as_str()))
             .count()
@@ -246,6 +284,7 @@ impl Delivery {
     /// and locked); returns how many were still waiting to be sent.
     pub fn delete_of_webhook(conn: &mut PgConnection, webhook_id: i64) -> QueryResult<i64> {
         let waiting: i64 = deliveries::table
+            .filter(deliveries::done_on.eq(waiting()))
             .filter(deliveries::webhook_id.eq(webhook_id))
             .filter(
                 deliveries::status
@@ -278,11 +317,11 @@ impl Delivery {
         ordered: bool,
     ) -> QueryResult<usize> {
         let statement = if ordered {
-            "UPDATE deliveries d SET ordering_key = e.ordering_key FROM events e
+            "UPDATE deliveries_waiting d SET ordering_key = e.ordering_key FROM events e
              WHERE d.webhook_id = $1 AND d.status IN ('pending', 'parked')
                AND e.id = d.event_id AND e.ordering_key IS NOT NULL"
         } else {
-            "UPDATE deliveries SET ordering_key = NULL
+            "UPDATE deliveries_waiting SET ordering_key = NULL
              WHERE webhook_id = $1 AND status IN ('pending', 'parked') AND ordering_key IS NOT NULL"
         };
         diesel::sql_query(statement)
@@ -300,7 +339,7 @@ impl Delivery {
         }
         prepared(
             "SELECT count(*) AS keys FROM (
-                 SELECT ordering_key FROM deliveries
+                 SELECT ordering_key FROM deliveries_waiting
                  WHERE webhook_id = $1 AND status = 'pending' AND ordering_key IS NOT NULL
                  GROUP BY ordering_key HAVING count(*) > 1
              ) held",
@@ -355,7 +394,7 @@ pub fn queue_gauges(conn: &mut PgConnection, now: DateTime<Utc>) -> QueryResult<
         "SELECT count(*) FILTER (WHERE status = 'pending' AND next_attempt_at <= $1) AS due,
                 COALESCE(EXTRACT(EPOCH FROM $1 - min(next_attempt_at) FILTER (WHERE status = 'pending' AND next_attempt_at <= $1)), 0)::float8 AS oldest,
                 count(*) FILTER (WHERE status = 'parked') AS parked
-         FROM deliveries WHERE status IN ('pending', 'parked')",
+         FROM deliveries_waiting WHERE status IN ('pending', 'parked')",
     )
     .bind::<Timestamptz, _>(now)
     .get_result(conn)?;

@@ -63,6 +63,7 @@ impl Delivery {
                 deliveries::status.eq(DeliveryStatus::Pending.as_str()),
                 deliveries::next_attempt_at.eq(now),
                 deliveries::completed_at.eq(None::<DateTime<Utc>>),
+                deliveries::done_on.eq(super::waiting()),
                 deliveries::updated_at.eq(now),
             ))
             .execute(conn)

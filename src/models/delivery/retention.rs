@@ -14,8 +14,9 @@ const RETENTION_BATCH: i64 = 10_000;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cleaned {
     pub attempts: usize,
-    /// Days of attempts dropped whole, and days past the retention left for the next pass
-    /// (their lock not had in time), with why for the last of those.
+    /// Days' partitions (of the attempts and of the deliveries) dropped whole, and those
+    /// past the retention left for the next pass (their lock not had in time), with why for
+    /// the last of those.
     pub days_dropped: usize,
     pub days_left: usize,
     pub last_failure: Option<String>,
@@ -42,32 +43,40 @@ impl Cleaned {
 }
 
 /// Deletes what is older than the retention, a UTC day at a time: what was before the
-/// start of `before`'s day. Attempts go by their day's partition, dropped whole; what the
-/// DEFAULT partition holds, finished deliveries and events no delivery waits for any more go
-/// in transactions of at most [`RETENTION_BATCH`] rows.
+/// start of `before`'s day. Attempts go by the day they started on and finished deliveries
+/// by the day they finished on, their days' partitions dropped whole; what the DEFAULT
+/// partitions hold and events no delivery waits for any more go in transactions of at most
+/// [`RETENTION_BATCH`] rows. A delivery still waiting, however old, stays.
 ///
-/// Deliveries and events are walked in id order (ids grow with creation) from the oldest, up
-/// to the first batch holding one created after the limit: a delivery created after it
-/// cannot have completed before it, and one still waiting, however old, stays. A row created
-/// just before the limit but numbered after a newer one is left for the next pass.
+/// Events are walked in id order (ids grow with creation) from the oldest, up to the first
+/// batch holding one created after the limit. An event created just before the limit but
+/// numbered after a newer one is left for the next pass.
 pub fn clean_up(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryResult<Cleaned> {
     let before = super::days::day_start(before);
     let mut cleaned = Cleaned::default();
     super::days::drop_days_before(conn, before, &mut cleaned)?;
-    let default = super::days::DEFAULT_PARTITION;
-    loop {
-        let deleted = cleaned.batch(conn, |conn| {
-            diesel::sql_query(format!(
-                "DELETE FROM {default} WHERE id IN (
-                     SELECT id FROM {default} WHERE started_at < $1 LIMIT $2)"
-            ))
-            .bind::<Timestamptz, _>(before)
-            .bind::<BigInt, _>(RETENTION_BATCH)
-            .execute(conn)
-        })?;
-        cleaned.attempts += deleted;
-        if (deleted as i64) < RETENTION_BATCH {
-            break;
+    // Every row of the deliveries' DEFAULT partition is finished (their `done_on` is a day).
+    for (default, when) in [
+        (super::days::ATTEMPTS.default, "started_at < $1"),
+        (super::days::DELIVERIES.default, "completed_at < $1"),
+    ] {
+        loop {
+            let deleted = cleaned.batch(conn, |conn| {
+                diesel::sql_query(format!(
+                    "DELETE FROM {default} WHERE id IN (SELECT id FROM {default} WHERE {when} LIMIT $2)"
+                ))
+                .bind::<Timestamptz, _>(before)
+                .bind::<BigInt, _>(RETENTION_BATCH)
+                .execute(conn)
+            })?;
+            if default == super::days::ATTEMPTS.default {
+                cleaned.attempts += deleted;
+            } else {
+                cleaned.deliveries += deleted;
+            }
+            if (deleted as i64) < RETENTION_BATCH {
+                break;
+            }
         }
     }
     // The hourly aggregates the trigger keeps with them (see `models::hourly`): an hour a
@@ -85,38 +94,6 @@ pub fn clean_up(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryResult<C
         }
         Ok(())
     })?;
-    let mut after = 0_i64;
-    loop {
-        // Their attempts started before they completed, so went with their days; one
-        // that did not (a clock set back meanwhile) goes with its own day, which no page
-        // shows without its delivery.
-        let walk: DeliveryWalk = cleaned.batch(conn, |conn| {
-            diesel::sql_query(
-                "WITH batch AS (
-                     SELECT id, status, created_at, completed_at FROM deliveries
-                     WHERE id > $2 ORDER BY id LIMIT $3
-                 ), gone AS (
-                     DELETE FROM deliveries d USING batch b
-                     WHERE d.id = b.id AND b.status IN ('succeeded', 'failed', 'cancelled')
-                       AND b.completed_at < $1
-                     RETURNING d.id
-                 )
-                 SELECT count(*) AS walked, max(b.id) AS last,
-                        bool_and(b.created_at < $1) AS all_old,
-                        (SELECT count(*) FROM gone) AS deleted
-                 FROM batch b",
-            )
-            .bind::<Timestamptz, _>(before)
-            .bind::<BigInt, _>(after)
-            .bind::<BigInt, _>(RETENTION_BATCH)
-            .get_result(conn)
-        })?;
-        cleaned.deliveries += walk.deleted as usize;
-        match next_start(walk.walked, walk.all_old, walk.last) {
-            Some(last) => after = last,
-            None => break,
-        }
-    }
     let mut after = String::new();
     loop {
         let walk: EventWalk = cleaned.batch(conn, |conn| {
@@ -152,20 +129,6 @@ pub fn clean_up(conn: &mut PgConnection, before: DateTime<Utc>) -> QueryResult<C
 /// after its last row, while the batch was full and all of it older than the limit.
 fn next_start<Id>(walked: i64, all_old: Option<bool>, last: Option<Id>) -> Option<Id> {
     last.filter(|_| walked == RETENTION_BATCH && all_old == Some(true))
-}
-
-/// One batch of the retention's walk over deliveries in id order.
-#[derive(QueryableByName)]
-struct DeliveryWalk {
-    #[diesel(sql_type = BigInt)]
-    walked: i64,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    last: Option<i64>,
-    /// Whether every delivery of the batch was created before the limit.
-    #[diesel(sql_type = Nullable<Bool>)]
-    all_old: Option<bool>,
-    #[diesel(sql_type = BigInt)]
-    deleted: i64,
 }
 
 /// One batch of the retention's walk over events in id order.

@@ -108,9 +108,10 @@ async fn the_retention_deletes_a_busy_day_in_short_transactions_and_keeps_what_w
             .unwrap();
             diesel::sql_query(
                 "INSERT INTO deliveries (tenant_id, webhook_id, event_id, event_type, status, attempt_count,
-                                         created_at, updated_at, completed_at, next_attempt_at)
+                                         created_at, updated_at, completed_at, next_attempt_at, done_on)
                  SELECT tenant_id, $1, id, event_type, st, 1, created_at, created_at,
-                        CASE WHEN st = 'succeeded' THEN created_at END, created_at
+                        CASE WHEN st = 'succeeded' THEN created_at END, created_at,
+                        CASE WHEN st = 'succeeded' THEN (created_at AT TIME ZONE 'UTC')::date ELSE 'infinity' END
                  FROM events,
                       LATERAL (SELECT CASE WHEN id <= 'E000005' THEN 'pending'
                                            WHEN id <= 'E000010' THEN 'parked'
@@ -193,7 +194,7 @@ async fn the_dispatchers_statements_are_prepared_once_per_connection() {
     for part in [
         "due_webhooks",
         "INSERT INTO delivery_attempts",
-        "UPDATE deliveries d SET status = v.status",
+        "UPDATE deliveries d SET (status, attempt_count",
         "ORDER BY id FOR KEY SHARE",
     ] {
         let statement = find(part);
@@ -226,9 +227,9 @@ async fn a_backlog_is_claimed_by_key_when_the_statistics_say_nothing_waits() {
         let conn = &mut setup.get().unwrap();
         diesel::sql_query(
             "INSERT INTO deliveries (tenant_id, webhook_id, event_id, event_type, status, attempt_count,
-                                     last_status_code, created_at, completed_at, next_attempt_at)
+                                     last_status_code, created_at, completed_at, next_attempt_at, done_on)
              SELECT tenant_id, webhook_id, event_id, event_type, status, attempt_count, last_status_code,
-                    created_at, completed_at, next_attempt_at
+                    created_at, completed_at, next_attempt_at, done_on
              FROM deliveries CROSS JOIN generate_series(1, 20000)",
         )
         .execute(conn)

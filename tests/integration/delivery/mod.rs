@@ -11,6 +11,7 @@ mod concurrency;
 mod event_api;
 mod filters;
 mod lifecycle;
+mod log_days;
 /// `make reliability` selects these tests by `delivery::misbehaving`.
 mod misbehaving;
 mod ordering;

@@ -46,16 +46,21 @@ pub async fn set_delivery(fx: &Fixture, id: i64, status: &str, created_at: DateT
     let status = status.to_owned();
     fx.app
         .with_conn(move |conn| {
-            use hookboard::schema::deliveries as d;
+            use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
             let completed = (status == "failed" || status == "succeeded").then_some(created_at);
-            diesel::update(d::table.filter(d::id.eq(id)))
-                .set((
-                    d::status.eq(&status),
-                    d::created_at.eq(created_at),
-                    d::completed_at.eq(completed),
-                ))
-                .execute(conn)
-                .unwrap()
+            // A finished one in the partition of its day (migration `deliveries_by_day`).
+            diesel::sql_query(
+                "UPDATE deliveries SET status = $2, created_at = $3, completed_at = $4,
+                     done_on = CASE WHEN $2 IN ('pending', 'parked') THEN 'infinity'
+                                    ELSE ($3 AT TIME ZONE 'UTC')::date END
+                 WHERE id = $1",
+            )
+            .bind::<BigInt, _>(id)
+            .bind::<Text, _>(&status)
+            .bind::<Timestamptz, _>(created_at)
+            .bind::<Nullable<Timestamptz>, _>(completed)
+            .execute(conn)
+            .unwrap()
         })
         .await;
 }
@@ -438,8 +443,10 @@ async fn failed_deliveries(fx: &Fixture, webhook: &Webhook, n: i64) {
     fx.app
         .with_conn(move |conn| {
             diesel::sql_query(
-                "INSERT INTO deliveries (tenant_id, webhook_id, event_id, event_type, status, attempt_count, created_at, completed_at)
-                 SELECT $1, $2, $3, 'booking.created', 'failed', 1, now() - interval '1 hour', now() - interval '1 hour'
+                "INSERT INTO deliveries (tenant_id, webhook_id, event_id, event_type, status, attempt_count, created_at,
+                                         completed_at, done_on)
+                 SELECT $1, $2, $3, 'booking.created', 'failed', 1, now() - interval '1 hour', now() - interval '1 hour',
+                        ((now() - interval '1 hour') AT TIME ZONE 'UTC')::date
                  FROM generate_series(1, $4)",
             )
             .bind::<diesel::sql_types::BigInt, _>(tenant_id)

@@ -66,6 +66,7 @@ async fn the_webhook_page_shows_configuration_health_and_every_attempt() {
             diesel::update(deliveries::table.find(delivery_id))
                 .set((
                     deliveries::status.eq("succeeded"),
+                    deliveries::done_on.eq(crate::helpers::done_on("succeeded", now)),
                     deliveries::attempt_count.eq(2),
                     deliveries::last_status_code.eq(204),
                 ))

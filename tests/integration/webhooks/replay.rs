@@ -50,6 +50,7 @@ async fn arranged(app: &TestApp, tenant: &Tenant) -> Webhook {
             diesel::update(deliveries::table.find(id))
                 .set((
                     deliveries::status.eq(status),
+                    deliveries::done_on.eq(crate::helpers::done_on(status, at)),
                     deliveries::created_at.eq(at),
                     deliveries::completed_at.eq(Some(at)),
                 ))

@@ -1,0 +1,150 @@
+//! The log's pages over the deliveries' days: a page reads the days its deliveries can
+//! have finished on (each day a partition), looks further back only when those cannot hold
+//! the whole page, and shows the same deliveries, in the same order, either way.
+
+use chrono::{DateTime, Days, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text, Timestamptz};
+use hookboard::clock::Clock;
+use hookboard::models::delivery::{Delivery, LogFilter, LogPage, add_days};
+
+use super::retention::{day_at, days_read_by, deliveries_of};
+use super::{Fixture, booking};
+use crate::receiver::Receiver;
+
+/// `count` deliveries of the webhook, of its one event, made at `created` and finished
+/// (`status`) at `done`, numbered in the order they are written.
+fn finished(
+    conn: &mut PgConnection,
+    webhook_id: i64,
+    status: &str,
+    (created, done): (DateTime<Utc>, DateTime<Utc>),
+    count: i64,
+) {
+    diesel::sql_query(
+        "INSERT INTO deliveries (tenant_id, webhook_id, event_id, event_type, status, attempt_count,
+                                 created_at, updated_at, completed_at, done_on)
+         SELECT w.tenant_id, w.id, e.id, e.event_type, $5, 1, $2, $3, $3, ($3 AT TIME ZONE 'UTC')::date
+         FROM webhooks w, events e, generate_series(1, $4)
+         WHERE w.id = $1 AND e.tenant_id = w.tenant_id",
+    )
+    .bind::<BigInt, _>(webhook_id)
+    .bind::<Timestamptz, _>(created)
+    .bind::<Timestamptz, _>(done)
+    .bind::<BigInt, _>(count)
+    .bind::<Text, _>(status)
+    .execute(conn)
+    .unwrap();
+}
+
+/// The webhook's delivery ids, newest first, as one unbounded statement reads them.
+fn all_ids(conn: &mut PgConnection, webhook_id: i64) -> Vec<i64> {
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    diesel::sql_query("SELECT id FROM deliveries WHERE webhook_id = $1 ORDER BY id DESC")
+        .bind::<BigInt, _>(webhook_id)
+        .load::<Id>(conn)
+        .unwrap()
+        .into_iter()
+        .map(|row| row.id)
+        .collect()
+}
+
+fn ids_of(page: &LogPage) -> Vec<i64> {
+    page.entries.iter().map(|entry| entry.delivery.id).collect()
+}
+
+/// A month-old webhook with deliveries failed 20 days ago, one made then and finished only
+/// today (after its retries), and today's: the first page is today's and reads no older
+/// day; the next page needs the old day, reads it, and lists every delivery in order. A
+/// filter that matches only the old deliveries finds them. A webhook made today has nothing
+/// older, so even a page that is not full reads no older day.
+#[actix_web::test]
+async fn a_log_page_reads_the_days_its_deliveries_finished_on_and_only_those() {
+    let fx = Fixture::new().await;
+    let receiver = Receiver::answering(204);
+    let webhook = fx.webhook(&receiver.url).await;
+    fx.publish(&booking("bk-log-days")).await;
+    let now = fx.app.clock.now();
+    let today = now.date_naive();
+    let old = today - Days::new(20);
+    let webhook_id = webhook.id;
+    let made = now - chrono::Duration::days(30);
+    let ids = fx
+        .app
+        .with_conn(move |conn| {
+            add_days(conn, old, today).unwrap();
+            diesel::sql_query("DELETE FROM deliveries").execute(conn).unwrap();
+            diesel::sql_query("UPDATE webhooks SET created_at = $2 WHERE id = $1")
+                .bind::<BigInt, _>(webhook_id)
+                .bind::<Timestamptz, _>(made)
+                .execute(conn)
+                .unwrap();
+            finished(conn, webhook_id, "failed", (day_at(old, 8), day_at(old, 9)), 30);
+            finished(conn, webhook_id, "succeeded", (day_at(old, 10), now), 1);
+            finished(
+                conn,
+                webhook_id,
+                "succeeded",
+                (now - chrono::Duration::minutes(5), now),
+                30,
+            );
+            all_ids(conn, webhook_id)
+        })
+        .await;
+    assert_eq!(ids.len(), 61);
+
+    let page_of = move |filter: LogFilter, created: DateTime<Utc>| {
+        move |conn: &mut PgConnection| {
+            days_read_by(conn, "deliveries", |conn| {
+                Delivery::log_page(conn, (webhook_id, created), &filter, 25, now)
+            })
+        }
+    };
+    let (first, read) = fx.app.with_conn(page_of(LogFilter::default(), made)).await;
+    assert_eq!(ids_of(&first), ids[..25], "today's 25 newest");
+    assert_eq!(first.next_before, Some(ids[24]));
+    assert!(read.contains(&deliveries_of(today)), "{read:?}");
+    assert!(
+        !read.contains(&deliveries_of(old)),
+        "a page of today's deliveries reads no day 20 days old: {read:?}"
+    );
+
+    let before = LogFilter {
+        before: ids[24].to_string(),
+        ..LogFilter::default()
+    };
+    let (second, read) = fx.app.with_conn(page_of(before, made)).await;
+    assert_eq!(
+        ids_of(&second),
+        ids[25..50],
+        "today's last 5, the one made 20 days ago and finished today, then the old ones, by id"
+    );
+    assert_eq!(second.next_before, Some(ids[49]));
+    assert!(read.contains(&deliveries_of(old)), "{read:?}");
+    let done_today = &second.entries[5].delivery;
+    assert_eq!(done_today.created_at, day_at(old, 10));
+
+    // Nothing of the last days fits this filter: the page is found in the old day.
+    let failed = LogFilter {
+        outcome: "failed".into(),
+        ..LogFilter::default()
+    };
+    let (third, read) = fx.app.with_conn(page_of(failed, made)).await;
+    assert_eq!(ids_of(&third), ids[31..56]);
+    assert!(read.contains(&deliveries_of(old)), "{read:?}");
+
+    // Made today, the webhook can have nothing older: after today's 30 and the one that
+    // finished today, the old day is not read (its rows break that rule on purpose).
+    let after_today = LogFilter {
+        before: ids[29].to_string(),
+        ..LogFilter::default()
+    };
+    let (short, read) = fx.app.with_conn(page_of(after_today, now)).await;
+    assert_eq!(ids_of(&short), [ids[30]]);
+    assert_eq!(short.next_before, None);
+    assert!(!read.contains(&deliveries_of(old)), "{read:?}");
+}
