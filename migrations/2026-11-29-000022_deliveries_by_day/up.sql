@@ -100,7 +100,10 @@ CREATE INDEX deliveries_parked_idx ON deliveries_waiting (webhook_id) WHERE stat
 -- statistics taken while the partition was empty (a queue drained, then analyzed) every
 -- index looks as cheap as the plain one on `id`. A generic plan made then locked a claim's
 -- 128 deliveries by walking (webhook_id, event_type, id) whole: 21,000 buffers and 83 ms
--- instead of 0.2 ms. A unique index is taken for `id = ANY(...)` whatever the statistics.
+-- instead of 0.2 ms. Unique, the planner prefers it for `id = ANY(...)`; but it is no
+-- guarantee on its own (a join, or an index-only scan, can still make another index's whole
+-- walk look cheaper), which is why the worker also looks deliveries up by id alone, with
+-- index-only scans off (`by_key` in `src/delivery/dispatcher/conn.rs`).
 CREATE UNIQUE INDEX deliveries_waiting_id_key ON deliveries_waiting (id);
 CREATE TABLE deliveries_default PARTITION OF deliveries DEFAULT;
 CREATE INDEX deliveries_default_id_idx ON deliveries_default (id);
