@@ -15,6 +15,7 @@ use crate::db::{self, Database};
 use crate::delivery::dispatcher::{self, Dispatcher};
 use crate::metrics::Metrics;
 use crate::models::audit::Actor;
+use crate::models::delivery::Delivery;
 use crate::models::random_hex;
 use crate::models::tenant::{Plan, Tenant};
 use crate::models::user::Role;
@@ -29,9 +30,10 @@ pub fn serve(settings: Settings) -> anyhow::Result<()> {
     // Bind first: a port in use fails before anything is started or written.
     let listener = bind(&settings)?;
     let database = Database::open(&settings)?;
-    let pool = db::connect(&database.url, settings.db_pool_size)?;
     {
-        let mut conn = pool.get()?;
+        // One connection to set the database up; the server's pool prepares its
+        // connections for tables that exist only after the migrations.
+        let mut conn = db::connect(&database.url, 1)?.get()?;
         db::run_migrations(&mut conn)?;
         crate::delivery::dispatcher::add_history_days(&mut conn, chrono::Utc::now())?;
         if database.is_embedded() {
@@ -42,6 +44,9 @@ pub fn serve(settings: Settings) -> anyhow::Result<()> {
             eprintln!("\n  WARNING: {warning}\n");
         }
     }
+    let pool = db::connect_ready(&database.url, settings.db_pool_size, |conn| {
+        Delivery::prepare_log(conn, chrono::Utc::now())
+    })?;
     let secret_key = resolve_secret_key(&settings)?;
     let address = listener.local_addr()?;
     let clock: Arc<dyn crate::clock::Clock> = Arc::new(SystemClock);

@@ -53,38 +53,72 @@ impl Database {
     }
 }
 
-/// Builds the pool and checks that the database answers, with a message that names the
-/// setting when it does not.
+/// Builds a pool whose connections open as they are needed, from one, and checks that the
+/// database answers, with a message that names the setting when it does not: for the
+/// commands and tools, which use a few. The server's pool is [`connect_ready`].
 pub fn connect(url: &str, size: u32) -> anyhow::Result<DbPool> {
+    build(url, size, 1, SessionSettings { prepare: None })
+}
+
+/// The server's pool: every connection is opened, and `prepare` run on it, before the pool
+/// is returned, and the pool keeps them all (one that reaches its lifetime is replaced in
+/// the background). So a request never waits for a connection to open, nor for the first
+/// plans of its session: a new PostgreSQL session plans its first statement over a
+/// partitioned table with every partition's catalog entries still to load (16 ms for the
+/// delivery log over 41 days, 3 ms once they are loaded), and a pool that opens
+/// connections as needed opens them in a burst, when requests queue for them.
+pub fn connect_ready(url: &str, size: u32, prepare: Prepare) -> anyhow::Result<DbPool> {
+    build(
+        url,
+        size,
+        size,
+        SessionSettings {
+            prepare: Some(prepare),
+        },
+    )
+}
+
+/// Work run on each of the server's connections as it opens: see [`connect_ready`].
+pub type Prepare = fn(&mut PgConnection) -> diesel::QueryResult<()>;
+
+fn build(url: &str, size: u32, open: u32, settings: SessionSettings) -> anyhow::Result<DbPool> {
     let manager = ConnectionManager::<PgConnection>::new(url);
     Pool::builder()
         .max_size(size)
-        .min_idle(Some(1))
+        // `build` returns once these are open (and prepared).
+        .min_idle(Some(open))
+        // Connections kept open are kept however long they idle.
+        .idle_timeout((open < size).then_some(Duration::from_secs(10 * 60)))
         // A connection the server closed is found at check-out, not by a failed query
         // (diesel cannot tell a closed one otherwise); `/healthz` relies on this.
         .test_on_check_out(true)
         .connection_timeout(Duration::from_secs(10))
-        .connection_customizer(Box::new(SessionSettings))
+        .connection_customizer(Box::new(settings))
         .build(manager)
         .with_context(|| format!("cannot connect to the database at {}", redact_url(url)))
 }
 
-/// What every pooled connection sets when it is opened.
+/// What every pooled connection sets when it is opened, and the pool's own preparation.
 ///
 /// No JIT compilation: Hookboard's statements read a few rows by index, and compiling one
 /// takes 10-200 ms, which PostgreSQL starts on a cost estimate alone (a table it has no
 /// statistics for is guessed at thousands of rows).
 #[derive(Debug)]
-struct SessionSettings;
+struct SessionSettings {
+    prepare: Option<Prepare>,
+}
 
 impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
     fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
         conn.batch_execute("SET jit = off")
-            .map_err(diesel::r2d2::Error::QueryError)
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        match self.prepare {
+            Some(prepare) => prepare(conn).map_err(diesel::r2d2::Error::QueryError),
+            None => Ok(()),
+        }
     }
 }
 
-/// Runs the migrations that have not run yet.
 /// Runs `work` in a transaction begun together with `settings` (`SET LOCAL` statements, which
 /// last until it ends) in one round trip, committed when `work` succeeds and rolled back
 /// when it fails. Inside a transaction already, `work` runs in a savepoint, and the
@@ -116,6 +150,7 @@ pub fn transaction_with<R, E: From<diesel::result::Error>>(
     }
 }
 
+/// Runs the migrations that have not run yet.
 pub fn run_migrations(conn: &mut PgConnection) -> anyhow::Result<()> {
     let applied = conn
         .run_pending_migrations(MIGRATIONS)

@@ -123,6 +123,9 @@ pub struct LogPage {
     pub next_before: Option<i64>,
 }
 
+/// The log's statements keep one generic plan each: see [`Delivery::log_page`].
+const FORCE_GENERIC_PLAN: &str = "SET LOCAL plan_cache_mode = force_generic_plan";
+
 /// A delivery with its event type, body preview and size, and when it was last written.
 type LogRow = (Delivery, String, String, i32, DateTime<Utc>);
 
@@ -162,8 +165,23 @@ impl Delivery {
         limit: i64,
         now: DateTime<Utc>,
     ) -> QueryResult<LogPage> {
-        crate::db::transaction_with(conn, "SET LOCAL plan_cache_mode = force_generic_plan", |conn| {
+        crate::db::transaction_with(conn, FORCE_GENERIC_PLAN, |conn| {
             Delivery::read_log_page(conn, webhook, filter, limit, now)
+        })
+    }
+
+    /// Plans the statements of a log's first page on this connection, as [`Delivery::log_page`]
+    /// keeps them, before any page is asked for: the pool runs it on each connection it
+    /// opens (`db::connect_ready`). Their first plans load the catalog entries of every
+    /// day's partition of deliveries and of attempts, about 30 ms in all, which would
+    /// otherwise fall on the first page a connection serves. Reads nothing.
+    pub fn prepare_log(conn: &mut PgConnection, now: DateTime<Utc>) -> QueryResult<()> {
+        crate::db::transaction_with(conn, FORCE_GENERIC_PLAN, |conn| {
+            // No webhook has id 0, and one made at the epoch is read at every reach.
+            let never = DateTime::UNIX_EPOCH;
+            Delivery::read_log_page(conn, (0, never), &LogFilter::default(), LOG_PAGE_SIZE, now)?;
+            Delivery::attempts_of(conn, Vec::new(), (never, now))?;
+            Ok(())
         })
     }
 
@@ -282,15 +300,7 @@ impl Delivery {
             })
             .collect();
         let ids: Vec<i64> = rows.iter().map(|row| row.0.id).collect();
-        let mut attempts: Vec<Attempt> = delivery_attempts::table
-            .filter(delivery_attempts::delivery_id.eq_any(ids))
-            .filter(started_around(oldest, latest))
-            .order((
-                delivery_attempts::delivery_id,
-                delivery_attempts::attempt_number.desc(),
-            ))
-            .select(Attempt::as_select())
-            .load(conn)?;
+        let mut attempts = Delivery::attempts_of(conn, ids, (oldest, latest))?;
         let heads = Delivery::heads_of(conn, &rows)?;
         Ok(rows
             .into_iter()
@@ -319,6 +329,24 @@ impl Delivery {
                 }
             })
             .collect())
+    }
+
+    /// The attempts of these deliveries, made from `oldest` and last written up to
+    /// `latest`, by delivery and newest first.
+    fn attempts_of(
+        conn: &mut PgConnection,
+        ids: Vec<i64>,
+        (oldest, latest): (DateTime<Utc>, DateTime<Utc>),
+    ) -> QueryResult<Vec<Attempt>> {
+        delivery_attempts::table
+            .filter(delivery_attempts::delivery_id.eq_any(ids))
+            .filter(started_around(oldest, latest))
+            .order((
+                delivery_attempts::delivery_id,
+                delivery_attempts::attempt_number.desc(),
+            ))
+            .select(Attempt::as_select())
+            .load(conn)
     }
 
     /// For the waiting ordered deliveries among `rows` (all of one webhook): the first

@@ -148,3 +148,84 @@ async fn a_log_page_reads_the_days_its_deliveries_finished_on_and_only_those() {
     assert_eq!(short.next_before, None);
     assert!(!read.contains(&deliveries_of(old)), "{read:?}");
 }
+
+/// The server's pool opens every connection before it is handed out, each with the
+/// statements of a log's first page planned over every day's partition
+/// (`Delivery::prepare_log`): a page served on any of them prepares and plans none of its
+/// reads of deliveries and attempts anew, and still lists the webhook's deliveries with
+/// their attempts.
+#[actix_web::test]
+async fn the_servers_pool_opens_its_connections_with_the_log_planned() {
+    let fx = Fixture::new().await;
+    let receiver = Receiver::answering(204);
+    let webhook = fx.webhook(&receiver.url).await;
+    fx.publish_many(3).await;
+    assert_eq!(fx.run_due().await.succeeded, 3);
+    let prepare: hookboard::db::Prepare = |conn| Delivery::prepare_log(conn, Utc::now());
+    let pool = hookboard::db::connect_ready(&fx.app.database_url, 3, prepare).unwrap();
+    assert_eq!(
+        pool.state().connections,
+        3,
+        "all opened before the pool is returned"
+    );
+    let now = fx.app.clock.now();
+    crate::helpers::tokio_block(move || {
+        // Held at once, so these are the pool's three connections.
+        let mut conns: Vec<_> = (0..3).map(|_| pool.get().unwrap()).collect();
+        for conn in &mut conns {
+            let planned = log_statements(conn);
+            for table in ["deliveries", "delivery_attempts"] {
+                assert!(
+                    planned
+                        .iter()
+                        .any(|p| p.statement.contains(&format!("FROM \"{table}\"")) && p.generic_plans >= 1),
+                    "a generic plan of a read of {table}: {planned:#?}"
+                );
+            }
+        }
+        let conn = &mut conns[1];
+        let before = log_statements(conn);
+        let page = Delivery::log_page(
+            conn,
+            (webhook.id, webhook.created_at),
+            &LogFilter::default(),
+            25,
+            now,
+        )
+        .unwrap();
+        assert_eq!(page.entries.len(), 3);
+        assert!(page.entries.iter().all(|entry| entry.attempts.len() == 1));
+        let after = log_statements(conn);
+        assert_eq!(
+            after.iter().map(|p| &p.statement).collect::<Vec<_>>(),
+            before.iter().map(|p| &p.statement).collect::<Vec<_>>(),
+            "no statement of the page's over deliveries and attempts prepared anew"
+        );
+        assert_eq!(
+            after.iter().map(|p| p.generic_plans).sum::<i64>(),
+            before.iter().map(|p| p.generic_plans).sum::<i64>() + 2,
+            "the page's read of deliveries and of attempts ran on their kept plans: {after:#?}"
+        );
+    })
+    .await;
+}
+
+/// A prepared statement of this session that reads deliveries or attempts.
+#[derive(QueryableByName, Debug)]
+struct Planned {
+    #[diesel(sql_type = Text)]
+    statement: String,
+    #[diesel(sql_type = BigInt)]
+    generic_plans: i64,
+}
+
+/// This session's prepared statements over deliveries and attempts, in the order prepared.
+fn log_statements(conn: &mut PgConnection) -> Vec<Planned> {
+    diesel::sql_query(
+        "SELECT statement, generic_plans FROM pg_prepared_statements
+         WHERE statement LIKE '%FROM \"deliveries\"%' OR statement LIKE '%FROM \"delivery_attempts\"%'
+         ORDER BY prepare_time, name",
+    )
+    .load(conn)
+    .unwrap()
+}
