@@ -78,13 +78,13 @@ pub(super) fn by_key<R>(
     conn: &mut PgConnection,
     work: impl FnOnce(&mut PgConnection) -> anyhow::Result<R>,
 ) -> anyhow::Result<R> {
-    crate::db::transaction_with(
-        conn,
-        "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
-         SET LOCAL enable_indexonlyscan = off; SET LOCAL plan_cache_mode = force_generic_plan",
-        work,
-    )
+    crate::db::transaction_with(conn, BY_KEY_SETTINGS, work)
 }
+
+/// The settings of [`by_key`]'s transactions (public for the tests that plan the worker's
+/// statements as it does).
+pub const BY_KEY_SETTINGS: &str = "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
+     SET LOCAL enable_indexonlyscan = off; SET LOCAL plan_cache_mode = force_generic_plan";
 
 /// Whether `err` is PostgreSQL's serialization failure. At READ COMMITTED, the dispatcher's
 /// level, that means a row it went to lock had moved to another partition in a transaction

@@ -41,6 +41,7 @@ use crate::settings::Settings;
 use crate::validation::ssrf::Cidr;
 use conn::Kept;
 
+pub use conn::BY_KEY_SETTINGS;
 pub use run::{Handle, start};
 
 /// Requests sent to one webhook at the same time, at most.
