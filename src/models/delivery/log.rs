@@ -1,7 +1,7 @@
 //! A webhook's delivery log: its filters, its pages (newest first, by keyset, with the
 //! attempts of each delivery) and the whole filtered log for the Excel export.
 
-use chrono::{DateTime, Days, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Nullable, Text};
 use serde::{Deserialize, Serialize};
@@ -174,13 +174,17 @@ impl Delivery {
     /// keeps them, before any page is asked for: the pool runs it on each connection it
     /// opens (`db::connect_ready`). Their first plans load the catalog entries of every
     /// day's partition of deliveries and of attempts, about 30 ms in all, which would
-    /// otherwise fall on the first page a connection serves. Reads nothing.
+    /// otherwise fall on the first page a connection serves. Each runs with a limit of no
+    /// rows, so it reads none: a log of a webhook without deliveries would be read to its
+    /// end.
     pub fn prepare_log(conn: &mut PgConnection, now: DateTime<Utc>) -> QueryResult<()> {
         crate::db::transaction_with(conn, FORCE_GENERIC_PLAN, |conn| {
-            // No webhook has id 0, and one made at the epoch is read at every reach.
-            let never = DateTime::UNIX_EPOCH;
-            Delivery::read_log_page(conn, (0, never), &LogFilter::default(), LOG_PAGE_SIZE, now)?;
-            Delivery::attempts_of(conn, Vec::new(), (never, now))?;
+            let today = now.date_naive();
+            let default = LogFilter::default();
+            for since in [Some(today), None] {
+                Delivery::page_rows(conn, 0, &default, (since, today), 0)?;
+            }
+            Delivery::attempts_of(conn, Vec::new(), (now, now))?;
             Ok(())
         })
     }
@@ -200,25 +204,7 @@ impl Delivery {
             .filter_map(|days| today.checked_sub_days(Days::new(*days)));
         let (mut rows, more) = loop {
             let since = reaches.next();
-            let mut query = Delivery::log_query(webhook_id, filter);
-            if let Some(since) = since {
-                query = query.filter(deliveries::done_on.ge(since)).filter(
-                    deliveries::done_on
-                        .le(until)
-                        .or(deliveries::done_on.eq(super::waiting())),
-                );
-            }
-            let rows: Vec<PageRow> = query
-                .order(deliveries::id.desc())
-                .limit(limit + 1)
-                .select((
-                    Delivery::as_select(),
-                    deliveries::event_type,
-                    left_of(deliveries::body, BODY_PREVIEW_CHARS),
-                    octet_length_of(deliveries::body),
-                    deliveries::updated_at,
-                ))
-                .load(conn)?;
+            let rows = Delivery::page_rows(conn, webhook_id, filter, (since, until), limit + 1)?;
             let more = rows.len() as i64 > limit;
             let Some(since) = since else {
                 break (rows, more);
@@ -236,6 +222,36 @@ impl Delivery {
         let next_before = more.then(|| rows.last().map(|row| row.0.id)).flatten();
         let entries = Delivery::entries(conn, rows)?;
         Ok(LogPage { entries, next_before })
+    }
+
+    /// The newest `rows` deliveries of the log that finished from `since` to `until` or
+    /// still wait, or of the whole log without `since`.
+    fn page_rows(
+        conn: &mut PgConnection,
+        webhook_id: i64,
+        filter: &LogFilter,
+        (since, until): (Option<NaiveDate>, NaiveDate),
+        rows: i64,
+    ) -> QueryResult<Vec<PageRow>> {
+        let mut query = Delivery::log_query(webhook_id, filter);
+        if let Some(since) = since {
+            query = query.filter(deliveries::done_on.ge(since)).filter(
+                deliveries::done_on
+                    .le(until)
+                    .or(deliveries::done_on.eq(super::waiting())),
+            );
+        }
+        query
+            .order(deliveries::id.desc())
+            .limit(rows)
+            .select((
+                Delivery::as_select(),
+                deliveries::event_type,
+                left_of(deliveries::body, BODY_PREVIEW_CHARS),
+                octet_length_of(deliveries::body),
+                deliveries::updated_at,
+            ))
+            .load(conn)
     }
 
     pub(super) fn log_query(
