@@ -149,6 +149,7 @@ impl Dispatcher {
             let jobs: Vec<Job> = claim.load(conn)?;
             keep_order(conn, jobs, now)
         })?;
+        self.statistics.check(conn, jobs.len())?;
         let claimed_for: HashSet<i64> = jobs.iter().map(|j| j.webhook_id).collect();
         let next_after = if claimed_for.len() >= limit {
             claimed_for.iter().copied().max().unwrap_or(0)

@@ -39,7 +39,7 @@ use crate::db::DbPool;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 use crate::validation::ssrf::Cidr;
-use conn::Kept;
+use conn::{Kept, WaitingStatistics};
 
 pub use conn::BY_KEY_SETTINGS;
 pub use run::{Handle, start};
@@ -128,6 +128,7 @@ pub struct Dispatcher {
     allowed: Arc<Vec<Cidr>>,
     retention: chrono::Duration,
     kept: Kept,
+    statistics: WaitingStatistics,
     /// The alert worker, which runs beside the loop.
     alerts: super::alerts::Alerts,
 }
@@ -153,6 +154,7 @@ impl Dispatcher {
             allowed: Arc::new(settings.allow_private_targets.clone()),
             retention: chrono::Duration::days(i64::from(settings.retention_days)),
             kept: Kept::default(),
+            statistics: WaitingStatistics::default(),
             alerts: super::alerts::Alerts::new(pool.clone(), settings)?,
             pool,
         })
@@ -206,6 +208,7 @@ impl Dispatcher {
             allowed: self.allowed.clone(),
             retention: self.retention,
             kept: self.kept.clone(),
+            statistics: self.statistics.clone(),
             alerts: self.alerts.clone(),
         })
     }

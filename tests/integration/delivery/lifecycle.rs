@@ -217,6 +217,8 @@ async fn the_dispatchers_statements_are_prepared_once_per_connection() {
 /// joined with the events, and the result statement walk `(webhook_id, event_type, id)`
 /// with an index-only scan (4,757 and 8,429 rows a batch over 6,000,000 deliveries of
 /// history): every read of the waiting deliveries, in both, starts from an index condition.
+/// The worker also analyzes the waiting deliveries when a claim finds more of them than
+/// the statistics say there are (`WaitingStatistics::check`).
 #[actix_web::test]
 async fn a_backlog_is_claimed_by_key_when_the_statistics_say_nothing_waits() {
     let fx = Fixture::new().await;
@@ -259,14 +261,35 @@ async fn a_backlog_is_claimed_by_key_when_the_statistics_say_nothing_waits() {
     assert_eq!(summary.succeeded, 1_000);
     drop(engine);
 
-    let (claim, result) = crate::helpers::tokio_block(move || {
+    let (estimate, claim, result) = crate::helpers::tokio_block(move || {
         let conn = &mut pool.get().unwrap();
+        #[derive(QueryableByName)]
+        struct Estimate {
+            #[diesel(sql_type = diesel::sql_types::Float)]
+            rows: f32,
+        }
+        // What the worker's first claim left: it found the statistics behind it.
+        let estimate = diesel::sql_query(
+            "SELECT reltuples AS rows FROM pg_class WHERE oid = 'deliveries_waiting'::regclass",
+        )
+        .get_result::<Estimate>(conn)
+        .unwrap()
+        .rows;
+        // And the plans under statistics that say nothing waits, as they were.
+        diesel::sql_query("VACUUM (ANALYZE) deliveries")
+            .execute(conn)
+            .unwrap();
         (
+            estimate,
             worker_plan(conn, "WITH RECURSIVE busy AS%"),
             worker_plan(conn, "WITH finished AS%"),
         )
     })
     .await;
+    assert!(
+        estimate >= 50.0,
+        "the worker analyzed the waiting deliveries when a claim found more than they said: {estimate}"
+    );
     // The claim's reads of the due index start at a webhook; none reads it whole.
     let mut due_index_reads = Vec::new();
     reads_of(
@@ -297,6 +320,17 @@ async fn a_backlog_is_claimed_by_key_when_the_statistics_say_nothing_waits() {
                 read.get("Index Cond").is_some() && read["Node Type"] != "Index Only Scan",
                 "the {name} reads the waiting deliveries other than by an index condition: {read:#}"
             );
+            // By id through the index that starts with it: another index that holds `id`
+            // takes the same condition, on a column after its first, and is read whole.
+            if read["Index Cond"]
+                .as_str()
+                .is_some_and(|cond| cond.starts_with("(id "))
+            {
+                assert_eq!(
+                    read["Index Name"], "deliveries_waiting_id_key",
+                    "the {name} looks ids up through another index: {read:#}"
+                );
+            }
         }
     }
 }
