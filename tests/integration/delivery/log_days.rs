@@ -149,6 +149,78 @@ async fn a_log_page_reads_the_days_its_deliveries_finished_on_and_only_those() {
     assert!(!read.contains(&deliveries_of(old)), "{read:?}");
 }
 
+/// A page of a webhook with a few deliveries on a busy day reads that day through the
+/// webhook's index. The log's one generic plan took a walk of the day's btree on `id`
+/// backwards, filtering on the webhook, where it expected the webhook's newest deliveries
+/// near the top, and so read the whole day for a quiet webhook (129 ms over 345,000
+/// deliveries); a day's index on `id` is now a hash index (migration
+/// `delivery_day_id_hash`), which no plan can walk.
+#[actix_web::test]
+async fn a_quiet_webhooks_page_reads_a_busy_day_through_its_own_index() {
+    let fx = Fixture::new().await;
+    let receiver = Receiver::answering(204);
+    let busy = fx.webhook(&receiver.url).await;
+    let quiet = fx.webhook(&receiver.url).await;
+    fx.publish(&booking("bk-quiet")).await;
+    let now = fx.app.clock.now();
+    let made = now - chrono::Duration::minutes(5);
+    let (busy_id, quiet_id, quiet_created) = (busy.id, quiet.id, quiet.created_at);
+    let (page, fetched) = fx
+        .app
+        .with_conn(move |conn| {
+            add_days(conn, now.date_naive(), now.date_naive()).unwrap();
+            diesel::sql_query("DELETE FROM deliveries").execute(conn).unwrap();
+            finished(conn, quiet_id, "succeeded", (made, now), 3);
+            finished(conn, busy_id, "succeeded", (made, now), 20_000);
+            diesel::sql_query("VACUUM (ANALYZE) deliveries")
+                .execute(conn)
+                .unwrap();
+            let today = deliveries_of(now.date_naive());
+            rows_fetched_from(conn, &today, |conn| {
+                Delivery::log_page(conn, (quiet_id, quiet_created), &LogFilter::default(), 25, now)
+            })
+        })
+        .await;
+    assert_eq!(page.entries.len(), 3);
+    assert!(
+        page.entries
+            .iter()
+            .all(|entry| entry.delivery.webhook_id == quiet_id),
+        "only the quiet webhook's deliveries"
+    );
+    assert!(
+        fetched <= 3,
+        "the page fetched {fetched} rows of the day's 20,003 to find the quiet webhook's 3"
+    );
+}
+
+/// What `read` returns, and how many rows it fetched from `table` through its indexes.
+fn rows_fetched_from<T>(
+    conn: &mut PgConnection,
+    table: &str,
+    read: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
+) -> (T, i64) {
+    #[derive(QueryableByName)]
+    struct Fetched {
+        #[diesel(sql_type = BigInt)]
+        rows: i64,
+    }
+    let fetched = |conn: &mut PgConnection| {
+        diesel::sql_query(
+            "SELECT coalesce(idx_tup_fetch, 0) AS rows FROM pg_stat_xact_user_tables WHERE relname = $1",
+        )
+        .bind::<Text, _>(table)
+        .get_result::<Fetched>(conn)
+        .map(|f| f.rows)
+    };
+    conn.transaction(|conn| {
+        let before = fetched(conn)?;
+        let read = read(conn)?;
+        QueryResult::Ok((read, fetched(conn)? - before))
+    })
+    .unwrap()
+}
+
 /// The server's pool opens every connection before it is handed out, each with the
 /// statements of a log's first page planned over every day's partition
 /// (`Delivery::prepare_log`): a page served on any of them prepares and plans none of its
