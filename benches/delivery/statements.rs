@@ -1,7 +1,8 @@
 //! `HOOKBOARD_BENCH_STATEMENTS=1 make bench`: what PostgreSQL spent on each statement, from
-//! `pg_stat_statements` (planning included), printed after the counted delivery rounds and
-//! after each page load. The embedded server then loads the extension, which costs a little
-//! of every statement: the run's other figures are not the ones to report.
+//! `pg_stat_statements` (planning included), printed after the warm-up round, after the
+//! counted delivery rounds and after each page load. The embedded server then loads the
+//! extension, which costs a little of every statement: the run's other figures are not the
+//! ones to report.
 //!
 //! Timings say how long; this says where. It found the dashboard's statements planned anew
 //! at every load (0.72 ms of planning in a load of about 3 ms of the machine) and the
